@@ -1,0 +1,113 @@
+/**
+ * The persistence seam. One interface, two backends beside it:
+ * `sqlite-store.ts` (embedded, better-sqlite3 v12) and `postgres-store.ts` (pg).
+ *
+ * Contract:
+ * - `open()` connects and runs the versioned migrations in `migrations/`; it rejects
+ *   (with `ERR_STORE_UNREACHABLE`) when the database cannot be reached, so the caller
+ *   can exit before binding a port.
+ * - `writeBatch()` applies every row of the batch in ONE transaction, in order
+ *   (opens before closes of the same batch). It is idempotent: replaying a batch that
+ *   was already applied changes nothing (inserts use ON CONFLICT DO NOTHING, closes
+ *   only fill columns still null). That is what lets the record writer retry and
+ *   replay its disk spool after an outage without duplicates.
+ * - Methods reject on a lost connection; they never hang for longer than the
+ *   backend's statement timeout. Durability: a resolved promise means committed.
+ */
+
+/** The role a server instance plays; stored in `servers.role`. */
+export type ServerRole = 'standalone' | 'agent' | 'worker';
+
+/** The wire protocol a session speaks; stored in `sessions.protocol`. */
+export type ProtocolName = 'json' | 'bin';
+
+/** A row of `servers`, as written when an instance starts. */
+export interface ServerRecord {
+  id: string;
+  role: ServerRole;
+  parentId: string | null;
+  hostname: string;
+  pid: number;
+  /** The address clients reach it on, e.g. `http://0.0.0.0:8080`. */
+  address: string;
+  startedAt: Date;
+}
+
+/** Written when a session is accepted. */
+export interface SessionOpenRecord {
+  id: string;
+  serverId: string;
+  remoteAddr: string;
+  userAgent: string | null;
+  userId: string | null;
+  protocol: ProtocolName;
+  connectedAt: Date;
+}
+
+/** Written when a session ends, for whatever reason. */
+export interface SessionCloseRecord {
+  id: string;
+  disconnectedAt: Date;
+  closeCode: number;
+  bytesIn: number;
+  bytesOut: number;
+  messagesIn: number;
+  messagesOut: number;
+}
+
+/** One transaction's worth of session records, in the order they happened. */
+export interface RecordBatch {
+  opens: SessionOpenRecord[];
+  closes: SessionCloseRecord[];
+}
+
+/** What a close-out of dead servers changed. */
+export interface CloseOutResult {
+  servers: number;
+  sessions: number;
+}
+
+/** A row of `servers` as read back (for status and tests). */
+export interface ServerRow {
+  id: string;
+  role: ServerRole;
+  parentId: string | null;
+  hostname: string;
+  pid: number;
+  address: string;
+  startedAt: Date;
+  lastSeenAt: Date;
+  stoppedAt: Date | null;
+}
+
+export interface Store {
+  /** `sqlite` or `postgres`. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Connect and migrate. Rejects with a clear message when unreachable. */
+  open(): Promise<void>;
+  /** Insert the server's row (last_seen_at = startedAt, stopped_at null). */
+  registerServer(record: ServerRecord): Promise<void>;
+  /** Refresh `servers.last_seen_at`. */
+  touchServer(serverId: string, at: Date): Promise<void>;
+  /** Set `servers.stopped_at`. */
+  stopServer(serverId: string, at: Date): Promise<void>;
+  /**
+   * Close out one server that is known to be gone: its sessions still open get
+   * `disconnected_at = at` and `close_code = closeCode`, and the server `stopped_at = at`.
+   * Returns the number of sessions closed.
+   */
+  closeOutServer(serverId: string, at: Date, closeCode: number): Promise<number>;
+  /**
+   * Close out every server with `stopped_at` null and `last_seen_at` before
+   * `staleBefore` (a crashed instance), as `closeOutServer` does with code 1006.
+   */
+  closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult>;
+  /** Apply a batch of session records in one transaction (idempotent). */
+  writeBatch(batch: RecordBatch): Promise<void>;
+  /** Cheap reachability check for /readyz. Never rejects. */
+  ping(): Promise<boolean>;
+  /** Read servers back (status, tests). */
+  listServers(): Promise<ServerRow[]>;
+  /** Release the connection(s). */
+  close(): Promise<void>;
+}
