@@ -7,7 +7,17 @@
 export type ClientFrame =
   | { type: 'subscribe'; channel: string; token?: string }
   | { type: 'unsubscribe'; channel: string }
-  | { type: 'broadcast'; channel: string; data: unknown };
+  | {
+      type: 'broadcast';
+      channel: string;
+      data: unknown;
+      /**
+       * Set by both decoders: whether `data` holds a MessagePack `bin` value (a
+       * `Uint8Array`). Copy it to the `event` frame's `hasBinary` so the JSON codec can
+       * skip its walk for binary values. Never on the wire; ignored by the encoders.
+       */
+      hasBinary?: boolean;
+    };
 
 /** The user a session belongs to, as carried by joined/left notices. */
 export interface MemberInfo {
@@ -22,7 +32,20 @@ export type ServerFrame =
   | { type: 'unauthorized'; channel: string }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'received'; channel: string; count: number }
-  | { type: 'event'; channel: string; data: unknown; from: string | null; id: string }
+  | {
+      type: 'event';
+      channel: string;
+      data: unknown;
+      from: string | null;
+      id: string;
+      /**
+       * Hint for the JSON codec, never on the wire. `false`: `data` holds no binary value
+       * (`Uint8Array`, other ArrayBuffer views, `ArrayBuffer`), so it is stringified as is.
+       * `true` or absent: the codec walks `data` and turns each binary value into a
+       * base64 string. The binary codec ignores it.
+       */
+      hasBinary?: boolean;
+    }
   | { type: 'joined'; channel: string; data: MemberInfo }
   | { type: 'left'; channel: string; data: MemberInfo }
   | { type: 'error'; channel: string; errors: string[] };
@@ -58,3 +81,101 @@ export const CHANNEL_RE = /^[A-Za-z0-9_\-.:@=,;]{1,200}$/;
 export const PRIVATE_PREFIX = 'private.';
 /** The channel name that means "every session" (broadcast only). */
 export const ALL_CHANNEL = '*';
+
+/**
+ * The reasons a decoder puts in `DecodeFailure.errors` (and so in `error` frames).
+ * Short, lowercase, stable: clients may match on them (docs/protocol.md lists them).
+ */
+export const DecodeReason = {
+  /** A text frame (or a binary frame on a JSON session) that is not JSON. */
+  INVALID_JSON: 'invalid json',
+  /** A binary frame that is not exactly one well-formed MessagePack value. */
+  INVALID_MSGPACK: 'invalid msgpack',
+  /** Well-formed, but not an object (JSON) or not an array (MessagePack). */
+  INVALID_FRAME: 'invalid frame',
+  /** `type` (JSON) or the kind (MessagePack) is missing or not one a client may send. */
+  UNKNOWN_TYPE: 'unknown message type',
+  MISSING_CHANNEL: 'missing channel',
+  /** Not a string, or not CHANNEL_RE, or `*` outside a broadcast. */
+  INVALID_CHANNEL: 'invalid channel',
+  /** A subscribe token that is neither absent/null nor a string. */
+  INVALID_TOKEN: 'invalid token',
+  /** A broadcast without `data` (`null` is data). */
+  MISSING_DATA: 'missing data',
+  /** Containers nested deeper than MAX_DATA_DEPTH inside the frame. */
+  DATA_TOO_DEEP: 'data too deep',
+  /** A MessagePack ext type other than -1 (timestamp). */
+  UNSUPPORTED_EXTENSION: 'unsupported extension type',
+  /** A MessagePack map key that is not a string, number, boolean or nil. */
+  UNSUPPORTED_MAP_KEY: 'unsupported map key',
+  /** A text frame on a binary (MessagePack) session. */
+  EXPECTED_BINARY: 'expected a binary frame'
+} as const;
+
+/** One of the DecodeReason strings. */
+export type DecodeReasonText = (typeof DecodeReason)[keyof typeof DecodeReason];
+
+/**
+ * Deepest container nesting accepted inside a frame's `data` (`[]` and `{}` count 1,
+ * a scalar 0). Deeper frames fail with `data too deep`: far below what
+ * JSON.stringify and msgpackr can re-encode without exhausting the stack.
+ */
+export const MAX_DATA_DEPTH = 64;
+
+/** What a codec extracted from a client frame, before validation. */
+export interface RawClientFrame {
+  /** The frame's type mapped to a client frame type, or null when unknown/missing. */
+  type: ClientFrame['type'] | null;
+  /** `undefined` when the frame has no channel at all. */
+  channel: unknown;
+  /** The subscribe token (`undefined`/`null`: none). */
+  token: unknown;
+  hasData: boolean;
+  data: unknown;
+  hasBinary: boolean;
+}
+
+/** The channel a failure reports: the frame's own when it is a string (cut to 200), else `*`. */
+export function failureChannel(channel: unknown): string {
+  if (typeof channel !== 'string') return ALL_CHANNEL;
+  return channel.length > MAX_CHANNEL_LENGTH ? channel.slice(0, MAX_CHANNEL_LENGTH) : channel;
+}
+
+/**
+ * Validates what a codec extracted and builds the ClientFrame, or a DecodeFailure listing
+ * every problem found (channel first, then token or data). Shared by both codecs so they
+ * answer the same frame with the same reasons.
+ */
+export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFailure {
+  const { type, channel } = raw;
+  if (type === null) return { channel: failureChannel(channel), errors: [DecodeReason.UNKNOWN_TYPE] };
+  let errors: string[] | undefined;
+  if (channel === undefined) {
+    errors = [DecodeReason.MISSING_CHANNEL];
+  } else if (
+    typeof channel !== 'string' ||
+    !(channel.length <= MAX_CHANNEL_LENGTH && CHANNEL_RE.test(channel)) &&
+      !(type === 'broadcast' && channel === ALL_CHANNEL)
+  ) {
+    errors = [DecodeReason.INVALID_CHANNEL];
+  }
+  switch (type) {
+    case 'subscribe': {
+      const token = raw.token;
+      if (token !== undefined && token !== null && typeof token !== 'string') {
+        (errors ??= []).push(DecodeReason.INVALID_TOKEN);
+      }
+      if (errors) return { channel: failureChannel(channel), errors };
+      return typeof token === 'string'
+        ? { type, channel: channel as string, token }
+        : { type, channel: channel as string };
+    }
+    case 'unsubscribe':
+      if (errors) return { channel: failureChannel(channel), errors };
+      return { type, channel: channel as string };
+    case 'broadcast':
+      if (!raw.hasData) (errors ??= []).push(DecodeReason.MISSING_DATA);
+      if (errors) return { channel: failureChannel(channel), errors };
+      return { type, channel: channel as string, data: raw.data, hasBinary: raw.hasBinary };
+  }
+}

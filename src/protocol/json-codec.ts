@@ -1,0 +1,268 @@
+/**
+ * The JSON protocol: one JSON object per WebSocket text frame. See docs/protocol.md.
+ *
+ * Decoding is JSON.parse (iterative in V8, so deep input cannot exhaust the stack, and it
+ * makes `__proto__` an own property instead of touching a prototype) followed by the shared
+ * validation in frames.ts. Encoding builds the envelope by concatenation around
+ * JSON.stringify of the variable parts.
+ */
+import type { Codec } from './codec.js';
+import {
+  DecodeReason,
+  MAX_DATA_DEPTH,
+  failureChannel,
+  validateClientFrame,
+  type ClientFrame,
+  type DecodeFailure,
+  type MemberInfo,
+  type ServerFrame
+} from './frames.js';
+
+const CLIENT_TYPES: Record<string, ClientFrame['type'] | undefined> = Object.assign(Object.create(null), {
+  subscribe: 'subscribe',
+  unsubscribe: 'unsubscribe',
+  broadcast: 'broadcast'
+});
+
+/**
+ * Whether the bracket nesting of a valid JSON text exceeds `limit`. Scans bytes: quotes
+ * toggle string mode, backslash skips the next byte; UTF-8 continuation bytes are all
+ * >= 0x80 so they never look like brackets.
+ */
+function nestingExceeds(buf: Uint8Array, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0, n = buf.length; i < n; i++) {
+    const c = buf[i];
+    if (inString) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+function decodeClient(data: Buffer): ClientFrame | DecodeFailure {
+  let value: unknown;
+  try {
+    // A binary frame on a JSON session is read as UTF-8 too (lenient); invalid sequences
+    // become U+FFFD. Text frames were already UTF-8-checked by the transport.
+    value = JSON.parse(data.toString('utf8'));
+  } catch {
+    return { channel: '*', errors: [DecodeReason.INVALID_JSON] };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { channel: '*', errors: [DecodeReason.INVALID_FRAME] };
+  }
+  const obj = value as Record<string, unknown>;
+  const channel = Object.hasOwn(obj, 'channel') ? obj.channel : undefined;
+  // Valid JSON needs 2 bytes per level, so short frames cannot be too deep: skip the scan.
+  // The envelope object is one level, hence the +1.
+  if (data.length > 2 * (MAX_DATA_DEPTH + 1) && nestingExceeds(data, MAX_DATA_DEPTH + 1)) {
+    return { channel: failureChannel(channel), errors: [DecodeReason.DATA_TOO_DEEP] };
+  }
+  const type = typeof obj.type === 'string' ? (CLIENT_TYPES[obj.type] ?? null) : null;
+  const hasData = Object.hasOwn(obj, 'data');
+  return validateClientFrame({
+    type,
+    channel,
+    token: Object.hasOwn(obj, 'token') ? obj.token : undefined,
+    hasData,
+    data: hasData ? obj.data : undefined,
+    hasBinary: false
+  });
+}
+
+/** Standard base64 (with padding) of an ArrayBuffer or any view on one. */
+function base64(v: ArrayBufferView | ArrayBuffer): string {
+  const b = ArrayBuffer.isView(v)
+    ? Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+    : Buffer.from(v);
+  return b.toString('base64');
+}
+
+function isBinaryValue(v: object): v is ArrayBufferView | ArrayBuffer {
+  return ArrayBuffer.isView(v) || v instanceof ArrayBuffer;
+}
+
+/** Sets an own data property, `__proto__` included (plain assignment would set the prototype). */
+function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
+}
+
+/**
+ * `value` with every binary value (Uint8Array/Buffer, other ArrayBuffer views, ArrayBuffer)
+ * replaced by its base64 string. Copy-on-write: containers without binary inside are
+ * returned as they are, so data without binary costs one walk and no allocation.
+ */
+export function binaryToBase64(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (isBinaryValue(value)) return base64(value);
+  if (Array.isArray(value)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const mapped = binaryToBase64(item);
+      if (mapped !== item) (out ??= value.slice())[i] = mapped;
+    }
+    return out ?? value;
+  }
+  // Objects with their own JSON form (Date, …) are left to JSON.stringify.
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return value;
+  const obj = value as Record<string, unknown>;
+  let out: Record<string, unknown> | undefined;
+  for (const k of Object.keys(obj)) {
+    const item = obj[k];
+    const mapped = binaryToBase64(item);
+    if (mapped !== item) setOwn((out ??= { ...obj }), k, mapped);
+  }
+  return out ?? value;
+}
+
+/** Whether `value` holds a binary value (Uint8Array/Buffer, ArrayBuffer view, ArrayBuffer) anywhere. */
+export function containsBinary(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (isBinaryValue(value)) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (containsBinary(value[i])) return true;
+    return false;
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return false;
+  const obj = value as Record<string, unknown>;
+  for (const k of Object.keys(obj)) if (containsBinary(obj[k])) return true;
+  return false;
+}
+
+function dataJson(data: unknown, hasBinary: boolean | undefined): string {
+  // `undefined` is not JSON: send null rather than an invalid frame.
+  return JSON.stringify(hasBinary === false ? data : binaryToBase64(data)) ?? 'null';
+}
+
+function memberJson(m: MemberInfo): string {
+  return '{"session":' + JSON.stringify(m.session) + ',"user":' + (m.user === null ? 'null' : JSON.stringify(m.user)) + '}';
+}
+
+/** The JSON text of a server frame, fields in the documented order. */
+export function encodeServerFrameText(frame: ServerFrame): string {
+  switch (frame.type) {
+    case 'accepted':
+      return '{"type":"accepted","data":' + JSON.stringify(frame.data) + '}';
+    case 'subscribed':
+    case 'unauthorized':
+    case 'unsubscribed':
+      return '{"type":"' + frame.type + '","channel":' + JSON.stringify(frame.channel) + '}';
+    case 'received':
+      return '{"type":"received","channel":' + JSON.stringify(frame.channel) + ',"count":' + JSON.stringify(frame.count) + '}';
+    case 'event':
+      return (
+        '{"type":"event","channel":' + JSON.stringify(frame.channel) +
+        ',"data":' + dataJson(frame.data, frame.hasBinary) +
+        ',"from":' + (frame.from === null ? 'null' : JSON.stringify(frame.from)) +
+        ',"id":' + JSON.stringify(frame.id) + '}'
+      );
+    case 'joined':
+    case 'left':
+      return '{"type":"' + frame.type + '","channel":' + JSON.stringify(frame.channel) + ',"data":' + memberJson(frame.data) + '}';
+    case 'error':
+      return '{"type":"error","channel":' + JSON.stringify(frame.channel) + ',"errors":' + JSON.stringify(frame.errors) + '}';
+    default:
+      throw new TypeError(`unknown server frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
+  }
+}
+
+/**
+ * The JSON codec (`json`, text frames).
+ * - decode: a binary frame is parsed as UTF-8 JSON too (lenient); never throws.
+ * - encode: binary values inside event data become base64 strings, found by a walk
+ *   unless the frame says `hasBinary: false` (see ServerFrame).
+ */
+export const jsonCodec: Codec = {
+  name: 'json',
+  binary: false,
+  decode(data: Buffer, _isBinary: boolean): ClientFrame | DecodeFailure {
+    return decodeClient(data);
+  },
+  encode(frame: ServerFrame): Buffer {
+    return Buffer.from(encodeServerFrameText(frame), 'utf8');
+  }
+};
+
+/** The JSON text of a client frame (what a client sends in a text frame). */
+export function encodeClientFrame(frame: ClientFrame): string {
+  switch (frame.type) {
+    case 'subscribe':
+      return JSON.stringify(
+        frame.token === undefined
+          ? { type: 'subscribe', channel: frame.channel }
+          : { type: 'subscribe', channel: frame.channel, token: frame.token }
+      );
+    case 'unsubscribe':
+      return JSON.stringify({ type: 'unsubscribe', channel: frame.channel });
+    case 'broadcast':
+      return '{"type":"broadcast","channel":' + JSON.stringify(frame.channel) + ',"data":' + dataJson(frame.data, frame.hasBinary) + '}';
+    default:
+      throw new TypeError(`unknown client frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
+  }
+}
+
+function fail(what: string): never {
+  throw new TypeError(`malformed server frame: ${what}`);
+}
+function str(o: Record<string, unknown>, k: string): string {
+  const v = o[k];
+  return typeof v === 'string' ? v : fail(`${k} is not a string`);
+}
+function strOrNull(o: Record<string, unknown>, k: string): string | null {
+  const v = o[k];
+  return v === null || typeof v === 'string' ? v : fail(`${k} is not a string or null`);
+}
+
+/**
+ * Client side: parses a server frame from JSON text (string, Buffer or bytes). Throws a
+ * TypeError on anything that is not a well-formed server frame; unknown fields are dropped.
+ */
+export function decodeServerFrame(data: string | Uint8Array | ArrayBuffer): ServerFrame {
+  const text = typeof data === 'string'
+    ? data
+    : (data instanceof ArrayBuffer ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString('utf8');
+  const v: unknown = JSON.parse(text);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('not an object');
+  const o = v as Record<string, unknown>;
+  switch (o.type) {
+    case 'accepted':
+      return { type: 'accepted', data: str(o, 'data') };
+    case 'subscribed':
+    case 'unauthorized':
+    case 'unsubscribed':
+      return { type: o.type, channel: str(o, 'channel') };
+    case 'received': {
+      const count = o.count;
+      if (typeof count !== 'number') fail('count is not a number');
+      return { type: 'received', channel: str(o, 'channel'), count };
+    }
+    case 'event':
+      if (!Object.hasOwn(o, 'data')) fail('event without data');
+      return { type: 'event', channel: str(o, 'channel'), data: o.data, from: strOrNull(o, 'from'), id: str(o, 'id') };
+    case 'joined':
+    case 'left': {
+      const d = o.data;
+      if (typeof d !== 'object' || d === null) fail('data is not an object');
+      const m = d as Record<string, unknown>;
+      return { type: o.type, channel: str(o, 'channel'), data: { session: str(m, 'session'), user: strOrNull(m, 'user') } };
+    }
+    case 'error': {
+      const errors = o.errors;
+      if (!Array.isArray(errors) || !errors.every((e) => typeof e === 'string')) fail('errors is not an array of strings');
+      return { type: 'error', channel: str(o, 'channel'), errors: errors as string[] };
+    }
+    default:
+      return fail(`unknown type ${JSON.stringify(o.type)}`);
+  }
+}
