@@ -1,0 +1,15 @@
+/** The rights a token can carry (JWT claim `grants`). */
+export type Grant = 'broadcast' | 'publish' | 'private' | 'audit' | 'admin';
+
+/** Every grant zenconn knows; unknown strings in a token are ignored. */
+export const GRANTS: readonly Grant[] = ['broadcast', 'publish', 'private', 'audit', 'admin'];
+
+/** Who a session or an HTTP request is. */
+export interface Identity {
+  /** The token's `sub`, or null for an anonymous session. */
+  userId: string | null;
+  grants: ReadonlySet<Grant>;
+}
+
+/** The identity of a session without a token. */
+export const ANONYMOUS: Identity = Object.freeze({ userId: null, grants: new Set<Grant>() });

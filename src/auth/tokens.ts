@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { jwtVerify, errors as joseErrors } from 'jose';
+import { ZenError } from '../errors.js';
+import { GRANTS, type Grant, type Identity } from './grants.js';
+
+/** Options of the token verifier. */
+export interface TokenVerifierOptions {
+  /** HS256 secret. */
+  secret: string | null;
+  /** Path to a PEM public key (RS256 or ES256, chosen from the key type). */
+  publicKeyFile: string | null;
+  /** Allowed clock skew in seconds. Default 5. */
+  clockToleranceSec?: number;
+}
+
+/**
+ * Verifies bearer JWTs with `jose`: HS256 with the shared secret, or RS256/ES256 with
+ * the public key. `exp` is enforced when present; `sub` becomes the user id; `grants`
+ * (an array of strings) becomes the identity's grants.
+ */
+export class TokenVerifier {
+  private readonly keys: Array<{ key: Uint8Array | KeyObject; algorithms: string[] }> = [];
+  private readonly tolerance: number;
+
+  constructor(options: TokenVerifierOptions) {
+    if (options.secret) this.keys.push({ key: new TextEncoder().encode(options.secret), algorithms: ['HS256'] });
+    if (options.publicKeyFile) {
+      const key = createPublicKey(readFileSync(options.publicKeyFile));
+      const algorithms = key.asymmetricKeyType === 'ec' ? ['ES256'] : ['RS256'];
+      this.keys.push({ key, algorithms });
+    }
+    this.tolerance = options.clockToleranceSec ?? 5;
+  }
+
+  /** Whether any key is configured (otherwise every token is rejected). */
+  get configured(): boolean {
+    return this.keys.length > 0;
+  }
+
+  /** Resolves the identity, or rejects with `ERR_AUTH_TOKEN_INVALID`. */
+  async verify(token: string): Promise<Identity> {
+    if (this.keys.length === 0) throw new ZenError('ERR_AUTH_TOKEN_INVALID', 'no token key is configured');
+    let lastError: unknown;
+    for (const { key, algorithms } of this.keys) {
+      try {
+        const { payload } = await jwtVerify(token, key, { algorithms, clockTolerance: this.tolerance });
+        const grants = new Set<Grant>();
+        if (Array.isArray(payload.grants)) {
+          for (const g of payload.grants) if (typeof g === 'string' && (GRANTS as readonly string[]).includes(g)) grants.add(g as Grant);
+        }
+        return { userId: typeof payload.sub === 'string' ? payload.sub : null, grants };
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    const reason =
+      lastError instanceof joseErrors.JWTExpired
+        ? 'expired'
+        : lastError instanceof joseErrors.JWSSignatureVerificationFailed
+          ? 'bad signature'
+          : lastError instanceof Error
+            ? lastError.message
+            : 'unverifiable';
+    throw new ZenError('ERR_AUTH_TOKEN_INVALID', reason);
+  }
+}
+
+/** The bearer token of a request: `Authorization: Bearer …`, else `?access_token=`. */
+export function bearerToken(authorization: string | undefined, query: URLSearchParams | null): string | null {
+  if (authorization) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (m) return m[1]!;
+  }
+  return query?.get('access_token') || null;
+}

@@ -1,0 +1,37 @@
+import type { ServerFrame } from '../protocol/frames.js';
+
+/**
+ * The cross-process seam of the fan-out. A `Bus` carries channel messages to the other
+ * processes (workers of an agent, other nodes) that have members of the channel.
+ * Implementations: `local-bus.ts` (one process), `ipc-bus.ts` (workers through the
+ * agent), `redis-bus.ts` (nodes).
+ *
+ * Contract:
+ * - `publish` sends a message to each other process with members of its channel (every
+ *   process for `*`) AT MOST ONCE, never once per recipient, and never back to this
+ *   process. Messages from one process arrive in the order they were published.
+ * - `remoteCount` is this process's best knowledge of the members elsewhere, used for
+ *   `received.count`; it is updated asynchronously as processes report their counts.
+ * - `setLocalCount` reports this process's member count of a channel (0 = no interest,
+ *   so no traffic for it should arrive any more). `*` counts all local sessions.
+ * - Delivery is at most once: a process that dies loses what was in flight to it.
+ */
+
+/** A message for a channel's members: encoded by each receiving process for its sessions. */
+export interface BusMessage {
+  channel: string;
+  frame: ServerFrame;
+  /** A session that must not receive it (the sender), or null. */
+  exclude: string | null;
+}
+
+export interface Bus {
+  publish(message: BusMessage): void;
+  remoteCount(channel: string): number;
+  setLocalCount(channel: string, count: number): void;
+  /** Registers the handler of messages from other processes; returns its remover. */
+  onMessage(handler: (message: BusMessage) => void): () => void;
+  /** Whether the bus can deliver right now (for /readyz). */
+  readonly ready: boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,15 @@
+import type { Bus, BusMessage } from './bus.js';
+
+/** The bus of a single process: nothing is elsewhere. */
+export class LocalBus implements Bus {
+  readonly ready = true;
+  publish(_message: BusMessage): void {}
+  remoteCount(_channel: string): number {
+    return 0;
+  }
+  setLocalCount(_channel: string, _count: number): void {}
+  onMessage(_handler: (message: BusMessage) => void): () => void {
+    return () => {};
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,255 @@
+import type { Transport, PreparedFrame } from '../transport/transport.js';
+import type { Codec } from '../protocol/codec.js';
+import { ALL_CHANNEL, PRIVATE_PREFIX, type ServerFrame } from '../protocol/frames.js';
+import { newId } from '../protocol/ids.js';
+import type { Session } from '../session/session.js';
+import type { Bus, BusMessage } from '../bus/bus.js';
+import type { AuditSink } from '../audit/audit-sink.js';
+import type { Identity } from '../auth/grants.js';
+import { verifyChannelSignature } from '../auth/channel-signature.js';
+
+/** Told of every membership change (the agent's live registry listens here). */
+export interface HubObserver {
+  sessionOpened(session: Session): void;
+  sessionClosed(session: Session, code: number): void;
+  subscribed(session: Session, channel: string): void;
+  unsubscribed(session: Session, channel: string): void;
+}
+
+export interface HubOptions {
+  transport: Transport;
+  bus: Bus;
+  audit: AuditSink;
+  /** Key of private-channel signatures; null = only the `private` grant admits. */
+  channelSecret: string | null;
+  maxChannelsPerSession: number;
+  observer?: HubObserver | null;
+}
+
+/** What a broadcast did: the event id and how many sessions it went to. */
+export interface BroadcastResult {
+  id: string;
+  count: number;
+}
+
+/** Why a broadcast was refused (answered with an `error` frame or an HTTP status). */
+export type BroadcastRefusal = 'not subscribed' | 'forbidden';
+
+/**
+ * The channel registry and fan-out of one process. Members are kept in a map of sets,
+ * so a message reaches its recipients without scanning sessions; each message is
+ * encoded once per protocol and the same prepared bytes are written to every recipient.
+ */
+export class Hub {
+  /** Every open session of this process. */
+  readonly sessions = new Map<string, Session>();
+  /** Channel → its local members. A channel with no member is deleted. */
+  readonly channels = new Map<string, Set<Session>>();
+  private readonly transport: Transport;
+  private readonly bus: Bus;
+  private readonly audit: AuditSink;
+  private readonly channelSecret: string | null;
+  private readonly maxChannels: number;
+  private readonly observer: HubObserver | null;
+  private readonly offBus: () => void;
+
+  constructor(options: HubOptions) {
+    this.transport = options.transport;
+    this.bus = options.bus;
+    this.audit = options.audit;
+    this.channelSecret = options.channelSecret;
+    this.maxChannels = options.maxChannelsPerSession;
+    this.observer = options.observer ?? null;
+    this.offBus = this.bus.onMessage((m) => this.deliverFromBus(m));
+  }
+
+  /** Adds an accepted session (before any frame is handled). */
+  add(session: Session): void {
+    this.sessions.set(session.id, session);
+    this.bus.setLocalCount(ALL_CHANNEL, this.sessions.size);
+    this.observer?.sessionOpened(session);
+  }
+
+  /** Removes a closed session: leaves its channels (with `left` notices) and the registry. */
+  remove(session: Session, code: number): void {
+    if (!this.sessions.delete(session.id)) return;
+    for (const channel of session.channels) this.leave(session, channel);
+    session.channels.clear();
+    this.bus.setLocalCount(ALL_CHANNEL, this.sessions.size);
+    this.observer?.sessionClosed(session, code);
+  }
+
+  /** Handles `subscribe`: answers `subscribed`, `unauthorized` or an error. */
+  subscribe(session: Session, channel: string, token: string | undefined): void {
+    if (session.channels.has(channel)) {
+      session.send({ type: 'subscribed', channel });
+      this.auditOut(session, 'subscribed', channel, null);
+      return;
+    }
+    const isPrivate = channel.startsWith(PRIVATE_PREFIX);
+    if (isPrivate && !this.mayJoinPrivate(session, channel, token)) {
+      session.send({ type: 'unauthorized', channel });
+      this.auditOut(session, 'unauthorized', channel, null);
+      return;
+    }
+    if (session.channels.size >= this.maxChannels) {
+      this.sendError(session, channel, [`too many channels (at most ${this.maxChannels})`]);
+      return;
+    }
+    let members = this.channels.get(channel);
+    if (members === undefined) {
+      members = new Set();
+      this.channels.set(channel, members);
+    }
+    members.add(session);
+    session.channels.add(channel);
+    this.bus.setLocalCount(channel, members.size);
+    session.send({ type: 'subscribed', channel });
+    this.auditOut(session, 'subscribed', channel, null);
+    this.observer?.subscribed(session, channel);
+    if (isPrivate) this.notice('joined', channel, session);
+  }
+
+  /** Handles `unsubscribe`: idempotent, always answers `unsubscribed`. */
+  unsubscribe(session: Session, channel: string): void {
+    if (session.channels.delete(channel)) {
+      this.leave(session, channel);
+      this.observer?.unsubscribed(session, channel);
+    }
+    session.send({ type: 'unsubscribed', channel });
+    this.auditOut(session, 'unsubscribed', channel, null);
+  }
+
+  /**
+   * Sends an event to every member of `channel` but the sender (every session but the
+   * sender for `*`), here and on other processes. `sender` is null for the HTTP API.
+   * Returns the refusal instead when the sender may not do it.
+   */
+  broadcast(
+    sender: Session | null,
+    identity: Identity,
+    channel: string,
+    data: unknown,
+    reply: ((result: BroadcastResult) => void) | null
+  ): BroadcastResult | BroadcastRefusal {
+    if (channel === ALL_CHANNEL) {
+      if (!identity.grants.has('broadcast')) return 'forbidden';
+    } else if (!identity.grants.has('publish') && (sender === null || !sender.channels.has(channel))) {
+      return 'not subscribed';
+    }
+    const id = newId();
+    const from = sender?.id ?? null;
+    const members = channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(channel);
+    const frame: ServerFrame = { type: 'event', channel, data, from, id };
+    const local = channel === ALL_CHANNEL ? this.sessions.size : (members as Set<Session> | undefined)?.size ?? 0;
+    const count = local - (sender !== null && (channel === ALL_CHANNEL || sender.channels.has(channel)) ? 1 : 0) + this.bus.remoteCount(channel);
+    const at = new Date();
+    const userId = identity.userId;
+    this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'in', type: 'broadcast', channel, payload: data, recipients: null });
+    this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count });
+    const result = { id, count };
+    // The sender's answer goes first: queued behind the fan-out it would arrive late
+    // and split the turn's writes.
+    if (reply !== null) this.audit.afterDurable(() => reply(result));
+    this.fanOut(members, frame, from);
+    this.bus.publish({ channel, frame, exclude: from });
+    return result;
+  }
+
+  /** Sends an `error` frame (and records it). */
+  sendError(session: Session, channel: string, errors: string[]): void {
+    session.send({ type: 'error', channel, errors });
+    this.auditOut(session, 'error', channel, errors);
+  }
+
+  /** Stops listening to the bus. */
+  close(): void {
+    this.offBus();
+  }
+
+  private mayJoinPrivate(session: Session, channel: string, token: string | undefined): boolean {
+    if (session.identity.grants.has('private')) return true;
+    if (this.channelSecret === null || token === undefined) return false;
+    return verifyChannelSignature(this.channelSecret, session.id, channel, token);
+  }
+
+  private leave(session: Session, channel: string): void {
+    const members = this.channels.get(channel);
+    if (members === undefined) return;
+    members.delete(session);
+    if (members.size === 0) this.channels.delete(channel);
+    this.bus.setLocalCount(channel, members.size);
+    if (channel.startsWith(PRIVATE_PREFIX)) this.notice('left', channel, session);
+  }
+
+  /** `joined`/`left` to every other member of a private channel, here and elsewhere. */
+  private notice(type: 'joined' | 'left', channel: string, session: Session): void {
+    const data = { session: session.id, user: session.userId };
+    const frame: ServerFrame = { type, channel, data };
+    const count = this.fanOut(this.channels.get(channel), frame, session.id) + this.bus.remoteCount(channel);
+    this.bus.publish({ channel, frame, exclude: session.id });
+    this.audit.record({
+      messageId: null,
+      at: new Date(),
+      sessionId: session.id,
+      userId: session.userId,
+      direction: 'out',
+      type,
+      channel,
+      payload: data,
+      recipients: count
+    });
+  }
+
+  private deliverFromBus(message: BusMessage): void {
+    const members = message.channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(message.channel);
+    this.fanOut(members, message.frame, message.exclude);
+  }
+
+  /**
+   * Writes `frame` to every open member but `excludeId`, encoding it at most once per
+   * codec. Returns the number of sessions written to.
+   */
+  private fanOut(members: Iterable<Session> | undefined, frame: ServerFrame, excludeId: string | null): number {
+    if (members === undefined) return 0;
+    let codecA: Codec | null = null;
+    let bytesA: PreparedFrame | null = null;
+    let codecB: Codec | null = null;
+    let bytesB: PreparedFrame | null = null;
+    let n = 0;
+    for (const s of members) {
+      if (s.id === excludeId || s.state !== 'open') continue;
+      const codec = s.codec;
+      let bytes: PreparedFrame;
+      if (codec === codecA) bytes = bytesA!;
+      else if (codec === codecB) bytes = bytesB!;
+      else {
+        bytes = this.transport.prepare(codec.encode(frame), codec.binary);
+        if (codecA === null) {
+          codecA = codec;
+          bytesA = bytes;
+        } else {
+          codecB = codec;
+          bytesB = bytes;
+        }
+      }
+      s.write(bytes);
+      n++;
+    }
+    return n;
+  }
+
+  private auditOut(session: Session, type: string, channel: string, payload: unknown): void {
+    this.audit.record({
+      messageId: null,
+      at: new Date(),
+      sessionId: session.id,
+      userId: session.userId,
+      direction: 'out',
+      type,
+      channel,
+      payload,
+      recipients: 1
+    });
+  }
+}

@@ -1,0 +1,49 @@
+import type { ParsedArgs } from '../config/load.js';
+import { ZenNode } from '../node.js';
+import { configOrExit, createLogger, fail } from './common.js';
+
+/**
+ * `zenconn serve`: one process serving static files and WebSocket sessions.
+ * Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads the TLS certificate;
+ * SIGUSR1 reopens the access log file.
+ */
+export async function serve(args: ParsedArgs): Promise<void> {
+  const config = configOrExit(args);
+  const logger = createLogger(config.logLevel, { role: 'standalone' });
+  const node = new ZenNode({ config, logger });
+  let address;
+  try {
+    address = await node.start();
+  } catch (err) {
+    fail(err);
+  }
+  const scheme = config.tlsCert ? 'https' : 'http';
+  process.stdout.write(`listening on ${scheme}://${config.host}:${address!.port}\n`);
+  installSignals(node, config.shutdownTimeoutMs);
+}
+
+/** The signal handling shared by `serve` and a worker. */
+export function installSignals(node: ZenNode, shutdownTimeoutMs: number): void {
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    node.logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => {
+      node.logger.error('graceful stop took too long; exiting');
+      process.exit(1);
+    }, shutdownTimeoutMs);
+    force.unref();
+    node.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        node.logger.error({ err }, 'stop failed');
+        process.exit(1);
+      }
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => node.reloadTls());
+  process.on('SIGUSR1', () => node.reopenLogs());
+}

@@ -1,0 +1,14 @@
+import type { ParsedArgs } from '../config/load.js';
+import { signChannel } from '../auth/channel-signature.js';
+import { ZenError } from '../errors.js';
+import { configOrExit, fail, stringFlag } from './common.js';
+
+/** `zenconn sign --session ID --channel NAME`: prints a private channel's token. */
+export function sign(args: ParsedArgs): void {
+  const config = configOrExit(args, ['session', 'channel']);
+  const session = stringFlag(args, 'session');
+  const channel = stringFlag(args, 'channel');
+  if (!session || !channel) fail(new ZenError('ERR_CONFIG_INVALID', 'sign: --session ID and --channel NAME are required'));
+  if (!config.channelSecret) fail(new ZenError('ERR_CONFIG_INVALID', 'sign: --channel-secret (or ZENCONN_CHANNEL_SECRET) is required'));
+  process.stdout.write(signChannel(config.channelSecret, session, channel) + '\n');
+}

@@ -1,0 +1,167 @@
+import { readFileSync, accessSync, constants } from 'node:fs';
+import { ZenError } from '../errors.js';
+import { OPTIONS, envName, flagName, type Config, type OptionSpec } from './options.js';
+
+/** Raw command line: the command, its `--flags` (kebab-case → value) and positionals. */
+export interface ParsedArgs {
+  command: string | null;
+  flags: Map<string, string | boolean>;
+  positionals: string[];
+}
+
+/**
+ * Splits argv into a command and flags. Accepts `--name value`, `--name=value`,
+ * `--flag` (true) and `--no-flag` (false). A flag followed by another flag or by
+ * nothing is boolean.
+ */
+export function parseArgv(argv: readonly string[]): ParsedArgs {
+  const flags = new Map<string, string | boolean>();
+  const positionals: string[] = [];
+  let command: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      if (eq > 0) {
+        flags.set(a.slice(2, eq), a.slice(eq + 1));
+      } else if (a.startsWith('--no-')) {
+        flags.set(a.slice(5), false);
+      } else {
+        const next = argv[i + 1];
+        if (next !== undefined && !next.startsWith('--')) {
+          flags.set(a.slice(2), next);
+          i++;
+        } else {
+          flags.set(a.slice(2), true);
+        }
+      }
+    } else if (a.startsWith('-') && a.length === 2) {
+      flags.set(a === '-h' ? 'help' : a === '-v' ? 'version' : a.slice(1), true);
+    } else if (command === null) {
+      command = a;
+    } else {
+      positionals.push(a);
+    }
+  }
+  return { command, flags, positionals };
+}
+
+const KEYS = Object.keys(OPTIONS) as Array<keyof Config>;
+const BY_FLAG = new Map(KEYS.map((k) => [flagName(k).slice(2), k]));
+
+function invalid(name: string, why: string): ZenError {
+  return new ZenError('ERR_CONFIG_INVALID', `${name}: ${why}`);
+}
+
+function coerce(key: keyof Config, spec: OptionSpec, raw: unknown, source: string): Config[keyof Config] {
+  const name = source === 'file' ? `${key} (config file)` : source === 'env' ? envName(key) : flagName(key);
+  if (raw === null) return null as never;
+  switch (spec.type) {
+    case 'string': {
+      if (typeof raw !== 'string' || raw === '') throw invalid(name, 'expected a non-empty string');
+      if (spec.choices && !spec.choices.includes(raw)) throw invalid(name, `expected one of ${spec.choices.join(', ')}, got "${raw}"`);
+      return raw;
+    }
+    case 'integer': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(n)) throw invalid(name, `expected an integer, got "${String(raw)}"`);
+      if (spec.min !== undefined && n < spec.min) throw invalid(name, `must be at least ${spec.min}, got ${n}`);
+      if (spec.max !== undefined && n > spec.max) throw invalid(name, `must be at most ${spec.max}, got ${n}`);
+      return n;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string' && /^(true|1|yes|on)$/i.test(raw)) return true;
+      if (typeof raw === 'string' && /^(false|0|no|off)$/i.test(raw)) return false;
+      throw invalid(name, `expected true or false, got "${String(raw)}"`);
+    }
+    case 'list': {
+      if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw as string[];
+      if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+      throw invalid(name, 'expected a comma-separated list');
+    }
+    case 'duration':
+      throw invalid(name, 'unsupported type');
+  }
+}
+
+/**
+ * Resolves the configuration: flag > env > config file > default, validated once and
+ * frozen. Throws a `ZenError` whose message is one line naming the option and the fault.
+ * `extraFlags` are the command's own flags (not config options), left alone here.
+ */
+export function loadConfig(
+  flags: Map<string, string | boolean>,
+  env: NodeJS.ProcessEnv = process.env,
+  extraFlags: readonly string[] = []
+): Readonly<Config> {
+  for (const f of flags.keys()) {
+    if (!BY_FLAG.has(f) && !extraFlags.includes(f) && f !== 'help' && f !== 'version') {
+      throw new ZenError('ERR_CONFIG_INVALID', `--${f}: unknown option (see zenconn --help)`);
+    }
+  }
+  const fileFlag = flags.get('config');
+  const filePath = typeof fileFlag === 'string' ? fileFlag : env[envName('config')] ?? null;
+  let file: Record<string, unknown> = {};
+  if (filePath) {
+    let text: string;
+    try {
+      text = readFileSync(filePath, 'utf8');
+    } catch (err) {
+      throw invalid('--config', `cannot read ${filePath}: ${(err as Error).message}`);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+      file = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw invalid('--config', `${filePath} is not valid JSON: ${(err as Error).message}`);
+    }
+    for (const k of Object.keys(file)) {
+      if (!(k in OPTIONS) || k === 'config') throw new ZenError('ERR_CONFIG_UNKNOWN_KEY', k, filePath);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const key of KEYS) {
+    const spec = OPTIONS[key];
+    const flag = flags.get(flagName(key).slice(2));
+    const envVal = env[envName(key)];
+    if (flag !== undefined) {
+      if (flag === true && spec.type !== 'boolean') throw invalid(flagName(key), 'expects a value');
+      out[key] = coerce(key, spec, flag, 'flag');
+    } else if (envVal !== undefined && envVal !== '') {
+      out[key] = coerce(key, spec, envVal, 'env');
+    } else if (key in file) {
+      out[key] = coerce(key, spec, file[key], 'file');
+    } else {
+      out[key] = spec.default;
+    }
+  }
+  const config = out as unknown as Config;
+  validateCross(config);
+  return Object.freeze(config);
+}
+
+function validateCross(c: Config): void {
+  if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(c.database)) {
+    throw invalid('--database', `expected sqlite:PATH or postgres://…, got "${c.database}"`);
+  }
+  if ((c.tlsCert === null) !== (c.tlsKey === null)) {
+    throw invalid(c.tlsCert === null ? '--tls-cert' : '--tls-key', '--tls-cert and --tls-key go together');
+  }
+  for (const [key, path] of [['tlsCert', c.tlsCert], ['tlsKey', c.tlsKey], ['jwtPublicKey', c.jwtPublicKey]] as const) {
+    if (path === null) continue;
+    try {
+      accessSync(path, constants.R_OK);
+    } catch {
+      throw invalid(flagName(key), `cannot read ${path}`);
+    }
+  }
+  if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');
+  if (c.idleTimeoutMs <= c.pingIntervalMs) throw invalid('--idle-timeout-ms', 'must be greater than --ping-interval-ms');
+  if (c.rateLimitBurst < c.rateLimitPerSec / 10) throw invalid('--rate-limit-burst', 'too small for --rate-limit-per-sec');
+}

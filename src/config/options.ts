@@ -1,0 +1,157 @@
+import { availableParallelism } from 'node:os';
+
+/**
+ * Every option zenconn takes, in one table: its flag (`--kebab-case`), its env var
+ * (`ZENCONN_UPPER_SNAKE`), its config-file key (camelCase), type, default and bounds.
+ * docs/operations.md is checked against this table by a test.
+ *
+ * Precedence: flag > env > config file > default.
+ */
+
+/** How an option's text value is parsed. */
+export type OptionType = 'string' | 'integer' | 'boolean' | 'list' | 'duration';
+
+export interface OptionSpec {
+  type: OptionType;
+  /** Default value; `null` means unset. */
+  default: string | number | boolean | string[] | null;
+  /** One line for --help and the docs. */
+  doc: string;
+  min?: number;
+  max?: number;
+  /** Allowed values for a string option. */
+  choices?: readonly string[];
+  /** Which commands use it (informational, for --help). */
+  commands?: readonly string[];
+}
+
+/** The resolved configuration (frozen after load). */
+export interface Config {
+  /** Interface to listen on. Default `0.0.0.0`. */
+  host: string;
+  /** TCP port; 0 picks a free one (printed on stdout). Default 8080. */
+  port: number;
+  /** Folder of static files served at `/`. Default `./public`. */
+  public: string;
+  /** `sqlite:PATH` or `postgres://…`. Default `sqlite:./data/zenconn.db`. */
+  database: string;
+  /** `-` (stdout), a file path, or `off`. Default `-`. */
+  accessLog: string;
+  /** nginx-style log format. Default: nginx `combined`. */
+  accessLogFormat: string;
+  /** PEM certificate file; with tlsKey the listener speaks HTTPS/WSS. Default unset. */
+  tlsCert: string | null;
+  /** PEM private key file. Default unset. */
+  tlsKey: string | null;
+  /** Application log level (pino). Default `info`. */
+  logLevel: string;
+  /** Path WebSocket upgrades are accepted on. Default `/`. */
+  wsPath: string;
+  /** Largest inbound frame; larger closes the session with 1009. Default 65536. */
+  maxPayloadBytes: number;
+  /** Server → client ping interval. Default 25000. */
+  pingIntervalMs: number;
+  /** A session that sent nothing (pongs included) for this long is terminated. Default 60000. */
+  idleTimeoutMs: number;
+  /** HS256 secret for bearer JWTs. Default unset. */
+  jwtSecret: string | null;
+  /** PEM (SPKI) public key file for RS256/ES256 JWTs. Default unset. */
+  jwtPublicKey: string | null;
+  /** Accept sessions without a token (no user, no grants). Default true. */
+  anonymous: boolean;
+  /** Key of the HMAC-SHA256 signatures for private channels. Default unset (grant only). */
+  channelSecret: string | null;
+  /** Outbound bytes buffered per session before it is closed with 1013. Default 1048576. */
+  maxBufferedBytes: number;
+  /** Sustained inbound messages per second per session. Default 100. */
+  rateLimitPerSec: number;
+  /** Inbound burst allowance per session. Default 200. */
+  rateLimitBurst: number;
+  /** Consecutive rate-limited messages before the session is closed with 1008. Default 100. */
+  rateLimitMaxRejected: number;
+  /** Channels one session may be subscribed to. Default 128. */
+  maxChannelsPerSession: number;
+  /** Origins allowed to open a WebSocket (empty = any). Default empty. */
+  allowedOrigins: string[];
+  /** Take the client address from X-Forwarded-For (behind a trusted proxy). Default false. */
+  trustProxy: boolean;
+  /** Largest HTTP API request body. Default 1048576. */
+  maxHttpBodyBytes: number;
+  /** Time allowed for a graceful stop before the process exits anyway. Default 10000. */
+  shutdownTimeoutMs: number;
+  /** How often `servers.last_seen_at` is refreshed. Default 5000. */
+  serverHeartbeatMs: number;
+  /** A server not seen for this long is closed out as dead. Default 30000. */
+  staleServerMs: number;
+  /** Session records are written at most this long after they happen. Default 50. */
+  dbBatchMs: number;
+  /** Most session records per transaction. Default 1000. */
+  dbBatchRows: number;
+  /** Records held in memory while the database is down before spilling to disk. Default 100000. */
+  dbMaxPendingRecords: number;
+  /** Folder for the record spool and the audit journal. Default `./data/spool`. */
+  spoolDir: string;
+  /** Worker processes of `zenconn agent` (0 = the agent serves sessions itself). Default: CPU count. */
+  workers: number;
+  /** When set, worker i also listens on workerPorts + i. Default unset. */
+  workerPorts: number | null;
+  /** Path to a JSON config file (flags and env still win). */
+  config: string | null;
+}
+
+export const OPTIONS: Record<keyof Config, OptionSpec> = {
+  host: { type: 'string', default: '0.0.0.0', doc: 'interface to listen on' },
+  port: { type: 'integer', default: 8080, min: 0, max: 65535, doc: 'TCP port (0 = any free port, printed on stdout)' },
+  public: { type: 'string', default: './public', doc: 'folder of static files served at /' },
+  database: { type: 'string', default: 'sqlite:./data/zenconn.db', doc: 'sqlite:PATH or postgres://USER@HOST:PORT/DB' },
+  accessLog: { type: 'string', default: '-', doc: 'access log: - (stdout), a file path, or off' },
+  accessLogFormat: {
+    type: 'string',
+    default: '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"',
+    doc: 'nginx-style access log format (default: combined)'
+  },
+  tlsCert: { type: 'string', default: null, doc: 'PEM certificate file (HTTPS and WSS on the same port)' },
+  tlsKey: { type: 'string', default: null, doc: 'PEM private key file' },
+  logLevel: {
+    type: 'string',
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    doc: 'application log level (JSON lines on stderr)'
+  },
+  wsPath: { type: 'string', default: '/', doc: 'path WebSocket upgrades are accepted on' },
+  maxPayloadBytes: { type: 'integer', default: 65536, min: 1, max: 104857600, doc: 'largest inbound frame; larger closes with 1009' },
+  pingIntervalMs: { type: 'integer', default: 25000, min: 100, max: 3600000, doc: 'server ping interval' },
+  idleTimeoutMs: { type: 'integer', default: 60000, min: 200, max: 86400000, doc: 'close a session silent for this long (pongs count)' },
+  jwtSecret: { type: 'string', default: null, doc: 'HS256 secret for bearer JWTs' },
+  jwtPublicKey: { type: 'string', default: null, doc: 'PEM public key file for RS256/ES256 JWTs' },
+  anonymous: { type: 'boolean', default: true, doc: 'accept sessions without a token' },
+  channelSecret: { type: 'string', default: null, doc: 'HMAC-SHA256 key of private channel signatures' },
+  maxBufferedBytes: { type: 'integer', default: 1048576, min: 1024, max: 1073741824, doc: 'outbound buffer per session; over it closes with 1013' },
+  rateLimitPerSec: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'sustained inbound messages/s per session' },
+  rateLimitBurst: { type: 'integer', default: 200, min: 1, max: 1000000, doc: 'inbound burst per session' },
+  rateLimitMaxRejected: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'consecutive rate-limited messages before closing with 1008' },
+  maxChannelsPerSession: { type: 'integer', default: 128, min: 1, max: 100000, doc: 'channels one session may join' },
+  allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
+  trustProxy: { type: 'boolean', default: false, doc: 'take the client address from X-Forwarded-For' },
+  maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body' },
+  shutdownTimeoutMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'graceful stop deadline' },
+  serverHeartbeatMs: { type: 'integer', default: 5000, min: 100, max: 10000, doc: 'servers.last_seen_at refresh interval' },
+  staleServerMs: { type: 'integer', default: 30000, min: 1000, max: 86400000, doc: 'a server unseen this long is closed out as dead' },
+  dbBatchMs: { type: 'integer', default: 50, min: 1, max: 60000, doc: 'session records are batched at most this long' },
+  dbBatchRows: { type: 'integer', default: 1000, min: 1, max: 100000, doc: 'most session records per transaction' },
+  dbMaxPendingRecords: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'records held in memory during an outage before spilling to disk' },
+  spoolDir: { type: 'string', default: './data/spool', doc: 'folder of the on-disk record spool' },
+  workers: { type: 'integer', default: availableParallelism(), min: 0, max: 256, doc: 'agent: worker processes (0 = serve in the agent)' },
+  workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
+  config: { type: 'string', default: null, doc: 'JSON config file' }
+};
+
+/** `maxPayloadBytes` → `--max-payload-bytes`. */
+export function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** `maxPayloadBytes` → `ZENCONN_MAX_PAYLOAD_BYTES`. */
+export function envName(key: string): string {
+  return 'ZENCONN_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
+}

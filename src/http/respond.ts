@@ -1,0 +1,64 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pack, unpack } from 'msgpackr';
+import { ZenError } from '../errors.js';
+
+/** Whether the client asked for MessagePack answers (`X-Bin-Protocol`). */
+export function wantsBinary(req: IncomingMessage): boolean {
+  return req.headers['x-bin-protocol'] !== undefined;
+}
+
+/** Answers with a JSON body, or MessagePack (plain maps) when the request carries X-Bin-Protocol. */
+export function reply(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const bin = wantsBinary(req);
+  const bytes = bin ? pack(body) : Buffer.from(JSON.stringify(body));
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': bin ? 'application/msgpack' : 'application/json; charset=utf-8',
+    'Content-Length': String(bytes.length),
+    'Cache-Control': 'no-store'
+  });
+  res.end(req.method === 'HEAD' ? undefined : bytes);
+}
+
+/** Answers a ZenError with its status and `{error, code}`. */
+export function replyError(req: IncomingMessage, res: ServerResponse, err: ZenError): void {
+  const headers: Record<string, string> = err.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {};
+  reply(req, res, err.status, { error: err.message, code: err.code }, headers);
+}
+
+/** Reads a request body up to `limit` bytes (413 beyond it). */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > limit) {
+      reject(new ZenError('ERR_HTTP_BODY_TOO_LARGE', limit));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > limit) {
+        reject(new ZenError('ERR_HTTP_BODY_TOO_LARGE', limit));
+        req.removeAllListeners('data');
+        req.resume();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/** Parses a JSON or MessagePack (`Content-Type: application/msgpack`) body. */
+export function parseBody(req: IncomingMessage, body: Buffer): unknown {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  try {
+    if (type === 'application/msgpack' || type === 'application/x-msgpack') return unpack(body);
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new ZenError('ERR_HTTP_BAD_REQUEST', type.includes('msgpack') ? 'invalid MessagePack body' : 'invalid JSON body');
+  }
+}

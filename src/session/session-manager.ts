@@ -1,0 +1,212 @@
+import type { Connection, Transport } from '../transport/transport.js';
+import { isDecodeFailure } from '../protocol/codec.js';
+import type { Hub } from '../channels/hub.js';
+import type { AuditSink } from '../audit/audit-sink.js';
+import type { SessionOpenRecord, SessionCloseRecord } from '../store/store.js';
+import type { AccessLogEntry } from '../http/access-log.js';
+import { CloseCode } from '../errors.js';
+import { CorkScheduler } from './cork-scheduler.js';
+import { Session, type SessionInit, type SessionLimits } from './session.js';
+
+/** Where session rows go (the batched record writer). */
+export interface SessionRecorder {
+  recordOpen(record: SessionOpenRecord): void;
+  recordClose(record: SessionCloseRecord): void;
+}
+
+/** Where the access log line of an ended session goes. */
+export interface AccessLogSink {
+  log(entry: AccessLogEntry): void;
+}
+
+export interface SessionManagerOptions {
+  serverId: string;
+  hub: Hub;
+  transport: Transport;
+  audit: AuditSink;
+  recorder: SessionRecorder;
+  accessLog: AccessLogSink;
+  limits: SessionLimits;
+  /** Ping interval. Default 25000. */
+  pingIntervalMs: number;
+  /** Silence (pongs included) before a session is terminated. Default 60000. */
+  idleTimeoutMs: number;
+}
+
+/**
+ * Runs sessions from accept to close: sends `accepted`, records the rows, pumps inbound
+ * frames through the rate limit and the codec into the hub, pings and reaps idle
+ * sessions, and on close writes the session's row and access-log line.
+ */
+export class SessionManager {
+  readonly scheduler = new CorkScheduler();
+  private readonly o: SessionManagerOptions;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private lastPingAt = performance.now();
+  private readonly closeWaiters = new Set<() => void>();
+
+  constructor(options: SessionManagerOptions) {
+    this.o = options;
+  }
+
+  /** Open sessions of this process. */
+  get size(): number {
+    return this.o.hub.sessions.size;
+  }
+
+  /** Takes an accepted connection: the first frame it gets is `accepted`. */
+  accept(conn: Connection, init: SessionInit): Session {
+    const { hub, audit } = this.o;
+    const session = new Session(conn, init, this.o.transport, this.scheduler, this.o.limits);
+    conn.setHandler({
+      onMessage: (data, isBinary) => this.onMessage(session, data, isBinary),
+      onActivity: () => {
+        session.lastActivity = performance.now();
+      },
+      onClose: (code) => this.onClose(session, code)
+    });
+    hub.add(session);
+    this.o.recorder.recordOpen({
+      id: session.id,
+      serverId: this.o.serverId,
+      remoteAddr: init.remoteAddr,
+      userAgent: init.userAgent,
+      userId: session.userId,
+      protocol: session.protocol,
+      connectedAt: session.connectedAt
+    });
+    audit.record({
+      messageId: null,
+      at: session.connectedAt,
+      sessionId: session.id,
+      userId: session.userId,
+      direction: 'system',
+      type: 'session.open',
+      channel: null,
+      payload: { remoteAddr: init.remoteAddr, protocol: session.protocol, userAgent: init.userAgent },
+      recipients: null
+    });
+    session.send({ type: 'accepted', data: session.id });
+    audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'out', type: 'accepted', channel: null, payload: session.id, recipients: 1 });
+    return session;
+  }
+
+  private onMessage(session: Session, data: Buffer, isBinary: boolean): void {
+    if (session.state !== 'open') return;
+    const { hub, audit } = this.o;
+    session.bytesIn += data.length;
+    session.messagesIn++;
+    if (!session.admit()) {
+      audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'rate-limited', channel: null, payload: null, recipients: null });
+      if (session.state === 'open') hub.sendError(session, '*', ['rate limited']);
+      return;
+    }
+    const frame = session.codec.decode(data, isBinary);
+    if (isDecodeFailure(frame)) {
+      audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'invalid', channel: frame.channel, payload: frame.errors, recipients: null });
+      hub.sendError(session, frame.channel, frame.errors);
+      return;
+    }
+    switch (frame.type) {
+      case 'subscribe':
+        audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'subscribe', channel: frame.channel, payload: frame.token === undefined ? null : { token: '***' }, recipients: null });
+        hub.subscribe(session, frame.channel, frame.token);
+        return;
+      case 'unsubscribe':
+        audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'unsubscribe', channel: frame.channel, payload: null, recipients: null });
+        hub.unsubscribe(session, frame.channel);
+        return;
+      case 'broadcast': {
+        const channel = frame.channel;
+        const r = hub.broadcast(session, session.identity, channel, frame.data, (result) =>
+          session.send({ type: 'received', channel, count: result.count })
+        );
+        if (typeof r === 'string') {
+          audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'broadcast', channel, payload: frame.data, recipients: null });
+          hub.sendError(session, channel, [r]);
+        }
+        return;
+      }
+    }
+  }
+
+  private onClose(session: Session, reportedCode: number): void {
+    const code = session.closeCode ?? reportedCode;
+    session.state = 'closed';
+    session.closeCode = code;
+    const now = new Date();
+    this.o.hub.remove(session, code);
+    this.o.recorder.recordClose({
+      id: session.id,
+      disconnectedAt: now,
+      closeCode: code,
+      bytesIn: session.bytesIn,
+      bytesOut: session.bytesOut,
+      messagesIn: session.messagesIn,
+      messagesOut: session.messagesOut
+    });
+    this.o.audit.record({ messageId: null, at: now, sessionId: session.id, userId: session.userId, direction: 'system', type: 'session.close', channel: null, payload: { code }, recipients: null });
+    const init = session.init;
+    this.o.accessLog.log({
+      remoteAddr: init.remoteAddr,
+      remoteUser: session.userId,
+      time: session.connectedAt,
+      method: init.method,
+      url: init.url,
+      httpVersion: init.httpVersion,
+      status: 101,
+      bodyBytesSent: session.bytesOut,
+      referer: init.referer,
+      userAgent: init.userAgent,
+      durationMs: Number(process.hrtime.bigint() - session.startedAtNs) / 1e6
+    });
+    if (this.size === 0) for (const w of this.closeWaiters) w();
+  }
+
+  /** Starts pinging and reaping idle sessions. */
+  start(): void {
+    const every = Math.max(50, Math.min(this.o.pingIntervalMs, Math.floor(this.o.idleTimeoutMs / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const ping = now - this.lastPingAt >= this.o.pingIntervalMs - 10;
+    if (ping) this.lastPingAt = now;
+    for (const s of this.o.hub.sessions.values()) {
+      if (s.state !== 'open') continue;
+      if (now - s.lastActivity > this.o.idleTimeoutMs) {
+        s.closeCode = CloseCode.ABNORMAL;
+        s.state = 'closing';
+        s.conn.terminate();
+      } else if (ping) {
+        s.conn.ping();
+      }
+    }
+  }
+
+  /**
+   * Closes every session with `code` and resolves once all are closed (their rows
+   * recorded) or `timeoutMs` passed, after which the stragglers are terminated.
+   */
+  async closeAll(code: number, reason: string, timeoutMs: number): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = null;
+    if (this.size === 0) return;
+    for (const s of this.o.hub.sessions.values()) s.close(code, reason);
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.closeWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        for (const s of this.o.hub.sessions.values()) s.conn.terminate();
+        // terminate() reports 'close' asynchronously; give it a moment.
+        setTimeout(done, 200);
+      }, timeoutMs);
+      this.closeWaiters.add(done);
+    });
+  }
+}
