@@ -340,8 +340,10 @@ const BATCH_BYTES = 64 * 1024;
  *
  * Ordering and rotation: lines are written in `log` order. `reopen()` hands the
  * current batch to the open file, lets it finish writing there, and opens the path
- * anew for the lines that follow, so after logrotate's rename every line before the
- * `reopen()` is in the renamed file and every line after it in the new one, none lost.
+ * anew for the lines that follow, which wait until the old file is closed; so after
+ * logrotate's rename every line before the `reopen()` is in the renamed file and every
+ * line after it in the new one, none lost, and a reopen without a rename keeps the
+ * order too.
  * `close()` writes everything pending, closes the file(s) and resolves. After
  * `close()`, `log` does nothing. With `'off'` every method is a no-op.
  */
@@ -358,7 +360,10 @@ export class AccessLog {
   #closed = false;
   #dropped = 0;
   #ready: Promise<void>;
+  /** Streams being closed: close() waits for them. */
   readonly #retiring = new Set<Promise<void>>();
+  /** Opens when every stream before the current one is closed; until then it stays corked. */
+  #gate: Promise<void> = Promise.resolve();
 
   /**
    * @throws ZenError `ERR_CONFIG_INVALID` for an unknown format variable, a bad
@@ -436,31 +441,35 @@ export class AccessLog {
   reopen(): void {
     if (this.#file === null || this.#closed) return;
     this.#flush();
-    const old = this.#target as WriteStream;
-    this.#retiring.add(this.#retire(old));
     try {
       mkdirSync(dirname(this.#file), { recursive: true });
     } catch {
       // the open below reports the error
     }
-    this.#target = this.#open(this.#file);
+    const next = this.#open(this.#file);
+    // Two descriptors on one path (a reopen without a rename) would interleave their
+    // writes: the new stream holds its lines (corked, within maxBufferedBytes) until
+    // the old one has written everything and closed.
+    next.cork();
+    const oldClosed = this.#retire(this.#target as WriteStream, this.#gate);
+    this.#gate = oldClosed.then(() => {
+      if (next.writableCorked > 0) next.uncork();
+    });
+    this.#target = next;
   }
 
   /** Writes every pending line, closes the file, and resolves when all is on disk (stdout: handed to it). */
   async close(): Promise<void> {
-    if (this.#closed) {
-      await Promise.all(this.#retiring);
-      return;
-    }
-    this.#flush();
-    this.#closed = true;
-    const target = this.#target;
-    if (target === null) return;
-    if (this.#file !== null) {
-      this.#retiring.add(this.#retire(target as WriteStream));
-    } else if (!target.destroyed && target.writableLength > 0) {
-      // stdout is not ours to end: wait for what we handed it.
-      await new Promise<void>((resolve) => target.write('', () => resolve()));
+    if (!this.#closed) {
+      this.#flush();
+      this.#closed = true;
+      const target = this.#target;
+      if (this.#file !== null) {
+        this.#retire(target as WriteStream, this.#gate);
+      } else if (target !== null && !target.destroyed && target.writableLength > 0) {
+        // stdout is not ours to end: wait for what we handed it.
+        await new Promise<void>((resolve) => target.write('', () => resolve()));
+      }
     }
     await Promise.all(this.#retiring);
   }
@@ -487,16 +496,27 @@ export class AccessLog {
     return stream;
   }
 
-  /** Ends `stream` after what it holds is written; resolves when it is closed. */
-  #retire(stream: WriteStream): Promise<void> {
-    const done = new Promise<void>((resolve) => {
-      if (stream.closed) resolve();
-      else stream.once('close', () => resolve());
-    });
-    if (!stream.destroyed) stream.end();
-    const p = done.then(() => {
-      this.#retiring.delete(p);
-    });
+  /**
+   * Once `gate` opens (the streams before it are closed), ends `stream` after what it
+   * holds is written; the promise resolves when it is closed.
+   */
+  #retire(stream: WriteStream, gate: Promise<void>): Promise<void> {
+    const p = gate
+      .then(
+        () =>
+          new Promise<void>((resolve) => {
+            if (stream.closed) {
+              resolve();
+              return;
+            }
+            stream.once('close', () => resolve());
+            if (!stream.destroyed) stream.end();
+          })
+      )
+      .then(() => {
+        this.#retiring.delete(p);
+      });
+    this.#retiring.add(p);
     return p;
   }
 }

@@ -336,6 +336,24 @@ describe('access log: AccessLog', () => {
     assert.deepEqual(lines(path), ['/2', '/3']);
   });
 
+  test('many reopens without a rename keep every line in order', async () => {
+    const path = join(tmp, 'reopen-in-place.log');
+    const log = new AccessLog({ destination: path, format: '$request_uri' });
+    const want: string[] = [];
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 300; i++) {
+        const url = `/r${round}/${i}`;
+        want.push(url);
+        log.log(entry({ url }));
+      }
+      if (round % 3 === 0) await new Promise((r) => setImmediate(r));
+      log.reopen();
+    }
+    await log.close();
+    assert.deepEqual(lines(path), want);
+    assert.equal(log.droppedLines, 0);
+  });
+
   test('close flushes every line', async () => {
     const path = join(tmp, 'flush.log');
     const log = new AccessLog({ destination: path });
