@@ -222,9 +222,11 @@ function timeIso8601(d: Date): string {
 }
 
 const kBodyBytes = Symbol('zenconn.bodyBytes');
+const kRemoteAddr = Symbol('zenconn.remoteAddr');
 const CONTENT_LENGTH_RE = /\r\ncontent-length:[ \t]*(\d+)/i;
 interface TrackedResponse extends ServerResponse {
   [kBodyBytes]?: number;
+  [kRemoteAddr]?: string | undefined;
 }
 
 function chunkBytes(chunk: unknown, encoding: unknown): number {
@@ -234,17 +236,21 @@ function chunkBytes(chunk: unknown, encoding: unknown): number {
 }
 
 /**
- * Counts the body bytes written to `res` (through `write` and `end`, which `pipe`
- * uses too) so that {@link entryFromHttp} logs the exact `$body_bytes_sent` of a
- * response without Content-Length (chunked). Call it when the request arrives,
- * before anything is written. Chunked-encoding framing is not counted; on a response
- * aborted mid-way the count is what was handed to Node, which may exceed what reached
- * the client.
+ * Prepares `res` for {@link entryFromHttp}; call it when the request arrives, before
+ * anything is written. It does two things a finished response cannot do afterwards:
+ * - remembers the client address, which a socket no longer reports once the client
+ *   has gone (so a 499 line still has it);
+ * - counts the body bytes written through `write` and `end` (which `pipe` uses too),
+ *   so `$body_bytes_sent` is exact for a response without Content-Length (chunked).
+ * Chunked-encoding framing is not counted; on a response cut short, the count is what
+ * was handed to Node, which may exceed what reached the client. Calling it twice is
+ * harmless. Cost: two closures per response.
  */
-export function trackBodyBytes(res: ServerResponse): void {
+export function trackResponse(res: ServerResponse): void {
   const tracked = res as TrackedResponse;
   if (tracked[kBodyBytes] !== undefined) return;
   tracked[kBodyBytes] = 0;
+  tracked[kRemoteAddr] = res.socket?.remoteAddress;
   const write = res.write;
   const end = res.end;
   // The overloads of write/end are wider than one signature; forward arguments as they came.
@@ -264,13 +270,15 @@ export function trackBodyBytes(res: ServerResponse): void {
  * both taken when the request arrived.
  *
  * `bodyBytesSent`: 0 for HEAD, 1xx, 204 and 304 (Node sends no body); otherwise the
- * count of {@link trackBodyBytes} when it was installed; else, for a response that
+ * count of {@link trackResponse} when it was installed; else, for a response that
  * ended normally, the Content-Length it was sent with (the one set by the handler or
  * `send`, or the one Node adds to `res.end(body)`); else 0 (a chunked response
  * without tracking, or one cut short). It is never taken from `socket.bytesWritten`,
  * which mixes responses on a keep-alive connection. `status` is 499 (nginx's "client closed request") when the
  * connection closed before the response head was sent. `remoteUser` is null;
- * `remoteAddr` has IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) as plain IPv4.
+ * `remoteAddr` is the one {@link trackResponse} saw, else the socket's (empty, so `-`,
+ * once the client has gone), with IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) as
+ * plain IPv4.
  */
 export function entryFromHttp(req: IncomingMessage, res: ServerResponse, startedAt: bigint, time: Date): AccessLogEntry {
   const method = req.method ?? '';
@@ -290,7 +298,7 @@ export function entryFromHttp(req: IncomingMessage, res: ServerResponse, started
       if (Number.isSafeInteger(declared) && declared >= 0) bodyBytesSent = declared;
     }
   }
-  let remoteAddr = req.socket.remoteAddress ?? '';
+  let remoteAddr = (res as TrackedResponse)[kRemoteAddr] ?? req.socket.remoteAddress ?? '';
   if (remoteAddr.startsWith('::ffff:') && remoteAddr.includes('.')) remoteAddr = remoteAddr.slice(7);
   return {
     remoteAddr,
@@ -315,7 +323,10 @@ function headerValue(v: string | string[] | undefined): string | null {
 
 /** Options of {@link AccessLog}. */
 export interface AccessLogOptions {
-  /** `'-'` for stdout, `'off'` for no log, or a file path (appended to; its directory is created). Default: `'-'`. */
+  /**
+   * `'-'` (or `''`) for stdout, `'off'` for no log, or a file path (appended to, created
+   * with its directory if missing). Default: `'-'`.
+   */
   destination?: string;
   /** An nginx `log_format` string; see {@link compileFormat}. Default: {@link COMBINED}. */
   format?: string;
@@ -359,7 +370,7 @@ export class AccessLog {
   #scheduled = false;
   #closed = false;
   #dropped = 0;
-  #ready: Promise<void>;
+  readonly #ready: Promise<void>;
   /** Streams being closed: close() waits for them. */
   readonly #retiring = new Set<Promise<void>>();
   /** Opens when every stream before the current one is closed; until then it stays corked. */

@@ -12,7 +12,7 @@ import {
   entryFromHttp,
   escapeLogValue,
   redactUrl,
-  trackBodyBytes,
+  trackResponse,
   type AccessLogEntry
 } from '../../src/http/access-log.js';
 import { createStaticHandler } from '../../src/http/static-files.js';
@@ -70,7 +70,7 @@ describe('access log: lines from a real HTTP server', () => {
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const startedAt = process.hrtime.bigint();
       const time = new Date();
-      if (req.url?.startsWith('/chunked')) trackBodyBytes(res);
+      if (req.url?.startsWith('/chunked')) trackResponse(res);
       let done = false;
       const onEnd = (): void => {
         if (done) return;
@@ -182,6 +182,7 @@ describe('access log: entryFromHttp', () => {
     let resolveArrived: () => void;
     const arrived = new Promise<void>((resolve) => (resolveArrived = resolve));
     const server = createServer((req, res) => {
+      trackResponse(res);
       resolveArrived();
       const startedAt = process.hrtime.bigint();
       const time = new Date();
@@ -197,6 +198,7 @@ describe('access log: entryFromHttp', () => {
     const e = await got;
     server.close();
     assert.equal(e.status, 499);
+    assert.equal(e.remoteAddr, '127.0.0.1');
     assert.equal(e.bodyBytesSent, 0);
     assert.equal(e.method, 'GET');
     assert.equal(e.url, '/slow?token=abc');
