@@ -246,7 +246,7 @@ function chunkBytes(chunk: unknown, encoding: unknown): number {
  * was handed to Node, which may exceed what reached the client. Calling it twice is
  * harmless. Cost: two closures per response.
  */
-export function trackResponse(res: ServerResponse): void {
+export function trackBodyBytes(res: ServerResponse): void {
   const tracked = res as TrackedResponse;
   if (tracked[kBodyBytes] !== undefined) return;
   tracked[kBodyBytes] = 0;
@@ -270,13 +270,13 @@ export function trackResponse(res: ServerResponse): void {
  * both taken when the request arrived.
  *
  * `bodyBytesSent`: 0 for HEAD, 1xx, 204 and 304 (Node sends no body); otherwise the
- * count of {@link trackResponse} when it was installed; else, for a response that
+ * count of {@link trackBodyBytes} when it was installed; else, for a response that
  * ended normally, the Content-Length it was sent with (the one set by the handler or
  * `send`, or the one Node adds to `res.end(body)`); else 0 (a chunked response
  * without tracking, or one cut short). It is never taken from `socket.bytesWritten`,
  * which mixes responses on a keep-alive connection. `status` is 499 (nginx's "client closed request") when the
  * connection closed before the response head was sent. `remoteUser` is null;
- * `remoteAddr` is the one {@link trackResponse} saw, else the socket's (empty, so `-`,
+ * `remoteAddr` is the one {@link trackBodyBytes} saw, else the socket's (empty, so `-`,
  * once the client has gone), with IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) as
  * plain IPv4.
  */

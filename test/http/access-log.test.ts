@@ -12,7 +12,7 @@ import {
   entryFromHttp,
   escapeLogValue,
   redactUrl,
-  trackResponse,
+  trackBodyBytes,
   type AccessLogEntry
 } from '../../src/http/access-log.js';
 import { createStaticHandler } from '../../src/http/static-files.js';
@@ -70,7 +70,7 @@ describe('access log: lines from a real HTTP server', () => {
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
       const startedAt = process.hrtime.bigint();
       const time = new Date();
-      if (req.url?.startsWith('/chunked')) trackResponse(res);
+      if (req.url?.startsWith('/chunked')) trackBodyBytes(res);
       let done = false;
       const onEnd = (): void => {
         if (done) return;
@@ -182,7 +182,7 @@ describe('access log: entryFromHttp', () => {
     let resolveArrived: () => void;
     const arrived = new Promise<void>((resolve) => (resolveArrived = resolve));
     const server = createServer((req, res) => {
-      trackResponse(res);
+      trackBodyBytes(res);
       resolveArrived();
       const startedAt = process.hrtime.bigint();
       const time = new Date();
