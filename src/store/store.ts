@@ -111,3 +111,13 @@ export interface Store {
   /** Release the connection(s). */
   close(): Promise<void>;
 }
+
+/**
+ * Where the store layer logs (structured object first, then the message), so the
+ * server can pass its pino logger as is. Every use is optional.
+ */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}

@@ -1,0 +1,45 @@
+import type { Migration } from './migration.js';
+
+/**
+ * PostgreSQL schema, oldest first. Tables are created unqualified, so they land in
+ * the first schema of the connection's `search_path` (see `PostgresStore.open`).
+ * To change the schema, append `{ version: N + 1, name, up }` here and in `sqlite.ts`.
+ */
+export const postgresMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'servers_and_sessions',
+    up: `
+      CREATE TABLE servers (
+        id           text PRIMARY KEY,
+        role         text NOT NULL CHECK (role IN ('standalone', 'agent', 'worker')),
+        parent_id    text REFERENCES servers (id),
+        hostname     text NOT NULL,
+        pid          integer NOT NULL,
+        address      text NOT NULL,
+        started_at   timestamptz NOT NULL,
+        last_seen_at timestamptz NOT NULL,
+        stopped_at   timestamptz
+      );
+      CREATE INDEX servers_liveness_idx ON servers (stopped_at, last_seen_at);
+
+      CREATE TABLE sessions (
+        id              text PRIMARY KEY,
+        server_id       text NOT NULL REFERENCES servers (id),
+        remote_addr     text NOT NULL,
+        user_agent      text,
+        user_id         text,
+        protocol        text NOT NULL CHECK (protocol IN ('json', 'bin')),
+        connected_at    timestamptz NOT NULL,
+        disconnected_at timestamptz,
+        close_code      integer,
+        bytes_in        bigint NOT NULL DEFAULT 0,
+        bytes_out       bigint NOT NULL DEFAULT 0,
+        messages_in     bigint NOT NULL DEFAULT 0,
+        messages_out    bigint NOT NULL DEFAULT 0
+      );
+      -- Close-out looks up the sessions still open on one server.
+      CREATE INDEX sessions_open_by_server_idx ON sessions (server_id) WHERE disconnected_at IS NULL;
+    `
+  }
+];
