@@ -99,11 +99,16 @@ function setOwn(o: Record<string, unknown>, k: string, v: unknown): void {
 
 /**
  * `value` with every binary value (Uint8Array/Buffer, other ArrayBuffer views, ArrayBuffer)
- * replaced by its base64 string. Copy-on-write: containers without binary inside are
- * returned as they are, so data without binary costs one walk and no allocation.
+ * replaced by its base64 string, and every BigInt by the nearest number. Copy-on-write:
+ * containers without binary inside are returned as they are, so data without binary
+ * costs one walk and no allocation.
  */
 export function binaryToBase64(value: unknown): unknown {
-  if (typeof value !== 'object' || value === null) return value;
+  if (typeof value !== 'object' || value === null) {
+    // JSON has no BigInt (JSON.stringify throws on one). The decoders never make them,
+    // but server-side data might: send the nearest number, as 64-bit integers decode.
+    return typeof value === 'bigint' ? Number(value) : value;
+  }
   if (isBinaryValue(value)) return base64(value);
   if (Array.isArray(value)) {
     let out: unknown[] | undefined;

@@ -188,6 +188,11 @@ test('binaryToBase64 copies only what changes and never mutates its input', () =
   assert.equal(p.b, 'AQ==');
 });
 
+test('BigInt values in walked data become numbers instead of throwing', () => {
+  const text = encText({ type: 'event', channel: 'n', data: { ts: 1732694400000n, big: 2n ** 64n }, from: null, id: EVENT_ID });
+  assert.deepEqual(JSON.parse(text).data, { ts: 1732694400000, big: 2 ** 64 });
+});
+
 test('containsBinary finds binary values at any depth', () => {
   assert.equal(containsBinary({ a: [1, 'x', { b: null }] }), false);
   assert.equal(containsBinary(new Date()), false);
