@@ -1,0 +1,509 @@
+/**
+ * `npm run bench`: start each server row in turn, drive it with the same load
+ * (load.ts) at each size, sample the server's CPU and memory from /proc
+ * (proc-stats.ts), print a table and the targets, and write the raw results as JSON.
+ *
+ * Add a row by adding an entry to ROWS below. A row names its server processes
+ * (usually one; several for a cluster, with helpers such as a Redis server marked
+ * `target: false, measured: false`) and the protocol its clients speak. Every
+ * measured process's CPU and RSS are summed with its descendants', so rows with an
+ * agent and workers are measured whole.
+ *
+ * Flags (each also an environment variable):
+ *   --quick                 1 s warm-up, 3 s measured (BENCH_QUICK=1)
+ *   --warmup-ms N           warm-up before the measured window, default 5000 (BENCH_WARMUP_MS)
+ *   --measure-ms N          measured window, default 10000 (BENCH_MEASURE_MS)
+ *   --sizes 500,5000        subscriber counts (BENCH_SIZES)
+ *   --rows a,b              only rows whose name contains one of these (BENCH_ROWS)
+ *   --window N              broadcasts awaiting their ack, default 16 (BENCH_WINDOW)
+ *   --max-lag N             publisher lead over the slowest subscriber, default 32 (BENCH_MAX_LAG)
+ *   --client-procs N        client processes, default 2 (BENCH_CLIENT_PROCS)
+ *   --out FILE              results JSON, default bench/results/latest.json (BENCH_OUT)
+ *   --list                  print the rows and exit
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { Protocol } from './client-protocols.js';
+import { newSecret, signToken } from './jwt.js';
+import { runLoad, type LoadResult } from './load.js';
+import { cpuMicros, rssBytes } from './proc-stats.js';
+import { ServerProcess, type ServerSpec } from './server-process.js';
+
+/** The repository root (run.js is at dist/bench/run.js). */
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST_BENCH = dirname(fileURLToPath(import.meta.url));
+
+/** What a row's `servers` function gets: fresh for every row × size. */
+export interface RowContext {
+  /** An empty directory, removed after the run (database, public dir). */
+  tmpdir: string;
+  /** The HS256 secret the server must accept tokens for. */
+  secret: string;
+  root: string;
+}
+
+/** One line of the table: a server setup and the protocol its clients speak. */
+export interface Row {
+  name: string;
+  /** zenconn rows are checked against the targets; `socketio` and `ws` are the references. */
+  kind: 'zenconn' | 'socketio' | 'ws';
+  protocol: Protocol;
+  /** The processes to start, in order; each must print its ready line before the next starts. */
+  servers(ctx: RowContext): ServerSpec[];
+  /** The publisher's token (zenconn: a token with the `publish` grant). */
+  publisherToken?(ctx: RowContext): Promise<string>;
+}
+
+/**
+ * `node bin/zenconn.js <command> --port 0 --host 127.0.0.1 …the bench's flags… <flags>`.
+ * `command` is `serve` or `agent`; `flags` are the row's own (e.g. `--workers 2`).
+ */
+function zenconn(command: string, flags: string[] = []): (ctx: RowContext) => ServerSpec[] {
+  return (ctx) => [
+    {
+      label: `zenconn ${command}`,
+      command: process.execPath,
+      cwd: ctx.root,
+      args: [
+        'bin/zenconn.js',
+        command,
+        '--port',
+        '0',
+        '--host',
+        '127.0.0.1',
+        '--database',
+        `sqlite:${join(ctx.tmpdir, 'bench.db')}`,
+        '--access-log',
+        'off',
+        '--public',
+        ctx.tmpdir,
+        '--jwt-secret',
+        ctx.secret,
+        '--log-level',
+        'warn',
+        ...flags
+      ]
+    }
+  ];
+}
+
+/** A reference server from dist/bench. */
+function reference(file: string): (ctx: RowContext) => ServerSpec[] {
+  return (ctx) => [
+    { command: process.execPath, cwd: ctx.root, args: [join(DIST_BENCH, file), '--port', '0', '--host', '127.0.0.1'] }
+  ];
+}
+
+const zenconnPublisher = (ctx: RowContext): Promise<string> => signToken(ctx.secret, 'publisher', ['publish']);
+
+/** The rows, run in this order. Add yours here. */
+export const ROWS: Row[] = [
+  { name: 'zenconn json', kind: 'zenconn', protocol: 'json', servers: zenconn('serve'), publisherToken: zenconnPublisher },
+  { name: 'zenconn binary', kind: 'zenconn', protocol: 'binary', servers: zenconn('serve'), publisherToken: zenconnPublisher },
+  // Later rows, for example:
+  // { name: 'zenconn agent 2 workers', kind: 'zenconn', protocol: 'json',
+  //   servers: zenconn('agent', ['--workers', '2']), publisherToken: zenconnPublisher },
+  // { name: 'zenconn audit on', kind: 'zenconn', protocol: 'json',
+  //   servers: zenconn('serve', ['--audit', 'on']), publisherToken: zenconnPublisher },
+  // Two nodes over Redis: a helper that is neither a target nor measured, then two nodes;
+  // subscribers are spread over both nodes, the publisher talks to the first:
+  // { name: 'zenconn 2 nodes redis', kind: 'zenconn', protocol: 'json', publisherToken: zenconnPublisher,
+  //   servers: (ctx) => [
+  //     { command: 'redis-server', args: ['--port', '6390', '--save', ''], ready: /Ready to accept/,
+  //       target: false, measured: false },
+  //     ...zenconn('serve', ['--bus', 'redis://127.0.0.1:6390'])(ctx),
+  //     ...zenconn('serve', ['--bus', 'redis://127.0.0.1:6390'])(ctx) ] },
+  { name: 'socket.io 4', kind: 'socketio', protocol: 'socketio', servers: reference('socketio-server.js') },
+  // The same server driven by the official socket.io-client (more client CPU, same server):
+  // { name: 'socket.io 4 (official client)', kind: 'socketio', protocol: 'socketio-official',
+  //   servers: reference('socketio-server.js') },
+  { name: 'bare ws loop', kind: 'ws', protocol: 'json', servers: reference('ws-server.js') }
+];
+
+/** Targets, checked for every zenconn row. */
+const TARGETS = {
+  /** zenconn CPU per delivery ÷ Socket.IO's, at most. */
+  cpuVsSocketIo: 1 / 3,
+  /** zenconn CPU per delivery ÷ the bare ws loop's, at most. */
+  cpuVsWs: 1.2,
+  /** RSS per idle subscribed connection at this size, at most (KiB). */
+  rssPerConnKiB: 12,
+  rssAtSize: 5000
+};
+
+interface Settings {
+  warmupMs: number;
+  measureMs: number;
+  sizes: number[];
+  rows: string[];
+  window: number;
+  maxLag: number;
+  clientProcesses: number;
+  out: string;
+  list: boolean;
+}
+
+/** What the bench measured on the server side for one row × size. */
+interface ServerFigures {
+  pids: number[];
+  /** Server CPU (user + system) over the measured window and drain, µs. */
+  cpuMicros: number;
+  cpuMicrosPerDelivery: number;
+  /** Server CPU ÷ wall time over the same span (1 = one core busy). */
+  cpuCores: number;
+  rssBeforeBytes: number;
+  rssIdleBytes: number;
+  rssPerConnBytes: number;
+  rssAfterBytes: number;
+}
+
+interface Outcome {
+  row: string;
+  kind: Row['kind'];
+  protocol: Protocol;
+  subscribers: number;
+  ok: boolean;
+  error?: string;
+  load?: LoadResult;
+  server?: ServerFigures;
+}
+
+interface Check {
+  row: string;
+  subscribers: number;
+  what: string;
+  value: number | null;
+  target: string;
+  met: boolean | null;
+}
+
+function settings(): Settings {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      'warmup-ms': { type: 'string' },
+      'measure-ms': { type: 'string' },
+      sizes: { type: 'string' },
+      rows: { type: 'string' },
+      window: { type: 'string' },
+      'max-lag': { type: 'string' },
+      'client-procs': { type: 'string' },
+      out: { type: 'string' },
+      list: { type: 'boolean', default: false }
+    }
+  });
+  const env = process.env;
+  const quick = values.quick || env.BENCH_QUICK === '1';
+  const int = (flag: string | undefined, envValue: string | undefined, fallback: number, name: string): number => {
+    const raw = flag ?? envValue;
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got ${raw}`);
+    return n;
+  };
+  const sizes = (values.sizes ?? env.BENCH_SIZES ?? '500,5000').split(',').map((s) => Number(s.trim()));
+  if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sizes must be positive integers`);
+  return {
+    warmupMs: int(values['warmup-ms'], env.BENCH_WARMUP_MS, quick ? 1000 : 5000, 'warmup-ms'),
+    measureMs: int(values['measure-ms'], env.BENCH_MEASURE_MS, quick ? 3000 : 10_000, 'measure-ms'),
+    sizes,
+    rows: (values.rows ?? env.BENCH_ROWS ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''),
+    window: int(values.window, env.BENCH_WINDOW, 16, 'window') || 1,
+    maxLag: int(values['max-lag'], env.BENCH_MAX_LAG, 32, 'max-lag') || 1,
+    clientProcesses: int(values['client-procs'], env.BENCH_CLIENT_PROCS, 2, 'client-procs') || 1,
+    out: resolve(values.out ?? env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'latest.json')),
+    list: values.list
+  };
+}
+
+/** Servers started and not yet stopped, so an interrupt does not leave them behind. */
+const live = new Set<ServerProcess>();
+
+async function runRow(row: Row, subscribers: number, s: Settings): Promise<Outcome> {
+  const base = { row: row.name, kind: row.kind, protocol: row.protocol, subscribers };
+  const dir = mkdtempSync(join(tmpdir(), 'zenconn-bench-'));
+  const ctx: RowContext = { tmpdir: dir, secret: newSecret(), root: ROOT };
+  const servers: ServerProcess[] = [];
+  try {
+    for (const spec of row.servers(ctx)) {
+      const server = await ServerProcess.start(spec);
+      servers.push(server);
+      live.add(server);
+    }
+    const pids = servers.filter((p) => p.measured).map((p) => p.pid);
+    const targets = servers.filter((p) => p.isTarget).map((p) => p.address);
+    if (targets.length === 0) throw new Error('the row has no target server');
+    const token = await row.publisherToken?.(ctx);
+    let rssBeforeBytes = 0;
+    let rssIdleBytes = 0;
+    let cpuStart = 0;
+    let cpuEnd = 0;
+    let wallStart = 0;
+    let wallEnd = 0;
+    const load = await runLoad({
+      targets,
+      protocol: row.protocol,
+      subscribers,
+      clientProcesses: s.clientProcesses,
+      window: s.window,
+      maxLag: s.maxLag,
+      warmupMs: s.warmupMs,
+      measureMs: s.measureMs,
+      ...(token === undefined ? {} : { publisherToken: token }),
+      log: (line) => console.log(line),
+      hooks: {
+        beforeSubscribers: async () => {
+          await sleep(500);
+          rssBeforeBytes = rssBytes(pids);
+        },
+        subscribersIdle: () => {
+          rssIdleBytes = rssBytes(pids);
+        },
+        measureStart: () => {
+          wallStart = performance.now();
+          cpuStart = cpuMicros(pids);
+        },
+        measureEnd: () => {
+          cpuEnd = cpuMicros(pids);
+          wallEnd = performance.now();
+        }
+      }
+    });
+    const dead = servers.find((p) => !p.alive);
+    if (dead !== undefined) throw new Error(`server ${dead.pid} died during the run:\n${dead.output.split('\n').slice(-8).join('\n')}`);
+    const cpu = cpuEnd - cpuStart;
+    const server: ServerFigures = {
+      pids,
+      cpuMicros: cpu,
+      cpuMicrosPerDelivery: load.delivered > 0 ? cpu / load.delivered : Number.NaN,
+      cpuCores: cpu / 1000 / (wallEnd - wallStart),
+      rssBeforeBytes,
+      rssIdleBytes,
+      rssPerConnBytes: (rssIdleBytes - rssBeforeBytes) / subscribers,
+      rssAfterBytes: rssBytes(pids)
+    };
+    return { ...base, ok: true, load, server };
+  } catch (err) {
+    return { ...base, ok: false, error: (err as Error).message };
+  } finally {
+    for (const server of servers) {
+      await server.stop();
+      live.delete(server);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function checks(outcomes: Outcome[], sizes: number[]): Check[] {
+  const out: Check[] = [];
+  const find = (kind: Row['kind'], n: number) => outcomes.find((o) => o.kind === kind && o.subscribers === n && o.ok);
+  for (const o of outcomes) {
+    if (o.kind !== 'zenconn') continue;
+    const mine = o.ok ? o.server!.cpuMicrosPerDelivery : null;
+    for (const [kind, target, label] of [
+      ['socketio', TARGETS.cpuVsSocketIo, '≤ 0.33'],
+      ['ws', TARGETS.cpuVsWs, `≤ ${TARGETS.cpuVsWs}`]
+    ] as const) {
+      const ref = find(kind, o.subscribers);
+      const value = mine !== null && ref !== undefined ? mine / ref.server!.cpuMicrosPerDelivery : null;
+      out.push({
+        row: o.row,
+        subscribers: o.subscribers,
+        what: `CPU/delivery ÷ ${kind === 'ws' ? 'bare ws loop' : 'Socket.IO'}`,
+        value,
+        target: label,
+        met: value === null ? null : value <= target
+      });
+    }
+    if (o.subscribers === TARGETS.rssAtSize) {
+      const kib = o.ok ? o.server!.rssPerConnBytes / 1024 : null;
+      out.push({
+        row: o.row,
+        subscribers: o.subscribers,
+        what: 'RSS per idle subscribed connection (KiB)',
+        value: kib,
+        target: `≤ ${TARGETS.rssPerConnKiB}`,
+        met: kib === null ? null : kib <= TARGETS.rssPerConnKiB
+      });
+    }
+    if (o.ok) {
+      out.push({
+        row: o.row,
+        subscribers: o.subscribers,
+        what: 'lost messages',
+        value: o.load!.lost,
+        target: '= 0',
+        met: o.load!.lost === 0
+      });
+    }
+  }
+  if (!sizes.includes(TARGETS.rssAtSize)) {
+    out.push({ row: '-', subscribers: TARGETS.rssAtSize, what: 'RSS per connection not checked', value: null, target: `run size ${TARGETS.rssAtSize}`, met: null });
+  }
+  return out;
+}
+
+/** The binary/JSON size ratio from src/protocol/size-corpus.ts, when that module exists. */
+async function sizeCorpus(): Promise<{ ratio: number | null; note: string; detail?: unknown }> {
+  const url = pathToFileURL(join(ROOT, 'dist', 'src', 'protocol', 'size-corpus.js')).href;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_MODULE_NOT_FOUND') return { ratio: null, note: 'src/protocol/size-corpus.ts not there yet: skipped' };
+    return { ratio: null, note: `size corpus failed to load: ${(err as Error).message}` };
+  }
+  // The module's shape is its author's; accept a ratio, a function giving one, or byte totals.
+  const fromValue = (value: unknown): { ratio: number; detail: unknown } | undefined => {
+    if (typeof value === 'number' && Number.isFinite(value)) return { ratio: value, detail: value };
+    if (value === null || typeof value !== 'object') return undefined;
+    const record = value as Record<string, unknown>;
+    for (const [k, v] of Object.entries(record)) if (/ratio/i.test(k) && typeof v === 'number') return { ratio: v, detail: value };
+    const json = Object.entries(record).find(([k, v]) => /json/i.test(k) && typeof v === 'number')?.[1] as number | undefined;
+    const bin = Object.entries(record).find(([k, v]) => /bin/i.test(k) && typeof v === 'number')?.[1] as number | undefined;
+    if (json !== undefined && bin !== undefined && json > 0) return { ratio: bin / json, detail: value };
+    return undefined;
+  };
+  const entries = Object.entries(mod).sort(([a], [b]) => Number(/ratio/i.test(b)) - Number(/ratio/i.test(a)));
+  for (const [name, value] of entries) {
+    let found = fromValue(value);
+    if (found === undefined && typeof value === 'function' && value.length === 0) {
+      try {
+        found = fromValue(await (value as () => unknown)());
+      } catch {
+        // Not the function we are after.
+      }
+    }
+    if (found !== undefined) return { ratio: found.ratio, note: `from export \`${name}\``, detail: found.detail };
+  }
+  return { ratio: null, note: `size-corpus has no ratio the bench recognises (exports: ${Object.keys(mod).join(', ')})` };
+}
+
+function fmt(n: number | null | undefined, digits: number): string {
+  return n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
+}
+
+function thousands(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function printTable(outcomes: Outcome[]): void {
+  const header = ['server', 'subs', 'msgs/s', 'deliveries/s', 'CPU µs/deliv', 'srv cores', 'p50 ms', 'p99 ms', 'RSS/conn KiB', 'lost'];
+  const rows: string[][] = [];
+  const errors: string[] = [];
+  for (const o of outcomes) {
+    if (!o.ok) {
+      rows.push([o.row, String(o.subscribers), 'FAILED', `(see note ${errors.length + 1})`, '', '', '', '', '', '']);
+      errors.push(`${errors.length + 1}. ${o.row} @ ${o.subscribers}: ${o.error}`);
+      continue;
+    }
+    const l = o.load!;
+    const sv = o.server!;
+    rows.push([
+      o.row,
+      String(o.subscribers),
+      thousands(l.messagesPerSec),
+      thousands(l.deliveriesPerSec),
+      fmt(sv.cpuMicrosPerDelivery, 3),
+      fmt(sv.cpuCores, 2),
+      fmt(l.latencyMs.p50, 2),
+      fmt(l.latencyMs.p99, 2),
+      fmt(sv.rssPerConnBytes / 1024, 2),
+      String(l.lost)
+    ]);
+    for (const note of l.notes) errors.push(`- ${o.row} @ ${o.subscribers}: ${note}`);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log('');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  if (errors.length > 0) {
+    console.log('');
+    for (const e of errors) console.log(e);
+  }
+}
+
+function printChecks(list: Check[]): void {
+  if (list.length === 0) return;
+  console.log('\nTargets');
+  for (const c of list) {
+    const verdict = c.met === null ? 'n/a   ' : c.met ? 'met   ' : 'MISSED';
+    console.log(`  ${verdict} ${c.row} @ ${c.subscribers}: ${c.what} = ${fmt(c.value, 3)} (target ${c.target})`);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function main(): Promise<void> {
+  const s = settings();
+  const rows = s.rows.length === 0 ? ROWS : ROWS.filter((r) => s.rows.some((f) => r.name.toLowerCase().includes(f)));
+  if (s.list) {
+    for (const r of ROWS) console.log(`${r.name} (${r.kind}, ${r.protocol})`);
+    return;
+  }
+  if (rows.length === 0) throw new Error(`no row matches --rows ${s.rows.join(',')}`);
+  console.log(
+    `zenconn bench: ${rows.length} rows × sizes ${s.sizes.join(', ')}; warm-up ${s.warmupMs} ms, measured ${s.measureMs} ms; ` +
+      `window ${s.window}, max lag ${s.maxLag}, ${s.clientProcesses} client processes`
+  );
+  const outcomes: Outcome[] = [];
+  for (const row of rows) {
+    for (const n of s.sizes) {
+      console.log(`${row.name} @ ${n} subscribers`);
+      const outcome = await runRow(row, n, s);
+      if (!outcome.ok) console.log(`  failed: ${outcome.error!.split('\n')[0]}`);
+      else {
+        const l = outcome.load!;
+        console.log(
+          `  ${thousands(l.deliveriesPerSec)} deliveries/s, ${fmt(outcome.server!.cpuMicrosPerDelivery, 3)} µs CPU/delivery, ` +
+            `p99 ${fmt(l.latencyMs.p99, 2)} ms, lost ${l.lost}`
+        );
+      }
+      outcomes.push(outcome);
+    }
+  }
+  printTable(outcomes);
+  const list = checks(outcomes, s.sizes);
+  printChecks(list);
+  const corpus = await sizeCorpus();
+  console.log(`\nBinary/JSON size ratio: ${corpus.ratio === null ? '-' : corpus.ratio.toFixed(3)} (${corpus.note})`);
+
+  const cpuModel = cpus()[0]?.model ?? 'unknown';
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel, kernel: release(), node: process.version },
+    settings: { ...s, out: undefined },
+    outcomes,
+    targets: list,
+    sizeCorpus: corpus
+  };
+  mkdirSync(dirname(s.out), { recursive: true });
+  writeFileSync(s.out, JSON.stringify(result, null, 2) + '\n');
+  console.log(`\nRaw results: ${s.out}`);
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((server) => server.stop(2000)));
+}
+
+process.on('SIGINT', () => {
+  void stopAll().then(() => process.exit(130));
+});
+process.on('SIGTERM', () => {
+  void stopAll().then(() => process.exit(143));
+});
+
+main().catch(async (err: Error) => {
+  console.error(`bench: ${err.message}`);
+  await stopAll();
+  process.exit(1);
+});
