@@ -51,7 +51,10 @@ export interface SubscriberOptions {
 
 /** A ready, subscribed client. */
 export interface Subscriber {
+  /** Close handshake (1000). */
   close(): void;
+  /** Drop the TCP connection without a close frame (a client that vanished). */
+  terminate(): void;
 }
 
 export interface PublisherOptions {
@@ -68,9 +71,10 @@ export interface PublisherOptions {
 /**
  * A connected publisher. `publish` calls `onAck` with the recipient count the server
  * reported; acks are matched in order (the servers answer broadcasts in order).
+ * `channel` defaults to the one the publisher was opened with.
  */
 export interface Publisher {
-  publish(data: Payload, onAck: (count: number) => void): void;
+  publish(data: Payload, onAck: (count: number) => void, channel?: string): void;
   close(): void;
 }
 
@@ -157,10 +161,10 @@ function decode(protocol: Protocol, raw: Buffer): Decoded {
 
 /**
  * The hot path of every subscriber: pull t, s and m out of an event without building
- * the whole object. Falls back to a full decode when the frame is not laid out as
+ * the whole object (JSON text and MessagePack alike). Falls back to a full decode when the frame is not laid out as
  * expected (another key order, say), so it is never wrong, only sometimes slower.
  */
-function fastDelivery(protocol: Protocol, raw: Buffer): Delivery | undefined {
+export function fastDelivery(protocol: Protocol, raw: Buffer): Delivery | undefined {
   if (protocol === 'json') {
     const text = raw.toString();
     if (text.startsWith(JSON_EVENT_PREFIX)) {
@@ -168,9 +172,52 @@ function fastDelivery(protocol: Protocol, raw: Buffer): Delivery | undefined {
       if (delivery !== undefined) return delivery;
     }
   }
+  if (protocol === 'binary') {
+    const delivery = scanBinaryPayload(raw);
+    if (delivery !== undefined) return delivery;
+  }
   const frame = decode(protocol, raw);
   if (frame.kind !== 'event') return undefined;
   return asDelivery(frame.data);
+}
+
+// MessagePack bytes of the payload keys: fixstr of length 1 + the letter.
+const KEY_T = Buffer.from([0xa1, 0x74]);
+const KEY_S = Buffer.from([0xa1, 0x73]);
+const KEY_M = Buffer.from([0xa1, 0x6d]);
+
+/**
+ * t, s and m of an event `[8, channel, {t, s, m, p}, from, id]` in MessagePack, read in
+ * place. Undefined (so the caller unpacks it all) unless the frame is a 5-array of kind 8
+ * and each value has a form read here: t a float64, s an unsigned int, m a fixint.
+ */
+function scanBinaryPayload(raw: Buffer): Delivery | undefined {
+  if (raw[0] !== 0x95 || raw[1] !== BIN_EVENT) return undefined;
+  const ti = raw.indexOf(KEY_T, 2);
+  if (ti < 0 || raw[ti + 2] !== 0xcb) return undefined;
+  const si = raw.indexOf(KEY_S, ti + 11);
+  if (si < 0) return undefined;
+  const s = readUint(raw, si + 2);
+  if (s === undefined) return undefined;
+  const mi = raw.indexOf(KEY_M, si + 3);
+  const m = mi < 0 ? -1 : raw[mi + 2]!;
+  if (m !== 0 && m !== 1) return undefined;
+  return { t: raw.readDoubleBE(ti + 3), s, m };
+}
+
+function readUint(raw: Buffer, at: number): number | undefined {
+  const tag = raw[at]!;
+  if (tag <= 0x7f) return tag;
+  switch (tag) {
+    case 0xcc:
+      return raw.readUInt8(at + 1);
+    case 0xcd:
+      return raw.readUInt16BE(at + 1);
+    case 0xce:
+      return raw.readUInt32BE(at + 1);
+    default:
+      return undefined;
+  }
 }
 
 /** t, s and m of a payload inside JSON text, found by key (`"t":` matches no other key). */
@@ -253,7 +300,7 @@ function wsSubscriber(options: SubscriberOptions): Promise<Subscriber> {
         } else if (state === 'subscribing' && frame.kind === 'subscribed' && frame.channel === channel) {
           state = 'ready';
           clearTimeout(timer);
-          resolve({ close: () => ws.close(1000) });
+          resolve({ close: () => ws.close(1000), terminate: () => ws.terminate() });
         } else {
           fail(`subscriber expected ${state === 'accepting' ? 'accepted' : 'subscribed'}, got ${preview(raw, protocol)}`);
         }
@@ -305,9 +352,9 @@ function wsPublisher(options: PublisherOptions): Promise<Publisher> {
           settled = true;
           clearTimeout(timer);
           resolve({
-            publish(data, onAck) {
+            publish(data, onAck, to = channel) {
               acks.push(onAck);
-              ws.send(encodeBroadcast(protocol, channel, data));
+              ws.send(encodeBroadcast(protocol, to, data));
             },
             close() {
               closing = true;
@@ -393,7 +440,7 @@ function sioSubscriber(options: SubscriberOptions): Promise<Subscriber> {
         } else if (state === 'joining' && text.startsWith('430')) {
           state = 'ready';
           clearTimeout(timer);
-          resolve({ close: () => ws.close(1000) });
+          resolve({ close: () => ws.close(1000), terminate: () => ws.terminate() });
         } else fail(`socket.io subscriber (${state}) got ${text.slice(0, 200)}`);
       }
     });
@@ -441,10 +488,10 @@ function sioPublisher(options: PublisherOptions): Promise<Publisher> {
           state = 'ready';
           clearTimeout(timer);
           resolve({
-            publish(data, onAck) {
+            publish(data, onAck, room = options.channel) {
               const id = nextAckId++;
               acks.set(id, onAck);
-              ws.send(`42${id}${JSON.stringify(['broadcast', { room: options.channel, data }])}`);
+              ws.send(`42${id}${JSON.stringify(['broadcast', { room, data }])}`);
             },
             close() {
               closing = true;
@@ -496,7 +543,7 @@ function socketIoSubscriber(options: SubscriberOptions): Promise<Subscriber> {
       socket.emit('join', options.channel, () => {
         ready = true;
         clearTimeout(timer);
-        resolve({ close: () => socket.disconnect() });
+        resolve({ close: () => socket.disconnect(), terminate: () => socket.io.engine.close() });
       });
     });
     socket.on('event', (data: unknown) => {
@@ -532,8 +579,8 @@ function socketIoPublisher(options: PublisherOptions): Promise<Publisher> {
       ready = true;
       clearTimeout(timer);
       resolve({
-        publish(data, onAck) {
-          socket.emit('broadcast', { room: options.channel, data }, (count: number) => onAck(count));
+        publish(data, onAck, room = options.channel) {
+          socket.emit('broadcast', { room, data }, (count: number) => onAck(count));
         },
         close() {
           closing = true;

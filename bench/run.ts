@@ -31,19 +31,14 @@ import { newSecret, signToken } from './jwt.js';
 import { runLoad, type LoadResult } from './load.js';
 import { cpuMicros, rssBytes } from './proc-stats.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
+import { zenconnSpec, type ZenconnContext } from './zenconn-server.js';
 
 /** The repository root (run.js is at dist/bench/run.js). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIST_BENCH = dirname(fileURLToPath(import.meta.url));
 
-/** What a row's `servers` function gets: fresh for every row × size. */
-export interface RowContext {
-  /** An empty directory, removed after the run (database, public dir). */
-  tmpdir: string;
-  /** The HS256 secret the server must accept tokens for. */
-  secret: string;
-  root: string;
-}
+/** What a row's `servers` function gets: fresh for every row × size (tmpdir is removed after). */
+export type RowContext = ZenconnContext;
 
 /** One line of the table: a server setup and the protocol its clients speak. */
 export interface Row {
@@ -57,37 +52,9 @@ export interface Row {
   publisherToken?(ctx: RowContext): Promise<string>;
 }
 
-/**
- * `node bin/zenconn.js <command> --port 0 --host 127.0.0.1 …the bench's flags… <flags>`.
- * `command` is `serve` or `agent`; `flags` are the row's own (e.g. `--workers 2`).
- */
+/** A zenconn row's servers: one `zenconn <command> …the bench's flags… <flags>` (see zenconn-server.ts). */
 function zenconn(command: string, flags: string[] = []): (ctx: RowContext) => ServerSpec[] {
-  return (ctx) => [
-    {
-      label: `zenconn ${command}`,
-      command: process.execPath,
-      cwd: ctx.root,
-      args: [
-        'bin/zenconn.js',
-        command,
-        '--port',
-        '0',
-        '--host',
-        '127.0.0.1',
-        '--database',
-        `sqlite:${join(ctx.tmpdir, 'bench.db')}`,
-        '--access-log',
-        'off',
-        '--public',
-        ctx.tmpdir,
-        '--jwt-secret',
-        ctx.secret,
-        '--log-level',
-        'warn',
-        ...flags
-      ]
-    }
-  ];
+  return (ctx) => [zenconnSpec(ctx, command, flags)];
 }
 
 /** A reference server from dist/bench. */
@@ -114,8 +81,8 @@ export const ROWS: Row[] = [
   //   servers: (ctx) => [
   //     { command: 'redis-server', args: ['--port', '6390', '--save', ''], ready: /Ready to accept/,
   //       target: false, measured: false },
-  //     ...zenconn('serve', ['--bus', 'redis://127.0.0.1:6390'])(ctx),
-  //     ...zenconn('serve', ['--bus', 'redis://127.0.0.1:6390'])(ctx) ] },
+  //     zenconnSpec(ctx, 'serve', ['--bus', 'redis://127.0.0.1:6390']),
+  //     zenconnSpec(ctx, 'serve', ['--bus', 'redis://127.0.0.1:6390']) ] },
   { name: 'socket.io 4', kind: 'socketio', protocol: 'socketio', servers: reference('socketio-server.js') },
   // The same server driven by the official socket.io-client (more client CPU, same server):
   // { name: 'socket.io 4 (official client)', kind: 'socketio', protocol: 'socketio-official',
