@@ -169,8 +169,7 @@ export class RecordWriter {
 
   /** Records not yet committed to the database, in memory and on disk. */
   get pending(): number {
-    let n = this.#queue.length - this.#head;
-    if (this.#current?.source.kind === 'memory') n += this.#current.entries.length;
+    let n = this.#inMemory();
     if (this.#spool) n += this.#spool.remaining;
     for (const f of this.#replay) n += f.remaining;
     return n;
@@ -251,13 +250,19 @@ export class RecordWriter {
       } else {
         if (this.#queue.length === this.#head) this.#queuedSince = Date.now();
         this.#queue.push(entry);
-        if (this.#queue.length - this.#head >= this.#maxPending) this.#spill('maxPendingRecords reached');
+        if (this.#inMemory() >= this.#maxPending) this.#spill('maxPendingRecords reached');
       }
       this.#schedule();
     } catch (err) {
       this.#dropped++;
       this.#logger?.error({ err, sessionId: entry.record.id }, 'session record lost: cannot spool it');
     }
+  }
+
+  /** Records held in memory: queued, plus the batch being written if it came from the queue. */
+  #inMemory(): number {
+    const current = this.#current?.source.kind === 'memory' ? this.#current.entries.length : 0;
+    return this.#queue.length - this.#head + current;
   }
 
   #appendToSpool(entry: SpoolEntry): void {
