@@ -95,6 +95,7 @@ export class PostgresStore implements Store {
   readonly #opts: Required<Omit<PostgresStoreOptions, 'logger'>>;
   readonly #logger: StoreLogger | undefined;
   #pool: Pool | null = null;
+  #opening: Promise<void> | null = null;
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.#url = url;
@@ -111,8 +112,16 @@ export class PostgresStore implements Store {
     };
   }
 
-  async open(): Promise<void> {
-    if (this.#pool) return;
+  open(): Promise<void> {
+    if (this.#pool) return Promise.resolve();
+    // Concurrent calls share one attempt (and one pool).
+    this.#opening ??= this.#open().finally(() => {
+      this.#opening = null;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<void> {
     const o = this.#opts;
     const pool = new Pool({
       connectionString: this.#url,

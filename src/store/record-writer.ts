@@ -21,7 +21,7 @@ export interface RecordWriterOptions {
   batchMs?: number;
   /** Most records in one `writeBatch` transaction. Default 1000. */
   batchRows?: number;
-  /** Records held in memory while writes fail; beyond this, everything pending moves to the disk spool. Default 100000. */
+  /** Most records held in memory while writes fail; the next one moves them all to the disk spool. Default 100000. */
   maxPendingRecords?: number;
   /** Directory of the spool files; must be local to the host. Default `./data/spool` (relative to the current directory). */
   spoolDir?: string;
@@ -245,12 +245,13 @@ export class RecordWriter {
         appendFileSync(this.#ownPath, encodeEntry(entry));
         return;
       }
+      // Memory holds at most maxPendingRecords; the next record moves them all to disk.
+      if (!this.#spool && this.#inMemory() >= this.#maxPending) this.#spill('maxPendingRecords reached');
       if (this.#spool) {
         this.#appendToSpool(entry);
       } else {
         if (this.#queue.length === this.#head) this.#queuedSince = Date.now();
         this.#queue.push(entry);
-        if (this.#inMemory() >= this.#maxPending) this.#spill('maxPendingRecords reached');
       }
       this.#schedule();
     } catch (err) {

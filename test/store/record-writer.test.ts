@@ -154,10 +154,12 @@ test('memory holds at most maxPendingRecords; the rest goes to the disk spool an
   const writer = track(new RecordWriter({ store, serverId: 'srv', spoolDir, maxPendingRecords: 10, batchMs: 5, retryMaxMs: 50 }));
   for (let i = 0; i < 9; i++) writer.recordOpen(openRecord(`s${i}`, 'srv'));
   await waitFor('a failed write', () => !writer.healthy);
-  assert.equal(writer.spooling, false);
   writer.recordOpen(openRecord('s9', 'srv'));
-  assert.equal(writer.spooling, true, 'the 10th pending record moves everything to disk');
-  for (let i = 0; i < 10; i++) writer.recordClose(closeRecord(`s${i}`, { bytesOut: i }));
+  assert.equal(writer.spooling, false, 'ten records fit in memory');
+  assert.deepEqual(spoolFiles(spoolDir), []);
+  writer.recordClose(closeRecord('s0', { bytesOut: 0 }));
+  assert.equal(writer.spooling, true, 'the 11th moves them all to disk');
+  for (let i = 1; i < 10; i++) writer.recordClose(closeRecord(`s${i}`, { bytesOut: i }));
   assert.equal(writer.pending, 20);
   const [file] = spoolFiles(spoolDir);
   assert.ok(file);
@@ -322,7 +324,7 @@ test('flush while PostgreSQL is down returns false within its timeout; the recor
     const started = Date.now();
     assert.equal(await writer.flush(300), false);
     const took = Date.now() - started;
-    assert.ok(took >= 290 && took < 600, `flush took ${took} ms`);
+    assert.ok(took >= 290 && took < 1000, `flush took ${took} ms`);
     await writer.close();
     const files = spoolFiles(spoolDir);
     assert.equal(files.length, 1);
