@@ -43,8 +43,11 @@ export type RowContext = ZenconnContext;
 /** One line of the table: a server setup and the protocol its clients speak. */
 export interface Row {
   name: string;
-  /** zenconn rows are checked against the targets; `socketio` and `ws` are the references. */
-  kind: 'zenconn' | 'socketio' | 'ws';
+  /**
+   * zenconn rows are checked against the targets; the first `socketio` and the first `ws`
+   * row are the references they are compared with; `other` rows are shown, not compared.
+   */
+  kind: 'zenconn' | 'socketio' | 'ws' | 'other';
   protocol: Protocol;
   /** The processes to start, in order; each must print its ready line before the next starts. */
   servers(ctx: RowContext): ServerSpec[];
@@ -57,10 +60,14 @@ function zenconn(command: string, flags: string[] = []): (ctx: RowContext) => Se
   return (ctx) => [zenconnSpec(ctx, command, flags)];
 }
 
-/** A reference server from dist/bench. */
-function reference(file: string): (ctx: RowContext) => ServerSpec[] {
+/** A reference server from dist/bench, with `flags` after the bench's own. */
+function reference(file: string, flags: string[] = []): (ctx: RowContext) => ServerSpec[] {
   return (ctx) => [
-    { command: process.execPath, cwd: ctx.root, args: [join(DIST_BENCH, file), '--port', '0', '--host', '127.0.0.1'] }
+    {
+      command: process.execPath,
+      cwd: ctx.root,
+      args: [join(DIST_BENCH, file), '--port', '0', '--host', '127.0.0.1', ...flags]
+    }
   ];
 }
 
@@ -87,7 +94,8 @@ export const ROWS: Row[] = [
   // The same server driven by the official socket.io-client (more client CPU, same server):
   // { name: 'socket.io 4 (official client)', kind: 'socketio', protocol: 'socketio-official',
   //   servers: reference('socketio-server.js') },
-  { name: 'bare ws loop', kind: 'ws', protocol: 'json', servers: reference('ws-server.js') }
+  { name: 'bare ws loop', kind: 'ws', protocol: 'json', servers: reference('ws-server.js') },
+  { name: 'bare ws, frame once', kind: 'other', protocol: 'json', servers: reference('ws-server.js', ['--frame-once']) }
 ];
 
 /** Targets, checked for every zenconn row. */
@@ -285,6 +293,18 @@ function checks(outcomes: Outcome[], sizes: number[]): Check[] {
         met: value === null ? null : value <= target
       });
     }
+    // Rows of kind `other` (e.g. the frame-once floor) are compared for information only.
+    for (const other of outcomes) {
+      if (other.kind !== 'other' || other.subscribers !== o.subscribers || !other.ok) continue;
+      out.push({
+        row: o.row,
+        subscribers: o.subscribers,
+        what: `CPU/delivery ÷ ${other.row}`,
+        value: mine === null ? null : mine / other.server!.cpuMicrosPerDelivery,
+        target: 'none, for information',
+        met: null
+      });
+    }
     if (o.subscribers === TARGETS.rssAtSize) {
       const kib = o.ok ? o.server!.rssPerConnBytes / 1024 : null;
       out.push({
@@ -401,8 +421,9 @@ function printChecks(list: Check[]): void {
   if (list.length === 0) return;
   console.log('\nTargets');
   for (const c of list) {
-    const verdict = c.met === null ? 'n/a   ' : c.met ? 'met   ' : 'MISSED';
-    console.log(`  ${verdict} ${c.row} @ ${c.subscribers}: ${c.what} = ${fmt(c.value, 3)} (target ${c.target})`);
+    const verdict = c.met === null ? (c.target.startsWith('none') ? 'info  ' : 'n/a   ') : c.met ? 'met   ' : 'MISSED';
+    const value = c.value !== null && Number.isInteger(c.value) ? String(c.value) : fmt(c.value, 3);
+    console.log(`  ${verdict} ${c.row} @ ${c.subscribers}: ${c.what} = ${value} (target ${c.target})`);
   }
 }
 

@@ -10,7 +10,11 @@
  * end of the turn (process.nextTick), so a burst of broadcasts read from the
  * publisher's socket in one turn costs one writev per recipient, not one per frame.
  *
- * Usage: node dist/bench/ws-server.js --port 0 --host 127.0.0.1
+ * With `--frame-once` the WebSocket frame itself is built once too (header + payload,
+ * unmasked) and written straight to each recipient's net.Socket, skipping ws's Sender
+ * per recipient: the floor under the floor, to show what per-recipient framing costs.
+ *
+ * Usage: node dist/bench/ws-server.js --port 0 --host 127.0.0.1 [--frame-once]
  * Prints `listening on http://HOST:PORT` when ready.
  */
 import { randomUUID } from 'node:crypto';
@@ -20,8 +24,13 @@ import { parseArgs } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 
 const { values } = parseArgs({
-  options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } }
+  options: {
+    port: { type: 'string', default: '0' },
+    host: { type: 'string', default: '127.0.0.1' },
+    'frame-once': { type: 'boolean', default: false }
+  }
 });
+const frameOnce = values['frame-once'];
 
 /** Channel name → its subscribers. */
 const channels = new Map<string, Set<WebSocket>>();
@@ -37,10 +46,13 @@ function flush(): void {
   corked.length = 0;
 }
 
-function corkOnce(ws: WebSocket): void {
-  // ws keeps the net.Socket private; cork counts nest, so ws's own cork/uncork
-  // around each frame stays inside ours.
-  const socket = (ws as unknown as { _socket: Socket })._socket;
+/** ws keeps the net.Socket private. */
+function socketOf(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
+}
+
+/** Cork counts nest, so ws's own cork/uncork around each frame stays inside ours. */
+function corkOnce(socket: Socket): void {
   if (socket.writableCorked > 0) return;
   socket.cork();
   corked.push(socket);
@@ -48,6 +60,24 @@ function corkOnce(ws: WebSocket): void {
     flushScheduled = true;
     process.nextTick(flush);
   }
+}
+
+/** An unmasked, final text frame around `payload` (RFC 6455 §5.2). */
+function textFrame(payload: Buffer): Buffer {
+  const length = payload.length;
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(header + length);
+  frame[0] = 0x81;
+  if (header === 2) frame[1] = length;
+  else if (header === 4) {
+    frame[1] = 126;
+    frame.writeUInt16BE(length, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeBigUInt64BE(BigInt(length), 2);
+  }
+  payload.copy(frame, header);
+  return frame;
 }
 
 interface Frame {
@@ -97,9 +127,19 @@ wss.on('connection', (ws) => {
         const bytes = Buffer.from(
           JSON.stringify({ type: 'event', channel, data: frame.data, from: id, id: randomUUID() })
         );
+        if (frameOnce) {
+          const frame = textFrame(bytes);
+          for (const member of members) {
+            if (member === ws || member.readyState !== WebSocket.OPEN) continue;
+            const socket = socketOf(member);
+            corkOnce(socket);
+            socket.write(frame);
+          }
+          break;
+        }
         for (const member of members) {
           if (member === ws || member.readyState !== WebSocket.OPEN) continue;
-          corkOnce(member);
+          corkOnce(socketOf(member));
           member.send(bytes, TEXT);
         }
         break;
