@@ -350,7 +350,7 @@ CLIENT_KINDS[Kind.broadcast] = 'broadcast';
 function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFailure {
   if (!isBinary) return { channel: '*', errors: [DecodeReason.EXPECTED_BINARY] };
   // The frame array is depth 1, so data's own containers start at 2.
-  const r = new Reader(data, MAX_DATA_DEPTH + 1);
+  const r = new Reader(asBuffer(data), MAX_DATA_DEPTH + 1);
   let channel: unknown;
   let kind: unknown;
   let third: unknown;

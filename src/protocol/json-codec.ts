@@ -48,12 +48,17 @@ function nestingExceeds(buf: Uint8Array, limit: number): boolean {
   return false;
 }
 
+/** UTF-8 text of a Buffer, or of any Uint8Array a future transport might hand over. */
+function utf8(data: Uint8Array): string {
+  return (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)).toString('utf8');
+}
+
 function decodeClient(data: Buffer): ClientFrame | DecodeFailure {
   let value: unknown;
   try {
     // A binary frame on a JSON session is read as UTF-8 too (lenient); invalid sequences
     // become U+FFFD. Text frames were already UTF-8-checked by the transport.
-    value = JSON.parse(data.toString('utf8'));
+    value = JSON.parse(utf8(data));
   } catch {
     return { channel: '*', errors: [DecodeReason.INVALID_JSON] };
   }
