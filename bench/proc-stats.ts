@@ -133,3 +133,16 @@ function statusKiB(text: string, field: string): number {
   const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
   return match === null ? 0 : Number(match[1]);
 }
+
+/**
+ * CPU time the whole machine has been busy (all CPUs: user, nice, system, irq, softirq,
+ * steal), from the first line of /proc/stat, in microseconds. Minus the bench's own
+ * processes' CPU over the same span, it tells whether something else was running.
+ */
+export function machineBusyMicros(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal …
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + (f[7] ?? 0);
+  return (busy * 1e6) / CLOCK_TICKS_PER_SECOND;
+}

@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import type { Protocol } from './client-protocols.js';
 import { newSecret, signToken } from './jwt.js';
 import { runLoad, type LoadResult } from './load.js';
-import { cpuMicros, rssBytes } from './proc-stats.js';
+import { cpuMicros, machineBusyMicros, rssBytes } from './proc-stats.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
 import { zenconnSpec, type ZenconnContext } from './zenconn-server.js';
 
@@ -109,6 +109,9 @@ const TARGETS = {
   rssAtSize: 5000
 };
 
+/** Other processes' CPU during a measured window above which the row gets a warning. */
+const OTHER_LOAD_WARN_CORES = 0.1;
+
 interface Settings {
   warmupMs: number;
   measureMs: number;
@@ -133,6 +136,11 @@ interface ServerFigures {
   rssIdleBytes: number;
   rssPerConnBytes: number;
   rssAfterBytes: number;
+  /**
+   * CPU used over the same span by processes that are not the bench's (not this process,
+   * its client processes or its servers), in cores. Above ~0.1 the figures are suspect.
+   */
+  otherCores: number;
 }
 
 interface Outcome {
@@ -218,6 +226,10 @@ async function runRow(row: Row, subscribers: number, s: Settings): Promise<Outco
     let cpuEnd = 0;
     let wallStart = 0;
     let wallEnd = 0;
+    let othersStart = 0;
+    let othersEnd = 0;
+    // Everything the bench runs descends from this process: servers and client processes.
+    const others = (): number => machineBusyMicros() - cpuMicros([process.pid]);
     const load = await runLoad({
       targets,
       protocol: row.protocol,
@@ -240,9 +252,11 @@ async function runRow(row: Row, subscribers: number, s: Settings): Promise<Outco
         measureStart: () => {
           wallStart = performance.now();
           cpuStart = cpuMicros(pids);
+          othersStart = others();
         },
         measureEnd: () => {
           cpuEnd = cpuMicros(pids);
+          othersEnd = others();
           wallEnd = performance.now();
         }
       }
@@ -258,8 +272,12 @@ async function runRow(row: Row, subscribers: number, s: Settings): Promise<Outco
       rssBeforeBytes,
       rssIdleBytes,
       rssPerConnBytes: (rssIdleBytes - rssBeforeBytes) / subscribers,
-      rssAfterBytes: rssBytes(pids)
+      rssAfterBytes: rssBytes(pids),
+      otherCores: (othersEnd - othersStart) / 1000 / (wallEnd - wallStart)
     };
+    if (server.otherCores > OTHER_LOAD_WARN_CORES) {
+      load.notes.push(`other processes used ${server.otherCores.toFixed(2)} cores during the measured window: figures are suspect`);
+    }
     return { ...base, ok: true, load, server };
   } catch (err) {
     return { ...base, ok: false, error: (err as Error).message };
