@@ -120,12 +120,13 @@ export class ZenNode {
       address: `${tls ? 'https' : 'http'}://${c.host}:${this.opts.port ?? c.port}`,
       startedAt: now
     });
-    this.writer = new RecordWriter(this.store, {
+    this.writer = new RecordWriter({
+      store: this.store,
+      serverId: this.serverId,
       batchMs: c.dbBatchMs,
       batchRows: c.dbBatchRows,
       maxPendingRecords: c.dbMaxPendingRecords,
       spoolDir: c.spoolDir,
-      spoolName: this.serverId,
       logger: this.logger
     });
     this.audit = this.opts.audit ? await this.opts.audit(this.store, this.serverId) : new NullAuditSink();

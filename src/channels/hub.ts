@@ -123,14 +123,16 @@ export class Hub {
   /**
    * Sends an event to every member of `channel` but the sender (every session but the
    * sender for `*`), here and on other processes. `sender` is null for the HTTP API.
-   * Returns the refusal instead when the sender may not do it.
+   * Returns the refusal instead when the sender may not do it. `reply` gets the result
+   * once the audit rows are durable; `hasBinary` is the decoder's hint (see ServerFrame).
    */
   broadcast(
     sender: Session | null,
     identity: Identity,
     channel: string,
     data: unknown,
-    reply: ((result: BroadcastResult) => void) | null
+    reply: ((result: BroadcastResult) => void) | null,
+    hasBinary?: boolean
   ): BroadcastResult | BroadcastRefusal {
     if (channel === ALL_CHANNEL) {
       if (!identity.grants.has('broadcast')) return 'forbidden';
@@ -140,7 +142,7 @@ export class Hub {
     const id = newId();
     const from = sender?.id ?? null;
     const members = channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(channel);
-    const frame: ServerFrame = { type: 'event', channel, data, from, id };
+    const frame: ServerFrame = hasBinary === undefined ? { type: 'event', channel, data, from, id } : { type: 'event', channel, data, from, id, hasBinary };
     const local = channel === ALL_CHANNEL ? this.sessions.size : (members as Set<Session> | undefined)?.size ?? 0;
     const count = local - (sender !== null && (channel === ALL_CHANNEL || sender.channels.has(channel)) ? 1 : 0) + this.bus.remoteCount(channel);
     const at = new Date();

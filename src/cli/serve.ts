@@ -17,9 +17,9 @@ export async function serve(args: ParsedArgs): Promise<void> {
   } catch (err) {
     fail(err);
   }
+  installSignals(node, config.shutdownTimeoutMs);
   const scheme = config.tlsCert ? 'https' : 'http';
   process.stdout.write(`listening on ${scheme}://${config.host}:${address!.port}\n`);
-  installSignals(node, config.shutdownTimeoutMs);
 }
 
 /** The signal handling shared by `serve` and a worker. */

@@ -95,6 +95,22 @@ export interface Config {
   workers: number;
   /** When set, worker i also listens on workerPorts + i. Default unset. */
   workerPorts: number | null;
+  /** Keep the audit trail (every message in the `audit` table). Default true. */
+  audit: boolean;
+  /** `ack`: `received`/200 only once the audit rows are durable; `async`: don't wait. Default `ack`. */
+  auditDurability: string;
+  /** Delete audit rows older than this (`30d`, `12h`, `90m`); unset = keep forever. Default unset. */
+  auditRetention: string | null;
+  /** Most time audit rows wait before their group commit. Default 5. */
+  auditBatchMs: number;
+  /** Audit rows queued in memory before the journal takes the overflow. Default 100000. */
+  auditMaxQueue: number;
+  /** Folder of the audit journal (rows not yet in the database). Default `./data/journal`. */
+  auditJournalDir: string;
+  /** `redis://HOST:PORT/DB` joins the nodes sharing it; unset = one machine. Default unset. */
+  bus: string | null;
+  /** Key and channel prefix on the bus. Default `zenconn:`. */
+  busPrefix: string;
   /** Path to a JSON config file (flags and env still win). */
   config: string | null;
 }
@@ -143,6 +159,14 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   spoolDir: { type: 'string', default: './data/spool', doc: 'folder of the on-disk record spool' },
   workers: { type: 'integer', default: availableParallelism(), min: 0, max: 256, doc: 'agent: worker processes (0 = serve in the agent)' },
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
+  audit: { type: 'boolean', default: true, doc: 'keep the audit trail of every message' },
+  auditDurability: { type: 'string', default: 'ack', choices: ['ack', 'async'], doc: 'ack: answer senders once audit rows are durable; async: do not wait' },
+  auditRetention: { type: 'string', default: null, doc: 'delete audit rows older than this (e.g. 30d, 12h); unset keeps all' },
+  auditBatchMs: { type: 'integer', default: 5, min: 0, max: 10000, doc: 'audit group-commit window' },
+  auditMaxQueue: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'audit rows held in memory before the journal takes the overflow' },
+  auditJournalDir: { type: 'string', default: './data/journal', doc: 'folder of the audit journal' },
+  bus: { type: 'string', default: null, doc: 'redis://HOST:PORT/DB joins the nodes sharing it' },
+  busPrefix: { type: 'string', default: 'zenconn:', doc: 'key and channel prefix on the bus' },
   config: { type: 'string', default: null, doc: 'JSON config file' }
 };
 

@@ -33,11 +33,12 @@ export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: nu
       if (typeof channel !== 'string') throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing channel');
       if (channel !== ALL_CHANNEL && !CHANNEL_RE.test(channel)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'invalid channel');
       if (data === undefined) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing data');
-      const r = hub.broadcast(null, identity, channel, data, (result) => reply(req, res, 200, result));
+      const fromJson = !(req.headers['content-type'] ?? '').includes('msgpack');
+      const r = hub.broadcast(null, identity, channel, data, (result) => reply(req, res, 200, result), fromJson ? false : undefined);
       if (r === 'forbidden') throw new ZenError('ERR_AUTH_FORBIDDEN', 'broadcast');
       if (r === 'not subscribed') throw new ZenError('ERR_AUTH_FORBIDDEN', 'publish');
     } catch (err) {
-      replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_AUTH_TOKEN_INVALID', String(err)));
+      replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err)));
     }
   };
 }

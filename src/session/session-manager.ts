@@ -120,7 +120,7 @@ export class SessionManager {
         const channel = frame.channel;
         const r = hub.broadcast(session, session.identity, channel, frame.data, (result) =>
           session.send({ type: 'received', channel, count: result.count })
-        );
+        , frame.hasBinary);
         if (typeof r === 'string') {
           audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'broadcast', channel, payload: frame.data, recipients: null });
           hub.sendError(session, channel, [r]);

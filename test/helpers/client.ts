@@ -23,7 +23,7 @@ export class TestClient {
   readonly frames: ServerFrame[] = [];
   sessionId = '';
   closeCode: number | null = null;
-  private waiters: Array<{ match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void }> = [];
+  private waiters: Array<{ match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void; timer: NodeJS.Timeout }> = [];
   private closeWaiters: Array<(code: number) => void> = [];
 
   private constructor(
@@ -56,10 +56,16 @@ export class TestClient {
     const ws = new WebSocket(`${scheme}://127.0.0.1:${port}${options.path ?? '/'}`, { headers, rejectUnauthorized: false });
     const client = new TestClient(ws, protocol);
     const accepted = client.next((f) => f.type === 'accepted', 5000);
+    accepted.catch(() => undefined); // a refused upgrade rejects below instead
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`HTTP ${res.statusCode}`), { status: res.statusCode })));
       ws.once('error', reject);
+    }).catch((err: unknown) => {
+      ws.terminate();
+      for (const w of client.waiters) clearTimeout(w.timer);
+      client.waiters = [];
+      throw err;
     });
     const f = await accepted;
     if (f.type === 'accepted') client.sessionId = f.data;
@@ -85,6 +91,7 @@ export class TestClient {
         reject(new Error(`no matching frame within ${timeoutMs} ms; queued: ${JSON.stringify(this.frames).slice(0, 500)}`));
       }, timeoutMs);
       const waiter = {
+        timer,
         match,
         resolve: (f: ServerFrame) => {
           clearTimeout(timer);
