@@ -28,6 +28,8 @@ import { newId } from './protocol/ids.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
+import { createAuditSink } from './audit/create-audit-sink.js';
+import { auditApi } from './audit/audit-api.js';
 
 /** Lifecycle of a node. */
 export type NodeState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -44,8 +46,6 @@ export interface NodeOptions {
   bus?: Bus;
   /** Told of session and membership changes (the agent's registry). */
   observer?: HubObserver | null;
-  /** The audit trail; default: off. */
-  audit?: (store: Store, serverId: string) => AuditSink | Promise<AuditSink>;
   /**
    * Whether to listen on config.host:config.port. A worker of an agent takes the
    * connections the agent hands it (`acceptConnection`) and listens only on its
@@ -129,7 +129,7 @@ export class ZenNode {
       spoolDir: c.spoolDir,
       logger: this.logger
     });
-    this.audit = this.opts.audit ? await this.opts.audit(this.store, this.serverId) : new NullAuditSink();
+    this.audit = c.audit ? await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger }) : new NullAuditSink();
 
     this.hub = new Hub({
       transport: this.transport,
@@ -166,6 +166,7 @@ export class ZenNode {
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
     router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, c.maxHttpBodyBytes));
+    router.add('GET', '/api/audit', auditApi(this.store, this.verifier));
     // The demo console's MessagePack codec, straight from the msgpackr package.
     const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });
     router.add('GET', '/zenconn/msgpackr.js', (req, res) => {

@@ -10,6 +10,10 @@ type Command = (args: ParsedArgs) => void | Promise<void>;
 
 const COMMANDS: Record<string, { run: () => Promise<Command>; summary: string }> = {
   serve: { run: async () => serve, summary: 'serve static files and WebSocket sessions in one process' },
+  agent: { run: async () => (await import('./agent.js')).agent, summary: 'supervise worker processes that hold the connections' },
+  status: { run: async () => (await import('./status.js')).status, summary: "print an agent's workers and sessions" },
+  reload: { run: async () => (await import('./status.js')).reload, summary: "rolling restart of an agent's workers (as SIGHUP does)" },
+  audit: { run: async () => (await import('./audit.js')).audit, summary: 'query the audit trail in the database (no server needed)' },
   sign: { run: async () => sign, summary: 'print the token of a private channel for a session' },
   token: { run: async () => token, summary: 'mint an HS256 JWT with the configured secret (development)' }
 };
