@@ -27,14 +27,13 @@ export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: nu
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     try {
       const identity = await requireGrant(req, url, verifier, 'publish');
-      const body = parseBody(req, await readBody(req, maxBodyBytes));
+      const { value: body, hasBinary } = parseBody(req, await readBody(req, maxBodyBytes));
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'body must be an object {"channel","data"}');
       const { channel, data } = body as { channel?: unknown; data?: unknown };
       if (typeof channel !== 'string') throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing channel');
       if (channel !== ALL_CHANNEL && !CHANNEL_RE.test(channel)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'invalid channel');
       if (data === undefined) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing data');
-      const fromJson = !(req.headers['content-type'] ?? '').includes('msgpack');
-      const r = hub.broadcast(null, identity, channel, data, (result) => reply(req, res, 200, result), fromJson ? false : undefined);
+      const r = hub.broadcast(null, identity, channel, data, (result) => reply(req, res, 200, result), hasBinary);
       if (r === 'forbidden') throw new ZenError('ERR_AUTH_FORBIDDEN', 'broadcast');
       if (r === 'not subscribed') throw new ZenError('ERR_AUTH_FORBIDDEN', 'publish');
     } catch (err) {

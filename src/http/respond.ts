@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pack, unpack } from 'msgpackr';
+import { pack } from 'msgpackr';
+import { unpackValue } from '../protocol/binary-codec.js';
 import { ZenError } from '../errors.js';
 
 /** Whether the client asked for MessagePack answers (`X-Bin-Protocol`). */
@@ -52,13 +53,26 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** Parses a JSON or MessagePack (`Content-Type: application/msgpack`) body. */
-export function parseBody(req: IncomingMessage, body: Buffer): unknown {
+/** A parsed request body, and whether it holds binary values (MessagePack `bin`). */
+export interface ParsedBody {
+  value: unknown;
+  hasBinary: boolean;
+}
+
+/**
+ * Parses a JSON or MessagePack (`Content-Type: application/msgpack`) body. MessagePack
+ * goes through the protocol's strict reader: plain values only, no msgpackr extensions.
+ */
+export function parseBody(req: IncomingMessage, body: Buffer): ParsedBody {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/msgpack' || type === 'application/x-msgpack') {
+    const r = unpackValue(body);
+    if (!r.ok) throw new ZenError('ERR_HTTP_BAD_REQUEST', `invalid MessagePack body: ${r.reason}`);
+    return { value: r.value, hasBinary: r.hasBinary };
+  }
   try {
-    if (type === 'application/msgpack' || type === 'application/x-msgpack') return unpack(body);
-    return JSON.parse(body.toString('utf8'));
+    return { value: JSON.parse(body.toString('utf8')), hasBinary: false };
   } catch {
-    throw new ZenError('ERR_HTTP_BAD_REQUEST', type.includes('msgpack') ? 'invalid MessagePack body' : 'invalid JSON body');
+    throw new ZenError('ERR_HTTP_BAD_REQUEST', 'invalid JSON body');
   }
 }
