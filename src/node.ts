@@ -301,10 +301,22 @@ export class ZenNode {
     this.accessLog.reopen();
   }
 
+  private lastSweep = 0;
+
+  /**
+   * The heartbeat: refresh last_seen_at, and now and then close out servers that
+   * vanished (a node of a shared database that died is closed out by the others).
+   */
   private async touch(): Promise<void> {
     try {
-      await this.store.touchServer(this.serverId, new Date());
+      const now = new Date();
+      await this.store.touchServer(this.serverId, now);
       this.dbReachable = true;
+      if (now.getTime() - this.lastSweep >= this.config.staleServerMs / 2) {
+        this.lastSweep = now.getTime();
+        const closed = await this.store.closeOutStaleServers(new Date(now.getTime() - this.config.staleServerMs), now);
+        if (closed.servers > 0) this.logger.warn(closed, 'closed out servers that stopped answering');
+      }
     } catch (err) {
       if (this.dbReachable) this.logger.warn({ err: (err as Error).message }, 'database unreachable; holding records');
       this.dbReachable = false;
