@@ -29,7 +29,7 @@ export interface LoadOptions {
   /** Channel every subscriber joins (default `bench`). */
   channel?: string;
   subscribers: number;
-  /** Client processes the subscribers are spread over (default 2). */
+  /** Client processes the subscribers are spread over (default 2; more when over 15,000 each). */
   clientProcesses?: number;
   /** Handshakes in flight per client process (default 64). */
   connectConcurrency?: number;
@@ -109,12 +109,19 @@ interface Worker {
   waiting?: { ev: FromWorker['ev']; resolve: (message: FromWorker) => void; reject: (err: Error) => void };
 }
 
+/** Subscribers one client process opens at most (the machine allows 20,000 open files per process). */
+export const MAX_SUBSCRIBERS_PER_PROCESS = 15_000;
+
 const WORKER_PATH = fileURLToPath(new URL('./sub-worker.js', import.meta.url));
 
 /** Run one load against already-started servers. Throws when it cannot run at all. */
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const channel = options.channel ?? 'bench';
-  const clientProcesses = Math.max(1, Math.min(options.clientProcesses ?? 2, options.subscribers));
+  // A process may hold 20,000 open files here: past MAX_SUBSCRIBERS_PER_PROCESS each, add processes.
+  const clientProcesses = Math.max(
+    1,
+    Math.min(Math.max(options.clientProcesses ?? 2, Math.ceil(options.subscribers / MAX_SUBSCRIBERS_PER_PROCESS)), options.subscribers)
+  );
   const window = options.window ?? 16;
   const maxLag = options.maxLag ?? 32;
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
