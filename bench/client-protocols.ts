@@ -34,6 +34,7 @@ export interface Delivery {
   m: number;
 }
 
+/** How to open one subscriber and where its events go. */
 export interface SubscriberOptions {
   target: Target;
   protocol: Protocol;
@@ -57,6 +58,7 @@ export interface Subscriber {
   terminate(): void;
 }
 
+/** How to open the publisher (one per run). */
 export interface PublisherOptions {
   target: Target;
   protocol: Protocol;

@@ -15,6 +15,7 @@ const SLOTS = (31 - SUB_BITS + 1) * SUB_COUNT;
 /** Sparse form for IPC: [slot, count] pairs. */
 export type SparseHistogram = Array<[number, number]>;
 
+/** Latency samples in microseconds; see the module comment for the bucket layout. */
 export class Histogram {
   private readonly counts = new Float64Array(SLOTS);
   /** Samples recorded. */

@@ -9,6 +9,7 @@
 import type { Protocol, Target } from './client-protocols.js';
 import type { SparseHistogram } from './histogram.js';
 
+/** Parent → client process. */
 export type ToWorker =
   | {
       cmd: 'connect';
@@ -27,6 +28,7 @@ export type ToWorker =
   | { cmd: 'report'; firstSeq: number; endSeq: number }
   | { cmd: 'close' };
 
+/** Client process → parent. */
 export type FromWorker =
   | { ev: 'connected'; ok: number; failed: number; firstError?: string; ms: number }
   /** Every live subscriber of this worker has received (or skipped past) seq `wm`. */

@@ -22,6 +22,7 @@ import { Histogram } from './histogram.js';
 import type { FromWorker, ToWorker } from './ipc.js';
 import { makePayload, PAYLOAD_BYTES } from './payload.js';
 
+/** One load run: where, which protocol, how many subscribers, how long. */
 export interface LoadOptions {
   /** Servers; subscribers are spread round-robin over them, the publisher uses the first. */
   targets: Target[];
@@ -65,6 +66,7 @@ export interface LoadHooks {
   measureEnd?(): void;
 }
 
+/** What a load run measured on the client side (the server side is the caller's, via hooks). */
 export interface LoadResult {
   protocol: Protocol;
   subscribers: number;

@@ -13,6 +13,7 @@
 /** Size of the payload's JSON text. */
 export const PAYLOAD_BYTES = 100;
 
+/** The `data` of every bench broadcast. */
 export interface Payload {
   /** Send time, ms since the epoch, sub-millisecond precision. */
   t: number;

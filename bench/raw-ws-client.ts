@@ -11,6 +11,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 
+/** Callbacks of one RawWebSocket, in the style of ws's events. */
 export interface RawWsHandlers {
   /** The upgrade succeeded; messages may follow at once. */
   open(): void;
@@ -22,6 +23,7 @@ export interface RawWsHandlers {
   close(code: number, reason: string): void;
 }
 
+/** Where to connect and what to send with the upgrade. */
 export interface RawWsOptions {
   host: string;
   port: number;

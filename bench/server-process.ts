@@ -34,6 +34,7 @@ export interface ServerSpec {
 /** Bytes of output kept from each child for error messages. */
 const TAIL_BYTES = 4096;
 
+/** A started server child process: its pid, its address, its output tail; `stop` ends it. */
 export class ServerProcess {
   private tail = '';
   private exited = false;
