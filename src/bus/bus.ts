@@ -10,6 +10,10 @@ import type { ServerFrame } from '../protocol/frames.js';
  * - `publish` sends a message to each other process with members of its channel (every
  *   process for `*`) AT MOST ONCE, never once per recipient, and never back to this
  *   process. Messages from one process arrive in the order they were published.
+ *   It returns `true` when the message was sent or is held for sending, `false` when it
+ *   was REFUSED: the bus cannot reach the other processes and can hold no more (a
+ *   backend that never refuses always returns `true`). The hub answers a refused
+ *   broadcast with an `error` frame `bus unavailable` instead of `received`.
  * - `remoteCount` is this process's best knowledge of the members elsewhere, used for
  *   `received.count`; it is updated asynchronously as processes report their counts.
  * - `setLocalCount` reports this process's member count of a channel (0 = no interest,
@@ -26,7 +30,8 @@ export interface BusMessage {
 }
 
 export interface Bus {
-  publish(message: BusMessage): void;
+  /** Sends (or holds) the message; `false` = refused, nothing was sent anywhere. */
+  publish(message: BusMessage): boolean;
   remoteCount(channel: string): number;
   setLocalCount(channel: string, count: number): void;
   /** Registers the handler of messages from other processes; returns its remover. */

@@ -3,7 +3,9 @@ import type { Bus, BusMessage } from './bus.js';
 /** The bus of a single process: nothing is elsewhere. */
 export class LocalBus implements Bus {
   readonly ready = true;
-  publish(_message: BusMessage): void {}
+  publish(_message: BusMessage): boolean {
+    return true;
+  }
   remoteCount(_channel: string): number {
     return 0;
   }

@@ -32,8 +32,11 @@ export interface BroadcastResult {
   count: number;
 }
 
-/** Why a broadcast was refused (answered with an `error` frame or an HTTP status). */
-export type BroadcastRefusal = 'not subscribed' | 'forbidden';
+/**
+ * Why a broadcast was refused (answered with an `error` frame or an HTTP status).
+ * `bus unavailable`: the bus to the other nodes is down and holds no more; nothing was sent.
+ */
+export type BroadcastRefusal = 'not subscribed' | 'forbidden' | 'bus unavailable';
 
 /**
  * The channel registry and fan-out of one process. Members are kept in a map of sets,
@@ -143,6 +146,9 @@ export class Hub {
     const from = sender?.id ?? null;
     const members = channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(channel);
     const frame: ServerFrame = hasBinary === undefined ? { type: 'event', channel, data, from, id } : { type: 'event', channel, data, from, id, hasBinary };
+    // Other processes first: when the bus refuses, the broadcast is refused as a whole
+    // (no local delivery either), so the sender knows nobody got it and may retry.
+    if (!this.bus.publish({ channel, frame, exclude: from })) return 'bus unavailable';
     const local = channel === ALL_CHANNEL ? this.sessions.size : (members as Set<Session> | undefined)?.size ?? 0;
     const count = local - (sender !== null && (channel === ALL_CHANNEL || sender.channels.has(channel)) ? 1 : 0) + this.bus.remoteCount(channel);
     const at = new Date();
@@ -154,7 +160,6 @@ export class Hub {
     // and split the turn's writes.
     if (reply !== null) this.audit.afterDurable(() => reply(result));
     this.fanOut(members, frame, from);
-    this.bus.publish({ channel, frame, exclude: from });
     return result;
   }
 

@@ -36,6 +36,7 @@ export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: nu
       const r = hub.broadcast(null, identity, channel, data, (result) => reply(req, res, 200, result), hasBinary);
       if (r === 'forbidden') throw new ZenError('ERR_AUTH_FORBIDDEN', 'broadcast');
       if (r === 'not subscribed') throw new ZenError('ERR_AUTH_FORBIDDEN', 'publish');
+      if (r === 'bus unavailable') throw new ZenError('ERR_BUS_UNAVAILABLE');
     } catch (err) {
       replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err)));
     }
