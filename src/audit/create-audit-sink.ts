@@ -1,10 +1,44 @@
-// PLACEHOLDER until the audit writer lands (the audit engineer replaces this file):
-// the trail is not recorded yet.
 import type { Logger } from 'pino';
-import type { Store } from '../store/store.js';
 import type { Config } from '../config/options.js';
-import { NullAuditSink, type AuditSink } from './audit-sink.js';
+import { ZenError } from '../errors.js';
+import type { Store } from '../store/store.js';
+import type { AuditSink } from './audit-sink.js';
+import { AuditWriter } from './audit-writer.js';
+import { journalKey } from './audit-journal.js';
+import { AuditRetention, parseDurationMs } from './audit-retention.js';
 
-export async function createAuditSink(_o: { store: Store; serverId: string; config: Readonly<Config>; logger: Logger }): Promise<AuditSink> {
-  return new NullAuditSink();
+/**
+ * The audit sink of a node (called by node.ts when `config.audit` is true, after the
+ * server's row is registered): a group-commit {@link AuditWriter} on the node's store,
+ * with its journal in `auditJournalDir` (orphan journals of this database left by a
+ * crash are replayed in the background from here on), and, with `auditRetention`, the
+ * background deletion of older rows. Throws ERR_CONFIG_INVALID for a bad retention.
+ */
+export async function createAuditSink(o: { store: Store; serverId: string; config: Readonly<Config>; logger: Logger }): Promise<AuditSink> {
+  const c = o.config;
+  let retentionMs: number | null = null;
+  if (c.auditRetention !== null) {
+    retentionMs = parseDurationMs(c.auditRetention);
+    if (retentionMs === null || retentionMs <= 0) {
+      throw new ZenError('ERR_CONFIG_INVALID', `--audit-retention: expected a duration like 30d, 12h or 90m, got "${c.auditRetention}"`);
+    }
+  }
+  const logger = o.logger.child({ area: 'audit' });
+  const writer = new AuditWriter({
+    store: o.store,
+    serverId: o.serverId,
+    durability: c.auditDurability === 'async' ? 'async' : 'ack',
+    batchMs: c.auditBatchMs,
+    maxQueue: c.auditMaxQueue,
+    journalDir: c.auditJournalDir,
+    journalKey: journalKey(c.database),
+    logger
+  });
+  writer.start();
+  if (retentionMs !== null) {
+    const retention = new AuditRetention({ store: o.store, maxAgeMs: retentionMs, logger });
+    retention.start();
+    writer.onClose(() => retention.stop());
+  }
+  return writer;
 }

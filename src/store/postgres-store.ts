@@ -4,6 +4,8 @@ import { pendingMigrations, type Migration } from './migrations/migration.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import { maskStoreUrl } from './store-url.js';
 import type {
+  AuditQuery,
+  AuditRecord,
   CloseOutResult,
   RecordBatch,
   ServerRecord,
@@ -47,6 +49,21 @@ interface ServerDbRow {
   started_at: Date;
   last_seen_at: Date;
   stopped_at: Date | null;
+}
+
+interface AuditDbRow {
+  id: string;
+  message_id: string | null;
+  at: Date;
+  server_id: string;
+  session_id: string | null;
+  user_id: string | null;
+  direction: string;
+  type: string;
+  channel: string | null;
+  payload: string | null;
+  payload_bin: Buffer | null;
+  recipients: number | null;
 }
 
 /** A readable reason for a failed connect (a refused dual-stack connect is an AggregateError without a message). */
@@ -315,6 +332,84 @@ export class PostgresStore implements Store {
         );
       }
     });
+  }
+
+  async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
+    if (rows.length === 0) return;
+    // One statement is one transaction: a single round trip per batch.
+    await this.#ready().query(
+      `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+                            $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::int[])
+       ON CONFLICT (id) DO NOTHING`,
+      [
+        rows.map((r) => r.id),
+        rows.map((r) => r.messageId),
+        rows.map((r) => r.at.toISOString()),
+        rows.map((r) => r.serverId),
+        rows.map((r) => r.sessionId),
+        rows.map((r) => r.userId),
+        rows.map((r) => r.direction),
+        rows.map((r) => r.type),
+        rows.map((r) => r.channel),
+        rows.map((r) => r.payload),
+        rows.map((r) => (r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength))),
+        rows.map((r) => r.recipients)
+      ]
+    );
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (v: unknown): string => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const eq = (column: string, value: string | null): void => {
+      if (value !== null) where.push(`${column} = ${add(value)}`);
+    };
+    eq('channel', q.channel);
+    eq('session_id', q.sessionId);
+    eq('user_id', q.userId);
+    eq('type', q.type);
+    eq('direction', q.direction);
+    eq('message_id', q.messageId);
+    if (q.since !== null) where.push(`at >= ${add(q.since.toISOString())}::timestamptz`);
+    if (q.until !== null) where.push(`at < ${add(q.until.toISOString())}::timestamptz`);
+    const desc = q.order === 'desc';
+    if (q.after !== null) {
+      where.push(`(at, id) ${desc ? '<' : '>'} (${add(q.after.at.toISOString())}::timestamptz, ${add(q.after.id)})`);
+    }
+    const dir = desc ? 'DESC' : 'ASC';
+    const { rows } = await this.#ready().query<AuditDbRow>(
+      `SELECT id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload::text AS payload, payload_bin, recipients
+         FROM audit ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+        ORDER BY at ${dir}, id ${dir} LIMIT ${add(Math.max(0, Math.floor(q.limit)))}`,
+      params
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      messageId: r.message_id,
+      at: r.at,
+      serverId: r.server_id,
+      sessionId: r.session_id,
+      userId: r.user_id,
+      direction: r.direction,
+      type: r.type,
+      channel: r.channel,
+      recipients: r.recipients,
+      payload: r.payload,
+      payloadBin: r.payload_bin
+    }));
+  }
+
+  async deleteAuditBefore(before: Date, limit: number): Promise<number> {
+    const { rowCount } = await this.#ready().query(
+      `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY at LIMIT $2)`,
+      [before.toISOString(), Math.max(0, Math.floor(limit))]
+    );
+    return rowCount ?? 0;
   }
 
   async ping(): Promise<boolean> {

@@ -5,6 +5,8 @@ import { ZenError } from '../errors.js';
 import { pendingMigrations, type Migration } from './migrations/migration.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
 import type {
+  AuditQuery,
+  AuditRecord,
   CloseOutResult,
   RecordBatch,
   ServerRecord,
@@ -19,6 +21,58 @@ export interface SqliteStoreOptions {
   busyTimeoutMs?: number;
   /** The migrations to apply at `open()`. Default `sqliteMigrations`; tests may pass a longer list. */
   migrations?: readonly Migration[];
+}
+
+interface AuditDbRow {
+  id: string;
+  message_id: string | null;
+  at: string;
+  server_id: string;
+  session_id: string | null;
+  user_id: string | null;
+  direction: string;
+  type: string;
+  channel: string | null;
+  payload: string | null;
+  payload_bin: Buffer | null;
+  recipients: number | null;
+}
+
+/** The WHERE clause (with its parameters) and ORDER BY of an audit query; shared shape with the PostgreSQL backend. */
+function auditSql(q: AuditQuery): { sql: string; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const eq = (column: string, value: string | null): void => {
+    if (value === null) return;
+    where.push(`${column} = ?`);
+    params.push(value);
+  };
+  eq('channel', q.channel);
+  eq('session_id', q.sessionId);
+  eq('user_id', q.userId);
+  eq('type', q.type);
+  eq('direction', q.direction);
+  eq('message_id', q.messageId);
+  if (q.since !== null) {
+    where.push('at >= ?');
+    params.push(iso(q.since));
+  }
+  if (q.until !== null) {
+    where.push('at < ?');
+    params.push(iso(q.until));
+  }
+  const desc = q.order === 'desc';
+  if (q.after !== null) {
+    where.push(desc ? '(at, id) < (?, ?)' : '(at, id) > (?, ?)');
+    params.push(iso(q.after.at), q.after.id);
+  }
+  params.push(Math.max(0, Math.floor(q.limit)));
+  const dir = desc ? 'DESC' : 'ASC';
+  const sql =
+    `SELECT id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients
+       FROM audit ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
+      ORDER BY at ${dir}, id ${dir} LIMIT ?`;
+  return { sql, params };
 }
 
 interface ServerDbRow {
@@ -66,6 +120,13 @@ function prepare(db: Database.Database) {
         WHERE id = ? AND disconnected_at IS NULL`
     ),
     listServers: db.prepare(`SELECT * FROM servers ORDER BY started_at, id`),
+    insertAudit: db.prepare(
+      `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+    ),
+    deleteAuditBefore: db.prepare(
+      `DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE at < ? ORDER BY at LIMIT ?)`
+    ),
     ping: db.prepare(`SELECT 1`).pluck()
   };
   const closeOut = (serverId: string, at: string, closeCode: number): number => {
@@ -82,6 +143,24 @@ function prepare(db: Database.Database) {
       // A close whose session row is missing updates nothing: no error, no row.
       for (const c of batch.closes) {
         s.closeSession.run(iso(c.disconnectedAt), c.closeCode, c.bytesIn, c.bytesOut, c.messagesIn, c.messagesOut, c.id);
+      }
+    }),
+    writeAudit: db.transaction((rows: readonly AuditRecord[]): void => {
+      for (const r of rows) {
+        s.insertAudit.run(
+          r.id,
+          r.messageId,
+          iso(r.at),
+          r.serverId,
+          r.sessionId,
+          r.userId,
+          r.direction,
+          r.type,
+          r.channel,
+          r.payload,
+          r.payloadBin,
+          r.recipients
+        );
       }
     }),
     closeOut: db.transaction(closeOut),
@@ -111,6 +190,7 @@ export class SqliteStore implements Store {
   readonly #migrations: readonly Migration[];
   #db: Database.Database | null = null;
   #stmts: Statements | null = null;
+  #auditQueries = new Map<string, Database.Statement>();
 
   /** `path` is a file path (its directory is created at `open()`) or `:memory:`. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
@@ -191,6 +271,41 @@ export class SqliteStore implements Store {
     stmts.writeBatch(batch);
   }
 
+  async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
+    const stmts = this.#ready();
+    if (rows.length > 0) stmts.writeAudit(rows);
+  }
+
+  async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    this.#ready();
+    const { sql, params } = auditSql(q);
+    // A handful of filter combinations: better-sqlite3 caches nothing itself, so keep them.
+    let stmt = this.#auditQueries.get(sql);
+    if (stmt === undefined) {
+      stmt = this.#db!.prepare(sql);
+      if (this.#auditQueries.size < 256) this.#auditQueries.set(sql, stmt);
+    }
+    const rows = stmt.all(...params) as AuditDbRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      messageId: r.message_id,
+      at: new Date(r.at),
+      serverId: r.server_id,
+      sessionId: r.session_id,
+      userId: r.user_id,
+      direction: r.direction,
+      type: r.type,
+      channel: r.channel,
+      recipients: r.recipients,
+      payload: r.payload,
+      payloadBin: r.payload_bin
+    }));
+  }
+
+  async deleteAuditBefore(before: Date, limit: number): Promise<number> {
+    return this.#ready().deleteAuditBefore.run(iso(before), Math.max(0, Math.floor(limit))).changes;
+  }
+
   async ping(): Promise<boolean> {
     try {
       return this.#ready().ping.get() === 1;
@@ -218,6 +333,7 @@ export class SqliteStore implements Store {
     const db = this.#db;
     this.#db = null;
     this.#stmts = null;
+    this.#auditQueries.clear();
     db?.close();
   }
 }

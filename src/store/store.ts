@@ -11,6 +11,8 @@
  *   was already applied changes nothing (inserts use ON CONFLICT DO NOTHING, closes
  *   only fill columns still null). That is what lets the record writer retry and
  *   replay its disk spool after an outage without duplicates.
+ * - `writeAudit()` inserts a batch of audit rows in ONE transaction, idempotent by row
+ *   id (ON CONFLICT DO NOTHING), so the audit journal can be replayed any number of times.
  * - Methods reject on a lost connection; they never hang for longer than the
  *   backend's statement timeout. Durability: a resolved promise means committed.
  */
@@ -80,6 +82,49 @@ export interface ServerRow {
   stoppedAt: Date | null;
 }
 
+/**
+ * One row of the `audit` table, in its stored form. The payload is already serialized
+ * (by src/audit/audit-payload.ts): the store only moves text and bytes.
+ */
+export interface AuditRecord {
+  /** The row's own id (UUID v7), fixed before the first write attempt: replays are idempotent by it. */
+  id: string;
+  /** The event id clients saw; shared by a broadcast's `in` row and its event's `out` row. */
+  messageId: string | null;
+  at: Date;
+  serverId: string;
+  sessionId: string | null;
+  userId: string | null;
+  /** `in`, `out` or `system`. */
+  direction: string;
+  type: string;
+  channel: string | null;
+  /** Sessions an `out` message went to. */
+  recipients: number | null;
+  /** The payload as JSON text (binary values as base64 strings, as JSON clients see them); null for none. */
+  payload: string | null;
+  /** The exact payload as MessagePack, only when the JSON text is not exact (binary values, …). */
+  payloadBin: Uint8Array | null;
+}
+
+/** A page of `audit`, newest first unless `order` is `asc`. Every filter is optional (null = any). */
+export interface AuditQuery {
+  /** `at >= since`. */
+  since: Date | null;
+  /** `at < until`. */
+  until: Date | null;
+  channel: string | null;
+  sessionId: string | null;
+  userId: string | null;
+  type: string | null;
+  direction: string | null;
+  messageId: string | null;
+  order: 'asc' | 'desc';
+  /** Keyset position: rows strictly after this (at, id) in `order`. */
+  after: { at: Date; id: string } | null;
+  limit: number;
+}
+
 export interface Store {
   /** `sqlite` or `postgres`. */
   readonly kind: 'sqlite' | 'postgres';
@@ -104,6 +149,12 @@ export interface Store {
   closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult>;
   /** Apply a batch of session records in one transaction (idempotent). */
   writeBatch(batch: RecordBatch): Promise<void>;
+  /** Insert audit rows in one transaction; rows whose id exists already are skipped. */
+  writeAudit(rows: readonly AuditRecord[]): Promise<void>;
+  /** One page of audit rows, ordered by (at, id). */
+  queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Delete at most `limit` of the oldest audit rows with `at < before`; returns how many went. */
+  deleteAuditBefore(before: Date, limit: number): Promise<number>;
   /** Cheap reachability check for /readyz. Never rejects. */
   ping(): Promise<boolean>;
   /** Read servers back (status, tests). */

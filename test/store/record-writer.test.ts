@@ -9,7 +9,7 @@ import { PostgresStore } from '../../src/store/postgres-store.js';
 import { RecordWriter } from '../../src/store/record-writer.js';
 import { encodeEntry } from '../../src/store/spool.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import type { CloseOutResult, RecordBatch, ServerRecord, ServerRow, Store } from '../../src/store/store.js';
+import type { AuditQuery, AuditRecord, CloseOutResult, RecordBatch, ServerRecord, ServerRow, Store } from '../../src/store/store.js';
 import { testPostgresUrl, urlWithPort, withSchema } from '../helpers/pg.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { closeRecord, openRecord, serverRecord } from './store-contract.js';
@@ -58,6 +58,15 @@ class CountingStore implements Store {
   writeBatch(batch: RecordBatch): Promise<void> {
     this.batches.push(batch.opens.length + batch.closes.length);
     return this.inner.writeBatch(batch);
+  }
+  writeAudit(rows: readonly AuditRecord[]): Promise<void> {
+    return this.inner.writeAudit(rows);
+  }
+  queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    return this.inner.queryAudit(q);
+  }
+  deleteAuditBefore(before: Date, limit: number): Promise<number> {
+    return this.inner.deleteAuditBefore(before, limit);
   }
   ping(): Promise<boolean> {
     return this.inner.ping();

@@ -41,5 +41,36 @@ export const postgresMigrations: readonly Migration[] = [
       -- Close-out looks up the sessions still open on one server.
       CREATE INDEX sessions_open_by_server_idx ON sessions (server_id) WHERE disconnected_at IS NULL;
     `
+  },
+  {
+    version: 2,
+    name: 'audit',
+    up: `
+      -- One row per message (see src/audit/). payload: the message's data as jsonb, as JSON
+      -- clients see it (binary values as base64 strings); payload_bin: the exact value as
+      -- MessagePack, set only when the JSON is not exact (binary values, dates, NUL characters…).
+      CREATE TABLE audit (
+        id          text PRIMARY KEY,
+        message_id  text,
+        at          timestamptz NOT NULL,
+        server_id   text NOT NULL,
+        session_id  text,
+        user_id     text,
+        direction   text NOT NULL CHECK (direction IN ('in', 'out', 'system')),
+        type        text NOT NULL,
+        channel     text,
+        payload     jsonb,
+        payload_bin bytea,
+        recipients  integer
+      );
+      -- Every query is "the newest (or oldest) rows matching one filter": each index ends in
+      -- (at, id), the keyset of the cursor, so a page is one index range scan.
+      CREATE INDEX audit_at_idx ON audit (at, id);
+      CREATE INDEX audit_channel_idx ON audit (channel, at, id) WHERE channel IS NOT NULL;
+      CREATE INDEX audit_session_idx ON audit (session_id, at, id) WHERE session_id IS NOT NULL;
+      CREATE INDEX audit_user_idx ON audit (user_id, at, id) WHERE user_id IS NOT NULL;
+      CREATE INDEX audit_type_idx ON audit (type, at, id);
+      CREATE INDEX audit_message_idx ON audit (message_id) WHERE message_id IS NOT NULL;
+    `
   }
 ];
