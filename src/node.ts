@@ -27,6 +27,7 @@ import { binaryCodec } from './protocol/binary-codec.js';
 import { newId } from './protocol/ids.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
+import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
 import { auditApi } from './audit/audit-api.js';
@@ -42,7 +43,7 @@ export interface NodeOptions {
   role?: ServerRole;
   /** The agent's server id, for a worker. */
   parentId?: string | null;
-  /** Cross-process fan-out; default: none (one process). */
+  /** Cross-process fan-out; default: a RedisBus when `config.bus` is set, else none (one process). */
   bus?: Bus;
   /** Told of session and membership changes (the agent's registry). */
   observer?: HubObserver | null;
@@ -63,8 +64,9 @@ export interface NodeOptions {
  * sequences. It holds no protocol logic of its own.
  *
  * Start: open the store (exit if unreachable) → close out dead servers → register this
- * server → listen. Stop: draining (readyz 503) → stop accepting → close sessions with
- * 1001 → write their rows → stopped_at → close the store and logs.
+ * server → join the Redis bus (with `--bus`; not ready until Redis answers) → listen.
+ * Stop: draining (readyz 503) → stop accepting → close sessions with 1001 → write their
+ * rows → stopped_at → leave the bus → close the store and logs.
  */
 export class ZenNode {
   readonly serverId = newId();
@@ -86,13 +88,18 @@ export class ZenNode {
   private heartbeat: NodeJS.Timeout | null = null;
   private dbReachable = true;
   private readonly opts: NodeOptions;
+  /** The Redis bus this node made from `config.bus` (started and closed here). */
+  private readonly ownBus: RedisBus | null = null;
 
   constructor(options: NodeOptions) {
     this.opts = options;
     this.config = options.config;
     this.logger = options.logger.child({ serverId: this.serverId });
     this.role = options.role ?? 'standalone';
-    this.bus = options.bus ?? new LocalBus();
+    if (options.bus === undefined && this.config.bus !== null) {
+      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger });
+    }
+    this.bus = options.bus ?? this.ownBus ?? new LocalBus();
     this.router = new Router(() => undefined);
   }
 
@@ -129,6 +136,8 @@ export class ZenNode {
       spoolDir: c.spoolDir,
       logger: this.logger
     });
+    // Not ready until Redis answers; waits a few seconds for it, then retries in the background.
+    await this.ownBus?.start();
     this.audit = c.audit ? await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger }) : new NullAuditSink();
 
     this.hub = new Hub({

@@ -1,0 +1,142 @@
+/**
+ * Redis helpers for the bus tests. The shared server comes from `ZENCONN_TEST_REDIS_URL`
+ * (default `redis://127.0.0.1:6379/0`); a test that needs it FAILS (never skips) when it
+ * is unreachable. Outage tests start their own `redis-server` on a spare port instead,
+ * so they can kill it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer, connect } from 'node:net';
+import { request } from 'node:http';
+import { Redis } from 'ioredis';
+
+/** The Redis server tests use: `ZENCONN_TEST_REDIS_URL`, default `redis://127.0.0.1:6379/0`. */
+export function testRedisUrl(): string {
+  return process.env.ZENCONN_TEST_REDIS_URL || 'redis://127.0.0.1:6379/0';
+}
+
+/** A fresh key prefix, so that parallel runs on one Redis never see each other. */
+export function randomPrefix(): string {
+  return `zctest:${randomBytes(6).toString('hex')}:`;
+}
+
+/** A client for checks (PUBSUB, keys); throws a clear error when Redis is unreachable. */
+export async function redisClient(url = testRedisUrl()): Promise<Redis> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  r.on('error', () => undefined);
+  try {
+    await r.connect();
+    await r.ping();
+  } catch (err) {
+    r.disconnect();
+    throw new Error(`Redis is not reachable at ${url} (set ZENCONN_TEST_REDIS_URL): ${(err as Error).message}`);
+  }
+  return r;
+}
+
+/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** GET a path of a local server: status and parsed JSON body. */
+export function getJson(port: number, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** POST JSON to a local server with a bearer token: status and parsed JSON body. */
+export function postJson(port: number, path: string, token: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = request(
+      { host: '127.0.0.1', port, path, method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+      }
+    );
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked; good enough for a test). */
+export function sparePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A `redis-server` child of the test, without persistence. */
+export interface OwnRedis {
+  port: number;
+  url: string;
+  child: ChildProcess;
+  /** SIGKILL, resolved once it exited. */
+  kill(): Promise<void>;
+}
+
+/** Path of redis-server: `ZENCONN_TEST_REDIS_SERVER`, default `/usr/bin/redis-server`. */
+export function redisServerPath(): string {
+  return process.env.ZENCONN_TEST_REDIS_SERVER || '/usr/bin/redis-server';
+}
+
+/** Starts `redis-server` on `port` (a spare one by default) and waits until it accepts connections. */
+export async function startRedis(port?: number): Promise<OwnRedis> {
+  const p = port ?? (await sparePort());
+  const child = spawn(redisServerPath(), ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
+    stdio: ['ignore', 'ignore', 'pipe']
+  });
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let spawnError: Error | null = null;
+  child.once('error', (e) => (spawnError = e));
+  const end = Date.now() + 5000;
+  for (;;) {
+    if (spawnError) throw new Error(`cannot start ${redisServerPath()}: ${(spawnError as Error).message}`);
+    if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${err}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(p, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > end) {
+      child.kill('SIGKILL');
+      throw new Error(`redis-server did not listen on ${p} in time: ${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    port: p,
+    url: `redis://127.0.0.1:${p}/0`,
+    child,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
+    }
+  };
+}
