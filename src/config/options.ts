@@ -95,6 +95,8 @@ export interface Config {
   workers: number;
   /** When set, worker i also listens on workerPorts + i. Default unset. */
   workerPorts: number | null;
+  /** Agent: a worker whose IPC heartbeat (sent every second) stops for this long is killed and replaced. Default 10000. */
+  workerHeartbeatTimeoutMs: number;
   /** Keep the audit trail (every message in the `audit` table). Default true. */
   audit: boolean;
   /** `ack`: `received`/200 only once the audit rows are durable; `async`: don't wait. Default `ack`. */
@@ -159,6 +161,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   spoolDir: { type: 'string', default: './data/spool', doc: 'folder of the on-disk record spool' },
   workers: { type: 'integer', default: availableParallelism(), min: 0, max: 256, doc: 'agent: worker processes (0 = serve in the agent)' },
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
+  workerHeartbeatTimeoutMs: { type: 'integer', default: 10000, min: 500, max: 600000, doc: 'agent: kill and replace a worker whose heartbeat stopped this long' },
   audit: { type: 'boolean', default: true, doc: 'keep the audit trail of every message' },
   auditDurability: { type: 'string', default: 'ack', choices: ['ack', 'async'], doc: 'ack: answer senders once audit rows are durable; async: do not wait' },
   auditRetention: { type: 'string', default: null, doc: 'delete audit rows older than this (e.g. 30d, 12h); unset keeps all' },

@@ -1,0 +1,56 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Router } from '../http/router.js';
+import type { TokenVerifier } from '../auth/tokens.js';
+import { requireGrant } from '../http/broadcast-api.js';
+import { reply, replyError } from '../http/respond.js';
+import { ZenError } from '../errors.js';
+import type { AgentAnswer, AgentQuery } from './ipc-messages.js';
+
+/** Default and largest `limit` of `GET /agent/sessions`. */
+export const SESSIONS_LIMIT_DEFAULT = 1000;
+export const SESSIONS_LIMIT_MAX = 10000;
+
+/**
+ * Registers the agent's HTTP API on a node's router. Whichever process gets the request
+ * answers it by asking the agent (`ask`: over IPC in a worker, in-process when the agent
+ * serves sessions itself):
+ *
+ * - `GET /agent/workers` — `{"agent":{…},"workers":[{"pid","state","sessions",…}],"totals":{…}}`; no token needed
+ *   (counts and process figures only, like /healthz).
+ * - `GET /agent/sessions?channel=&user=&limit=` — the live sessions (grant `admin`).
+ * - `POST /agent/reload` — rolling restart of the workers, as SIGHUP (grant `admin`); 202.
+ *
+ * Returns the removers of the routes.
+ */
+export function registerAgentRoutes(router: Router, verifier: TokenVerifier, ask: (query: AgentQuery) => Promise<AgentAnswer>): Array<() => void> {
+  const answer = async (req: IncomingMessage, res: ServerResponse, query: AgentQuery): Promise<void> => {
+    const a = await ask(query);
+    reply(req, res, a.status, a.body);
+  };
+  const admin = (handler: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>) => async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    try {
+      await requireGrant(req, url, verifier, 'admin');
+    } catch (err) {
+      replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err)));
+      return;
+    }
+    await handler(req, res, url);
+  };
+  return [
+    router.add('GET', '/agent/workers', (req, res) => answer(req, res, { kind: 'workers' })),
+    router.add(
+      'GET',
+      '/agent/sessions',
+      admin(async (req, res, url) => {
+        const raw = url.searchParams.get('limit');
+        const limit = raw === null ? SESSIONS_LIMIT_DEFAULT : Number(raw);
+        if (!Number.isInteger(limit) || limit < 1 || limit > SESSIONS_LIMIT_MAX) {
+          replyError(req, res, new ZenError('ERR_HTTP_BAD_REQUEST', `limit must be an integer from 1 to ${SESSIONS_LIMIT_MAX}`));
+          return;
+        }
+        await answer(req, res, { kind: 'sessions', channel: url.searchParams.get('channel') || null, user: url.searchParams.get('user') || null, limit });
+      })
+    ),
+    router.add('POST', '/agent/reload', admin((req, res) => answer(req, res, { kind: 'reload' })))
+  ];
+}

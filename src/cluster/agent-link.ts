@@ -1,0 +1,167 @@
+import type { Socket } from 'node:net';
+import type { IpcPort } from '../bus/ipc-bus.js';
+import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
+
+/** The IPC side of a process (`process` in a forked worker); a fake in unit tests. */
+export interface IpcProcess {
+  send?: (message: never, sendHandle?: undefined, options?: undefined, callback?: (err: Error | null) => void) => boolean;
+  readonly connected?: boolean;
+  on(event: 'message', listener: (message: unknown, handle?: unknown) => void): unknown;
+  on(event: 'disconnect', listener: () => void): unknown;
+}
+
+/** Batches not yet written to the pipe above which `publish` items are refused (the agent is not reading). */
+export const MAX_UNSENT_BATCHES = 4096;
+/** Agent requests (for HTTP answers) waiting at once; beyond it a request is answered 503 at once. */
+export const MAX_PENDING_REQUESTS = 256;
+/** How long a request waits for the agent's answer. */
+export const REQUEST_TIMEOUT_MS = 5000;
+
+/**
+ * A worker's end of the IPC channel to its agent. Items queued during a turn go out as
+ * one `batch` on `process.nextTick` — before the turn's socket writes (uncorked on
+ * setImmediate), so the agent hears of a subscription before the client sees
+ * `subscribed`. Count updates are coalesced per channel and lead the batch.
+ */
+export class AgentLink implements IpcPort {
+  private queue: WorkerItem[] = [];
+  private counts = new Map<string, number>();
+  private scheduled = false;
+  private unsent = 0;
+  private dropped = 0;
+  private nextRequestId = 1;
+  private readonly pending = new Map<number, { resolve: (a: AgentAnswer) => void; timer: NodeJS.Timeout }>();
+  private itemHandler: (item: AgentItem) => void = () => undefined;
+  private connHandler: (conn: number, socket: Socket) => void = (_c, s) => s.destroy();
+  private initWaiter: ((init: WorkerInit) => void) | null = null;
+  private initMessage: WorkerInit | null = null;
+
+  constructor(private readonly proc: IpcProcess) {
+    proc.on('message', (message, handle) => this.onMessage(message as AgentMessage, handle));
+  }
+
+  get connected(): boolean {
+    return this.proc.connected === true;
+  }
+
+  /** Batches handed to `process.send` and not yet written to the pipe. */
+  get unsentBatches(): number {
+    return this.unsent;
+  }
+
+  /** Publish items refused because the agent was not reading (see MAX_UNSENT_BATCHES). */
+  get droppedPublishes(): number {
+    return this.dropped;
+  }
+
+  /** Resolves with the agent's `init` message. */
+  init(): Promise<WorkerInit> {
+    if (this.initMessage) return Promise.resolve(this.initMessage);
+    return new Promise((resolve) => (this.initWaiter = resolve));
+  }
+
+  /** Handles every item the agent sends (after `init`). */
+  onItem(handler: (item: AgentItem) => void): void {
+    this.itemHandler = handler;
+  }
+
+  /** Handles each connection the agent hands over. */
+  onConnection(handler: (conn: number, socket: Socket) => void): void {
+    this.connHandler = handler;
+  }
+
+  send(item: WorkerItem): boolean {
+    if (item.t === 'publish' && this.unsent >= MAX_UNSENT_BATCHES) {
+      this.dropped++;
+      return false;
+    }
+    this.queue.push(item);
+    this.schedule();
+    return true;
+  }
+
+  setCount(channel: string, count: number): void {
+    this.counts.set(channel, count);
+    this.schedule();
+  }
+
+  /** Asks the agent; resolves with its answer (503 when it does not answer in time). */
+  request(query: AgentQuery): Promise<AgentAnswer> {
+    if (!this.connected || this.pending.size >= MAX_PENDING_REQUESTS) {
+      return Promise.resolve({ status: 503, body: { error: 'agent unavailable' } });
+    }
+    const id = this.nextRequestId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ status: 503, body: { error: 'agent did not answer' } });
+      }, REQUEST_TIMEOUT_MS);
+      timer.unref();
+      this.pending.set(id, { resolve, timer });
+      this.send({ t: 'request', id, query });
+    });
+  }
+
+  /** Writes what is queued now (normally done at the end of the turn). */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.queue.length === 0 && this.counts.size === 0) return;
+    const items: WorkerItem[] = [];
+    for (const [channel, count] of this.counts) items.push({ t: 'count', channel, count });
+    this.counts.clear();
+    for (const item of this.queue) items.push(item);
+    this.queue = [];
+    if (!this.connected || !this.proc.send) return;
+    const message: WorkerMessage = { t: 'batch', items };
+    this.unsent++;
+    try {
+      this.proc.send(message as never, undefined, undefined, () => {
+        this.unsent--;
+      });
+    } catch {
+      // The channel closed under us: the 'disconnect' handler stops the worker.
+      this.unsent--;
+    }
+  };
+
+  /** Fails every pending request (the agent is gone). */
+  close(): void {
+    for (const [, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.resolve({ status: 503, body: { error: 'agent unavailable' } });
+    }
+    this.pending.clear();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(this.flush);
+  }
+
+  private onMessage(message: AgentMessage, handle: unknown): void {
+    switch (message.t) {
+      case 'init':
+        this.initMessage = message;
+        this.initWaiter?.(message);
+        this.initWaiter = null;
+        return;
+      case 'conn':
+        if (handle) this.connHandler(message.conn, handle as Socket);
+        return;
+      case 'batch':
+        for (const item of message.items) {
+          if (item.t === 'response') {
+            const p = this.pending.get(item.id);
+            if (p === undefined) continue;
+            this.pending.delete(item.id);
+            clearTimeout(p.timer);
+            p.resolve(item.answer);
+          } else {
+            this.itemHandler(item);
+          }
+        }
+        return;
+    }
+  }
+}

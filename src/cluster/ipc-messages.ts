@@ -1,0 +1,112 @@
+import type { Config } from '../config/options.js';
+import type { ProtocolName } from '../store/store.js';
+
+/**
+ * Every message between the agent and a worker, over the `child_process` IPC channel
+ * with `serialization: 'advanced'` (structured clone: Uint8Array, Date and Map survive).
+ *
+ * Both sides send a `batch` per event-loop turn rather than one message per item: one
+ * write and one (de)serialization per turn however many sessions subscribed or
+ * messages were published. Items inside a batch keep their order, and the channel is
+ * FIFO, so everything one worker sends reaches the agent (and what the agent routes
+ * reaches each worker) in the order it was produced. The only message outside a batch
+ * is `conn`, which carries a socket handle.
+ */
+
+/** What the agent knows about one session (from the worker that holds it). */
+export interface SessionInfo {
+  id: string;
+  remoteAddr: string;
+  user: string | null;
+  protocol: ProtocolName;
+  /** Epoch ms. */
+  connectedAt: number;
+}
+
+/** A worker's figures, sent every second; the message is also its heartbeat. */
+export interface WorkerStats {
+  sessions: number;
+  channels: number;
+  messagesInPerSec: number;
+  messagesOutPerSec: number;
+  heapUsedBytes: number;
+  rssBytes: number;
+  /** Worst event-loop delay seen since the previous report, ms. */
+  loopLagMs: number;
+}
+
+/** What a worker asks the agent on behalf of an HTTP request it answers. */
+export type AgentQuery =
+  | { kind: 'workers' }
+  | { kind: 'sessions'; channel: string | null; user: string | null; limit: number }
+  | { kind: 'reload' };
+
+/** The agent's answer to an `AgentQuery`: an HTTP status and a JSON body. */
+export interface AgentAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** Worker → agent, inside a `batch`. */
+export type WorkerItem =
+  /** First thing a worker says: its server id (before its row is written) and pid. */
+  | { t: 'hello'; serverId: string; pid: number }
+  /** The node is listening (on its direct port, if any) and takes connections. */
+  | { t: 'ready'; port: number | null }
+  /** A channel message for the members on other workers: `payload` is a v8-serialized `BusMessage`, opaque to the agent. */
+  | { t: 'publish'; channel: string; payload: Uint8Array }
+  /** This worker's member count of a channel (`*` = its sessions). Coalesced per turn. */
+  | { t: 'count'; channel: string; count: number }
+  | { t: 'open'; session: SessionInfo }
+  | { t: 'close'; session: string; code: number }
+  | { t: 'sub'; session: string; channel: string }
+  | { t: 'unsub'; session: string; channel: string }
+  | { t: 'stats'; stats: WorkerStats }
+  /** A handed-over connection sent its first request or closed: it no longer counts as pending load. */
+  | { t: 'settled'; conn: number }
+  | { t: 'request'; id: number; query: AgentQuery }
+  /** The direct port is closed (answer to `release-port`). */
+  | { t: 'released' }
+  /** The worker is stopping on its own (a signal sent to it directly). */
+  | { t: 'stopping'; reason: string };
+
+/** Agent → worker, inside a `batch`. */
+export type AgentItem =
+  /** From another worker (or the agent): a v8-serialized `BusMessage` for the local members. */
+  | { t: 'deliver'; payload: Uint8Array }
+  /** Members of `channel` on the other workers, as the agent knows them now. */
+  | { t: 'remote'; channel: string; count: number }
+  | { t: 'response'; id: number; answer: AgentAnswer }
+  /** Close the direct port (a replacement is about to take it); keep everything else. */
+  | { t: 'release-port' }
+  /** Stop: close every session with 1001, write the rows, exit 0. */
+  | { t: 'drain' };
+
+/** The first message a worker receives: everything it needs to start. */
+export interface WorkerInit {
+  t: 'init';
+  config: Config;
+  /** 0-based slot; the direct port is `workerPorts + slot`. */
+  slot: number;
+  /** The agent's server id (`servers.parent_id`). */
+  parentId: string;
+  /** Interval of the stats/heartbeat message, ms. */
+  statsIntervalMs: number;
+}
+
+/** A batch of items, in order. */
+export interface Batch<T> {
+  t: 'batch';
+  items: T[];
+}
+
+/** A connection handed to a worker; the socket travels as the message's handle. */
+export interface ConnMessage {
+  t: 'conn';
+  conn: number;
+}
+
+/** Everything the agent sends on the IPC channel. */
+export type AgentMessage = WorkerInit | Batch<AgentItem> | ConnMessage;
+/** Everything a worker sends on the IPC channel. */
+export type WorkerMessage = Batch<WorkerItem>;

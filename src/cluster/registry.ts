@@ -1,0 +1,218 @@
+import type { SessionInfo, WorkerStats } from './ipc-messages.js';
+
+/** Lifecycle of a worker as the agent sees it; a worker that exited leaves the registry. */
+export type WorkerState = 'starting' | 'ready' | 'draining';
+
+/** One session, as its worker reported it. */
+export interface SessionEntry extends SessionInfo {
+  /** The registry key of the worker that holds it. */
+  worker: number;
+  channels: Set<string>;
+}
+
+interface WorkerEntry {
+  key: number;
+  slot: number;
+  pid: number;
+  /** The worker's server id (null until its `hello`). */
+  serverId: string | null;
+  state: WorkerState;
+  startedAt: number;
+  /** Direct port, when `workerPorts` is set. */
+  port: number | null;
+  stats: WorkerStats | null;
+  sessions: Set<SessionEntry>;
+}
+
+/** A worker as `GET /agent/workers` shows it. */
+export interface WorkerView {
+  id: string | null;
+  slot: number;
+  pid: number;
+  state: WorkerState;
+  startedAt: string;
+  uptimeMs: number;
+  port: number | null;
+  /** Live count from the session events (not from the last stats report). */
+  sessions: number;
+  channels: number;
+  messagesInPerSec: number;
+  messagesOutPerSec: number;
+  heapUsedBytes: number;
+  rssBytes: number;
+  loopLagMs: number;
+}
+
+/** A session as `GET /agent/sessions` shows it. */
+export interface SessionView {
+  id: string;
+  worker: string | null;
+  pid: number;
+  remoteAddr: string;
+  user: string | null;
+  protocol: string;
+  connectedAt: string;
+  channels: string[];
+}
+
+/** Filter of `sessions()`. */
+export interface SessionQuery {
+  channel?: string | null;
+  user?: string | null;
+  /** Most sessions returned. */
+  limit: number;
+}
+
+/**
+ * The agent's live list of its workers and of every session they hold, fed by the
+ * workers' IPC events (open, close, subscribe, unsubscribe, stats) as they happen.
+ * Its size follows the sessions that really exist: a closed session or an exited
+ * worker leaves it at once. Channel membership is indexed, so a query by channel
+ * does not scan every session.
+ */
+export class Registry {
+  private readonly workersByKey = new Map<number, WorkerEntry>();
+  private readonly sessionsById = new Map<string, SessionEntry>();
+  private readonly byChannel = new Map<string, Set<SessionEntry>>();
+
+  /** Adds a worker process that was just started. */
+  addWorker(key: number, slot: number, pid: number, startedAt = Date.now()): void {
+    this.workersByKey.set(key, { key, slot, pid, serverId: null, state: 'starting', startedAt, port: null, stats: null, sessions: new Set() });
+  }
+
+  setServerId(key: number, serverId: string): void {
+    const w = this.workersByKey.get(key);
+    if (w) w.serverId = serverId;
+  }
+
+  setState(key: number, state: WorkerState, port?: number | null): void {
+    const w = this.workersByKey.get(key);
+    if (!w) return;
+    w.state = state;
+    if (port !== undefined) w.port = port;
+  }
+
+  setStats(key: number, stats: WorkerStats): void {
+    const w = this.workersByKey.get(key);
+    if (w) w.stats = stats;
+  }
+
+  /** Removes an exited worker; returns the sessions it held (lost with it). */
+  removeWorker(key: number): SessionEntry[] {
+    const w = this.workersByKey.get(key);
+    if (!w) return [];
+    this.workersByKey.delete(key);
+    const lost = [...w.sessions];
+    for (const s of lost) this.forget(s);
+    return lost;
+  }
+
+  sessionOpened(key: number, info: SessionInfo): void {
+    const w = this.workersByKey.get(key);
+    if (!w || this.sessionsById.has(info.id)) return;
+    const entry: SessionEntry = { ...info, worker: key, channels: new Set() };
+    this.sessionsById.set(info.id, entry);
+    w.sessions.add(entry);
+  }
+
+  sessionClosed(key: number, sessionId: string): void {
+    const s = this.sessionsById.get(sessionId);
+    if (s && s.worker === key) {
+      this.workersByKey.get(key)?.sessions.delete(s);
+      this.forget(s);
+    }
+  }
+
+  subscribed(key: number, sessionId: string, channel: string): void {
+    const s = this.sessionsById.get(sessionId);
+    if (!s || s.worker !== key || s.channels.has(channel)) return;
+    s.channels.add(channel);
+    let members = this.byChannel.get(channel);
+    if (!members) {
+      members = new Set();
+      this.byChannel.set(channel, members);
+    }
+    members.add(s);
+  }
+
+  unsubscribed(key: number, sessionId: string, channel: string): void {
+    const s = this.sessionsById.get(sessionId);
+    if (!s || s.worker !== key || !s.channels.delete(channel)) return;
+    this.leaveIndex(s, channel);
+  }
+
+  /** Sessions a worker holds now (live, from the events). */
+  sessionCount(key: number): number {
+    return this.workersByKey.get(key)?.sessions.size ?? 0;
+  }
+
+  /** Sessions in all workers. */
+  get totalSessions(): number {
+    return this.sessionsById.size;
+  }
+
+  /** The worker's server id, or null. */
+  serverIdOf(key: number): string | null {
+    return this.workersByKey.get(key)?.serverId ?? null;
+  }
+
+  /** Every worker, by slot then start time. */
+  workers(now = Date.now()): WorkerView[] {
+    return [...this.workersByKey.values()]
+      .sort((a, b) => a.slot - b.slot || a.startedAt - b.startedAt)
+      .map((w) => ({
+        id: w.serverId,
+        slot: w.slot,
+        pid: w.pid,
+        state: w.state,
+        startedAt: new Date(w.startedAt).toISOString(),
+        uptimeMs: now - w.startedAt,
+        port: w.port,
+        sessions: w.sessions.size,
+        channels: w.stats?.channels ?? 0,
+        messagesInPerSec: w.stats?.messagesInPerSec ?? 0,
+        messagesOutPerSec: w.stats?.messagesOutPerSec ?? 0,
+        heapUsedBytes: w.stats?.heapUsedBytes ?? 0,
+        rssBytes: w.stats?.rssBytes ?? 0,
+        loopLagMs: w.stats?.loopLagMs ?? 0
+      }));
+  }
+
+  /** Sessions matching the filter (a channel's members come from the index), at most `limit`. */
+  sessions(query: SessionQuery): { sessions: SessionView[]; truncated: boolean } {
+    const source: Iterable<SessionEntry> = query.channel ? this.byChannel.get(query.channel) ?? [] : this.sessionsById.values();
+    const out: SessionView[] = [];
+    let truncated = false;
+    for (const s of source) {
+      if (query.user && s.user !== query.user) continue;
+      if (out.length >= query.limit) {
+        truncated = true;
+        break;
+      }
+      const w = this.workersByKey.get(s.worker);
+      out.push({
+        id: s.id,
+        worker: w?.serverId ?? null,
+        pid: w?.pid ?? 0,
+        remoteAddr: s.remoteAddr,
+        user: s.user,
+        protocol: s.protocol,
+        connectedAt: new Date(s.connectedAt).toISOString(),
+        channels: [...s.channels]
+      });
+    }
+    return { sessions: out, truncated };
+  }
+
+  private forget(s: SessionEntry): void {
+    this.sessionsById.delete(s.id);
+    for (const ch of s.channels) this.leaveIndex(s, ch);
+  }
+
+  private leaveIndex(s: SessionEntry, channel: string): void {
+    const members = this.byChannel.get(channel);
+    if (!members) return;
+    members.delete(s);
+    if (members.size === 0) this.byChannel.delete(channel);
+  }
+}

@@ -1,0 +1,112 @@
+/** A worker as the router sees it: where its deliveries and remote counts are queued. */
+export interface RouteTarget {
+  readonly key: number;
+  /** Queues a serialized `BusMessage` for this worker's members. */
+  deliver(payload: Uint8Array): void;
+  /** Queues the count of `channel`'s members on the other workers (coalesced per turn). */
+  setRemote(channel: string, count: number): void;
+}
+
+/**
+ * The agent's half of the IPC bus: per channel, how many members each worker has, and
+ * the routing that follows from it.
+ *
+ * - `publish` forwards a message to each OTHER worker with members of its channel, once
+ *   per worker: O(workers) per message, whatever the number of recipients. `*` is a
+ *   channel like the others (each worker reports its session count under it).
+ * - Each count change is pushed to the other workers as their remote count
+ *   (total − their own), so `received.count` is computed without asking the agent.
+ * - Memory: one entry per (channel, worker with members); a channel nobody is in
+ *   holds nothing.
+ */
+export class BusRouter {
+  private readonly targets = new Map<number, RouteTarget>();
+  /** channel → worker key → members (> 0 only). */
+  private readonly counts = new Map<string, Map<number, number>>();
+  /** worker key → channels it has members in. */
+  private readonly channelsOf = new Map<number, Set<string>>();
+
+  /** Adds a worker and tells it the members elsewhere of every channel. */
+  addWorker(target: RouteTarget): void {
+    this.targets.set(target.key, target);
+    this.channelsOf.set(target.key, new Set());
+    for (const [channel, byWorker] of this.counts) target.setRemote(channel, sum(byWorker));
+  }
+
+  /** Removes an exited worker: its members no longer count anywhere. */
+  removeWorker(key: number): void {
+    if (!this.targets.delete(key)) return;
+    const channels = this.channelsOf.get(key)!;
+    this.channelsOf.delete(key);
+    for (const channel of channels) {
+      const byWorker = this.counts.get(channel)!;
+      byWorker.delete(key);
+      if (byWorker.size === 0) this.counts.delete(channel);
+      this.pushRemote(channel, byWorker, null);
+    }
+  }
+
+  /** A worker's member count of `channel` changed. */
+  setCount(key: number, channel: string, count: number): void {
+    const mine = this.channelsOf.get(key);
+    if (mine === undefined) return;
+    let byWorker = this.counts.get(channel);
+    const before = byWorker?.get(key) ?? 0;
+    if (before === count) return;
+    if (count > 0) {
+      if (byWorker === undefined) {
+        byWorker = new Map();
+        this.counts.set(channel, byWorker);
+      }
+      byWorker.set(key, count);
+      mine.add(channel);
+    } else {
+      if (byWorker === undefined) return;
+      byWorker.delete(key);
+      mine.delete(channel);
+      if (byWorker.size === 0) this.counts.delete(channel);
+    }
+    this.pushRemote(channel, byWorker ?? new Map(), key);
+  }
+
+  /**
+   * Forwards `payload` to every worker but `from` with members of `channel`.
+   * Returns how many workers it went to.
+   */
+  publish(from: number | null, channel: string, payload: Uint8Array): number {
+    const byWorker = this.counts.get(channel);
+    if (byWorker === undefined) return 0;
+    let n = 0;
+    for (const key of byWorker.keys()) {
+      if (key === from) continue;
+      this.targets.get(key)?.deliver(payload);
+      n++;
+    }
+    return n;
+  }
+
+  /** Members of `channel` on all workers. */
+  total(channel: string): number {
+    const byWorker = this.counts.get(channel);
+    return byWorker === undefined ? 0 : sum(byWorker);
+  }
+
+  /** Workers with members of `channel`. */
+  workersWith(channel: string): number[] {
+    return [...(this.counts.get(channel)?.keys() ?? [])];
+  }
+
+  /** Tells every worker but `changed` its new remote count of `channel`. */
+  private pushRemote(channel: string, byWorker: Map<number, number>, changed: number | null): void {
+    const total = sum(byWorker);
+    for (const [key, target] of this.targets) {
+      if (key !== changed) target.setRemote(channel, total - (byWorker.get(key) ?? 0));
+    }
+  }
+}
+
+function sum(byWorker: Map<number, number>): number {
+  let n = 0;
+  for (const v of byWorker.values()) n += v;
+  return n;
+}

@@ -1,0 +1,70 @@
+import type { Hub } from '../channels/hub.js';
+import type { Session } from '../session/session.js';
+import type { WorkerStats } from './ipc-messages.js';
+
+const LAG_TICK_MS = 100;
+
+/**
+ * A process's figures for the agent's registry: sessions, channels, messages in/out per
+ * second, heap, RSS and event-loop lag. Message rates come from the sessions' own
+ * counters (open sessions summed at each sample, plus what closed sessions had), so the
+ * hot path pays nothing for them; the sample is O(sessions), once a second.
+ */
+export class StatsCollector {
+  /** Drift of a 100 ms timer: how late the loop got to it. */
+  private readonly loopTimer: NodeJS.Timeout;
+  private loopExpected = performance.now() + LAG_TICK_MS;
+  private worstLagMs = 0;
+  private closedIn = 0;
+  private closedOut = 0;
+  private lastIn = 0;
+  private lastOut = 0;
+  private lastAt = performance.now();
+
+  constructor() {
+    this.loopTimer = setInterval(() => {
+      const now = performance.now();
+      this.worstLagMs = Math.max(this.worstLagMs, now - this.loopExpected);
+      this.loopExpected = now + LAG_TICK_MS;
+    }, LAG_TICK_MS);
+    this.loopTimer.unref();
+  }
+
+  /** Keeps a closing session's counts in the totals (call from the hub observer). */
+  sessionClosed(session: Session): void {
+    this.closedIn += session.messagesIn;
+    this.closedOut += session.messagesOut;
+  }
+
+  /** The figures since the previous sample; `hub` is null before the node started. */
+  sample(hub: Hub | null): WorkerStats {
+    let totalIn = this.closedIn;
+    let totalOut = this.closedOut;
+    if (hub !== null) {
+      for (const s of hub.sessions.values()) {
+        totalIn += s.messagesIn;
+        totalOut += s.messagesOut;
+      }
+    }
+    const now = performance.now();
+    const secs = Math.max(0.001, (now - this.lastAt) / 1000);
+    const stats: WorkerStats = {
+      sessions: hub?.sessions.size ?? 0,
+      channels: hub?.channels.size ?? 0,
+      messagesInPerSec: Math.max(0, Math.round((totalIn - this.lastIn) / secs)),
+      messagesOutPerSec: Math.max(0, Math.round((totalOut - this.lastOut) / secs)),
+      heapUsedBytes: process.memoryUsage().heapUsed,
+      rssBytes: process.memoryUsage.rss(),
+      loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100
+    };
+    this.lastIn = totalIn;
+    this.lastOut = totalOut;
+    this.lastAt = now;
+    this.worstLagMs = 0;
+    return stats;
+  }
+
+  close(): void {
+    clearInterval(this.loopTimer);
+  }
+}

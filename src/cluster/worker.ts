@@ -1,0 +1,170 @@
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { ZenNode } from '../node.js';
+import type { HubObserver } from '../channels/hub.js';
+import { IpcBus } from '../bus/ipc-bus.js';
+import { TokenVerifier } from '../auth/tokens.js';
+import { createLogger } from '../cli/common.js';
+import { AgentLink } from './agent-link.js';
+import { registerAgentRoutes } from './agent-api.js';
+import { StatsCollector } from './stats.js';
+import type { AgentItem } from './ipc-messages.js';
+
+/** How long a stopping worker waits for its last IPC batch to be written before it exits. */
+const LAST_WORDS_MS = 1000;
+
+/**
+ * The main of a worker process (forked by the agent with an IPC channel):
+ *
+ * 1. waits for the agent's `init` (the agent's resolved config, its slot, the agent's id);
+ * 2. builds a ZenNode with role `worker`, `parent_id` = the agent, an `IpcBus`, and an
+ *    observer that reports session opens/closes and (un)subscriptions to the agent;
+ *    it listens only on its direct port (`workerPorts + slot`) when one is set;
+ * 3. says `hello` (its server id) at once, `stats` every `statsIntervalMs` (the agent's
+ *    heartbeat watchdog listens for them), `ready` once the node is started;
+ * 4. takes the connections the agent hands over (`acceptConnection`), reporting each one
+ *    `settled` at its first request or its close (placement counts it until then);
+ * 5. stops (sessions closed with 1001, rows written, exit 0) on the agent's `drain`, on
+ *    SIGTERM, or when the IPC channel closes: a worker never outlives its agent.
+ */
+export async function runWorker(): Promise<void> {
+  const link = new AgentLink(process);
+  // Before init there is nothing to drain: an agent that vanished this early leaves nothing behind.
+  const early = (): never => process.exit(0);
+  process.once('disconnect', early);
+  const init = await link.init();
+  const { config, slot, parentId } = init;
+  const logger = createLogger(config.logLevel, { role: 'worker', slot });
+  const bus = new IpcBus(link);
+  const stats = new StatsCollector();
+  const observer: HubObserver = {
+    sessionOpened: (s) =>
+      link.send({
+        t: 'open',
+        session: { id: s.id, remoteAddr: s.init.remoteAddr, user: s.userId, protocol: s.protocol, connectedAt: s.connectedAt.getTime() }
+      }),
+    sessionClosed: (s, code) => {
+      stats.sessionClosed(s);
+      link.send({ t: 'close', session: s.id, code });
+    },
+    subscribed: (s, channel) => link.send({ t: 'sub', session: s.id, channel }),
+    unsubscribed: (s, channel) => link.send({ t: 'unsub', session: s.id, channel })
+  };
+  const node = new ZenNode({
+    config,
+    logger,
+    role: 'worker',
+    parentId,
+    bus,
+    observer,
+    listen: false,
+    port: config.workerPorts === null ? undefined : config.workerPorts + slot
+  });
+  link.send({ t: 'hello', serverId: node.serverId, pid: process.pid });
+  let started = false;
+  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null) }), init.statsIntervalMs);
+
+  let stopping = false;
+  const stop = (reason: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, 'worker stopping');
+    clearInterval(heartbeat);
+    const force = setTimeout(() => {
+      logger.error('graceful stop took too long; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    const done = (code: number): void => {
+      stats.close();
+      link.close();
+      void lastWords(link).then(() => process.exit(code));
+    };
+    if (!started) return done(0);
+    node.stop().then(
+      () => done(0),
+      (err: unknown) => {
+        logger.error({ err }, 'stop failed');
+        done(1);
+      }
+    );
+  };
+  process.off('disconnect', early);
+  process.on('disconnect', () => stop('agent gone'));
+  process.on('SIGTERM', () => {
+    link.send({ t: 'stopping', reason: 'SIGTERM' });
+    stop('SIGTERM');
+  });
+  // The agent decides about the process group's Ctrl-C and hangups.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGHUP', () => undefined);
+  process.on('SIGUSR1', () => node.reopenLogs());
+
+  link.onItem((item: AgentItem) => {
+    switch (item.t) {
+      case 'deliver':
+        bus.receive(item.payload);
+        return;
+      case 'remote':
+        bus.setRemoteCount(item.channel, item.count);
+        return;
+      case 'release-port':
+        if (node.server?.listening) node.server.close();
+        link.send({ t: 'released' });
+        return;
+      case 'drain':
+        stop('agent asked');
+        return;
+      case 'response':
+        return;
+    }
+  });
+
+  // A handed-over socket is pending load for the agent until its first request or its close.
+  const pendingConns = new WeakMap<Socket, () => void>();
+  const settleOf = (req: IncomingMessage): void => {
+    const raw = ((req.socket as { _parent?: Socket })._parent ?? req.socket) as Socket;
+    const settle = pendingConns.get(raw);
+    if (settle) settle();
+  };
+  link.onConnection((conn, socket) => {
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      pendingConns.delete(socket);
+      link.send({ t: 'settled', conn });
+    };
+    pendingConns.set(socket, settle);
+    socket.once('close', settle);
+    if (stopping || !started) {
+      socket.destroy();
+      return;
+    }
+    node.acceptConnection(socket);
+  });
+
+  let address;
+  try {
+    address = await node.start();
+  } catch (err) {
+    logger.fatal({ err }, 'worker could not start');
+    await lastWords(link);
+    process.exit(1);
+  }
+  started = true;
+  node.server.on('request', settleOf);
+  node.server.on('upgrade', settleOf);
+  const verifier = new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey });
+  registerAgentRoutes(node.router, verifier, (query) => link.request(query));
+  if (stopping) return;
+  link.send({ t: 'ready', port: address?.port ?? null });
+  logger.info({ directPort: address?.port ?? null }, 'worker ready');
+}
+
+/** Writes what is queued and waits (briefly) until the pipe took it. */
+async function lastWords(link: AgentLink): Promise<void> {
+  link.flush();
+  const until = Date.now() + LAST_WORDS_MS;
+  while (link.unsentBatches > 0 && link.connected && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+}

@@ -1,0 +1,220 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import Database from 'better-sqlite3';
+import { startZen, type ZenProcess } from '../helpers/process.js';
+import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
+import { makeToken } from '../helpers/tokens.js';
+import type { TestClient } from '../helpers/client.js';
+import type { WorkerView, SessionView } from '../../src/cluster/registry.js';
+
+/** A running `zenconn agent` with its temp folder and the pids it was seen with. */
+export interface AgentUnderTest {
+  zen: ZenProcess;
+  port: number;
+  dir: string;
+  /** sqlite:… or the PostgreSQL URL it was started with. */
+  database: string;
+  /** `GET /agent/workers`. */
+  workers(): Promise<WorkerView[]>;
+  /** `GET /agent/sessions` with an admin token. */
+  sessions(query?: string): Promise<SessionView[]>;
+  /** Waits until `check` passes on the workers list (polling), or throws with the last list. */
+  waitWorkers(check: (w: WorkerView[]) => boolean, timeoutMs?: number): Promise<WorkerView[]>;
+  /** Kills the agent and every process it started (SIGKILL), whatever state they are in. */
+  cleanup(): Promise<void>;
+}
+
+let adminToken: string | null = null;
+/** An admin-grant token for the test secret. */
+export async function admin(): Promise<string> {
+  adminToken ??= await makeToken('ops', ['admin']);
+  return adminToken;
+}
+
+/**
+ * Starts `zenconn agent --port 0 --host 127.0.0.1` with a temp SQLite database (unless
+ * `--database` is in `args`), access log off, the test secrets and `args`.
+ */
+export async function startAgent(args: string[] = [], options: { env?: NodeJS.ProcessEnv } = {}): Promise<AgentUnderTest> {
+  const dir = tempDir('zenconn-cluster-');
+  const i = args.indexOf('--database');
+  const database = i >= 0 ? args[i + 1]! : `sqlite:${join(dir, 'z.db')}`;
+  const zen = await startZen(
+    [
+      'agent',
+      '--port', '0',
+      '--host', '127.0.0.1',
+      '--public', join(dir, 'public'),
+      '--access-log', 'off',
+      '--spool-dir', join(dir, 'spool'),
+      '--audit-journal-dir', join(dir, 'journal'),
+      '--jwt-secret', TEST_JWT_SECRET,
+      '--channel-secret', TEST_CHANNEL_SECRET,
+      '--log-level', 'warn',
+      ...(i >= 0 ? [] : ['--database', database]),
+      ...args
+    ],
+    { env: options.env, timeoutMs: 30000 }
+  );
+  const seen = new Set<number>();
+  const tls = args.includes('--tls-cert');
+  const workers = async (): Promise<WorkerView[]> => {
+    const res = await httpGet(zen.port, '/agent/workers', {}, tls);
+    if (res.status !== 200) throw new Error(`/agent/workers: ${res.status}`);
+    const list = (JSON.parse(res.body) as { workers: WorkerView[] }).workers;
+    for (const w of list) seen.add(w.pid);
+    return list;
+  };
+  const t: AgentUnderTest = {
+    zen,
+    port: zen.port,
+    dir,
+    database,
+    workers,
+    async sessions(query = '') {
+      const res = await httpGet(zen.port, `/agent/sessions${query}`, { authorization: `Bearer ${await admin()}` }, tls);
+      if (res.status !== 200) throw new Error(`/agent/sessions: ${res.status} ${res.body}`);
+      return (JSON.parse(res.body) as { sessions: SessionView[] }).sessions;
+    },
+    async waitWorkers(check, timeoutMs = 5000) {
+      const until = Date.now() + timeoutMs;
+      let last: WorkerView[] = [];
+      for (;;) {
+        try {
+          last = await workers();
+          if (check(last)) return last;
+        } catch {
+          // the port may be between workers; try again
+        }
+        if (Date.now() > until) throw new Error(`workers never matched: ${JSON.stringify(last.map((w) => ({ pid: w.pid, state: w.state, sessions: w.sessions })))}`);
+        await sleep(50);
+      }
+    },
+    async cleanup() {
+      for (const pid of childPids(zen.child.pid!)) seen.add(pid);
+      if (zen.child.exitCode === null && zen.child.signalCode === null) zen.child.kill('SIGKILL');
+      for (const pid of seen) kill(pid, 'SIGKILL');
+      await zen.exited;
+    }
+  };
+  try {
+    await workers();
+  } catch (err) {
+    await t.cleanup();
+    throw err;
+  }
+  return t;
+}
+
+/** One GET on a fresh connection (no keep-alive), HTTP or HTTPS with any certificate. */
+export function httpGet(port: number, path: string, headers: Record<string, string> = {}, tls = false): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = (tls ? httpsRequest : httpRequest)(
+      { host: '127.0.0.1', port, path, headers, agent: false, rejectUnauthorized: false, timeout: 5000 },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', reject);
+      }
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` every 25 ms until it returns a truthy value; throws after `timeoutMs`. */
+export async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 3000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+function kill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Whether a process exists and is not a zombie. */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Pids whose parent is `ppid` (from /proc). */
+export function childPids(ppid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === ppid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Rows of the SQLite database of an agent under test. */
+export function sqliteRows(database: string): { servers: Array<Record<string, unknown>>; sessions: Array<Record<string, unknown>> } {
+  const db = new Database(database.slice('sqlite:'.length), { readonly: true });
+  try {
+    return {
+      servers: db.prepare('SELECT * FROM servers ORDER BY started_at').all() as Array<Record<string, unknown>>,
+      sessions: db.prepare('SELECT * FROM sessions ORDER BY connected_at').all() as Array<Record<string, unknown>>
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/** The pid of the worker that holds each client's session. */
+export async function placement(agent: AgentUnderTest, clients: TestClient[]): Promise<number[]> {
+  const sessions = await agent.sessions();
+  const byId = new Map(sessions.map((s) => [s.id, s.pid]));
+  return clients.map((c) => byId.get(c.sessionId) ?? -1);
+}
+
+/** A free TCP port such that `port + 1` … `port + n - 1` were free too, a moment ago. */
+export async function freePortRun(n: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await listenAndClose(0);
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = (await listenAndClose(base + i).catch(() => -1)) === base + i;
+    if (ok) return base;
+  }
+  throw new Error('no run of free ports');
+}
+
+function listenAndClose(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
