@@ -92,7 +92,7 @@ export interface RedisBusOptions {
   nodeTtlMs?: number;
   /** How often the other nodes' versions are compared with the cache. Default 2000. */
   resyncMs?: number;
-  /** How long `start` waits for Redis before resolving not ready. Default 5000. */
+  /** How long `start` waits for Redis before resolving not ready. Default 3000. */
   connectTimeoutMs?: number;
 }
 
@@ -202,7 +202,7 @@ export class RedisBus implements Bus {
     this.heartbeatMs = options.heartbeatMs ?? 1000;
     this.nodeTtlMs = options.nodeTtlMs ?? 5000;
     this.resyncMs = options.resyncMs ?? 2000;
-    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
     if (!/^rediss?:\/\//.test(options.url)) throw new TypeError(`RedisBus: expected redis://HOST:PORT/DB, got "${options.url}"`);
     if (!this.nodeId || /\s/.test(this.nodeId)) throw new TypeError('RedisBus: nodeId must be a non-empty id without spaces');
     if (!(this.maxPending >= 1) || !(this.maxPendingAgeMs >= 0)) throw new RangeError('RedisBus: maxPending must be ≥ 1 and maxPendingAgeMs ≥ 0');
@@ -621,6 +621,12 @@ export class RedisBus implements Bus {
     );
   }
 
+  /**
+   * Every `heartbeatMs`: refreshes this node's TTL and checks that both connections
+   * answer. One that has not answered within `nodeTtlMs - heartbeatMs` (a network that
+   * drops packets, a stalled Redis) is dropped and reconnected, so the outage is seen
+   * and publishes stop piling up in a socket that goes nowhere.
+   */
   private async heartbeat(): Promise<void> {
     if (this.state !== 'ready') {
       this.expireHeld(Date.now());
@@ -628,8 +634,12 @@ export class RedisBus implements Bus {
     }
     if (this.heartbeatBusy) return;
     this.heartbeatBusy = true;
+    const limitMs = this.nodeTtlMs - this.heartbeatMs;
     try {
-      const res = await this.exec(this.pub.multi().pexpire(this.ownKey, this.nodeTtlMs).sadd(this.nodesKey, this.nodeId));
+      const [res] = await Promise.all([
+        this.answered(this.pub, 'publisher', this.exec(this.pub.multi().pexpire(this.ownKey, this.nodeTtlMs).sadd(this.nodesKey, this.nodeId)), limitMs),
+        this.answered(this.sub, 'subscriber', this.guard(this.sub.ping()), limitMs)
+      ]);
       if (res[0] === 0) {
         this.logger.warn('Redis bus: this node\'s key had expired (a pause or a Redis restart); rewriting it');
         await this.writeFullState();
@@ -638,6 +648,32 @@ export class RedisBus implements Bus {
       this.logger.debug({ err: (err as Error).message }, 'Redis bus: heartbeat failed');
     } finally {
       this.heartbeatBusy = false;
+    }
+  }
+
+  /** `p`, or — when `conn` does not answer within `ms` — a reconnection of `conn`. */
+  private async answered<T>(conn: Redis, role: string, p: Promise<T>, ms: number): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis ${role} did not answer within ${ms} ms`)), ms);
+    });
+    try {
+      return await Promise.race([p, timeout]);
+    } catch (err) {
+      if (this.state === 'ready' && (err as Error).message.includes('did not answer')) {
+        this.logger.warn({ role, ms }, 'Redis bus: no answer from Redis; reconnecting');
+        // Lost now: the socket may take a while to close when the network drops packets.
+        if (conn === this.pub) this.pubUp = false;
+        else {
+          this.subUp = false;
+          this.subscribed.clear();
+        }
+        this.lost(role);
+        conn.disconnect(true);
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

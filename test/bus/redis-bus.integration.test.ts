@@ -10,7 +10,7 @@ import { ROOT } from '../helpers/process.js';
 import { RedisBus } from '../../src/bus/redis-bus.js';
 import { newId } from '../../src/protocol/ids.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
-import { testRedisUrl, randomPrefix, redisClient, waitFor, getJson, postJson, startRedis, type OwnRedis } from './redis-helpers.js';
+import { testRedisUrl, randomPrefix, redisClient, waitFor, getJson, postJson, startRedis, startFreezableProxy, type OwnRedis } from './redis-helpers.js';
 
 const busOf = (s: TestServer): RedisBus => s.node.bus as RedisBus;
 type Event = Extract<ServerFrame, { type: 'event' }>;
@@ -392,5 +392,45 @@ describe('Redis lost and back', () => {
     assert.deepEqual(await sb!.quiet(100), []);
     assert.deepEqual(await sa!.quiet(0), []);
     t.diagnostic(`ready ${readyMs} ms after Redis came back`);
+  });
+});
+
+describe('a Redis that stops answering', () => {
+  test('is noticed by the heartbeat, left and rejoined; held messages then arrive', async () => {
+    const url = testRedisUrl();
+    const prefix = randomPrefix();
+    const redis = await redisClient(url);
+    const proxy = await startFreezableProxy(Number(new URL(url).port || 6379));
+    const viaProxy = new URL(url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const bus = new RedisBus({ url: viaProxy.href, prefix, nodeId: newId(), logger: pino({ level: 'silent' }), heartbeatMs: 100, nodeTtlMs: 700 });
+    await bus.start();
+    const [a, b] = await Promise.all([startServer({}, { bus }), startServer({ bus: url, 'bus-prefix': prefix })]);
+    const [ca, cb] = await Promise.all([TestClient.connect(a.port), TestClient.connect(b.port)]);
+    try {
+      await ca.subscribe('x');
+      await cb.subscribe('x');
+      await waitFor('counts', () => bus.remoteCount('x') === 1 && busOf(b).remoteCount('x') === 1);
+      proxy.freeze();
+      const frozenAt = Date.now();
+      await waitFor('A not ready', async () => (await getJson(a.port, '/readyz')).status === 503, 3000);
+      const noticedMs = Date.now() - frozenAt;
+      ca.send({ type: 'broadcast', channel: 'x', data: 'held' });
+      assert.equal((await ca.nextOf('received')).count, 1);
+      proxy.thaw();
+      await waitFor('A ready again', async () => (await getJson(a.port, '/readyz')).status === 200, 5000);
+      assert.equal((await cb.nextOf('event')).data, 'held');
+      cb.send({ type: 'broadcast', channel: 'x', data: 'back' });
+      assert.equal((await ca.nextOf('event')).data, 'back');
+      assert.ok(noticedMs < 1500, `noticed after ${noticedMs} ms`);
+    } finally {
+      ca.ws.terminate();
+      cb.ws.terminate();
+      await Promise.all([a.stop(), b.stop()]);
+      await proxy.close();
+      await dropKeys(redis, prefix);
+      redis.disconnect();
+    }
   });
 });

@@ -140,3 +140,68 @@ export async function startRedis(port?: number): Promise<OwnRedis> {
     }
   };
 }
+
+/** A TCP proxy whose live connections can be frozen: open, but nothing passes (packets dropped). */
+export interface FreezableProxy {
+  readonly port: number;
+  /** Stops forwarding on every connection, and holds new ones silent, without closing anything. */
+  freeze(): void;
+  /** Destroys the frozen connections and forwards new ones again. */
+  thaw(): void;
+  close(): Promise<void>;
+}
+
+/** Starts a freezable proxy on 127.0.0.1 to `targetPort`. */
+export async function startFreezableProxy(targetPort: number): Promise<FreezableProxy> {
+  const pairs = new Set<[import('node:net').Socket, import('node:net').Socket | null]>();
+  let frozen = false;
+  const server = createServer((client) => {
+    client.on('error', () => undefined);
+    if (frozen) {
+      client.pause();
+      pairs.add([client, null]);
+      return;
+    }
+    const upstream = connect(targetPort, '127.0.0.1');
+    upstream.on('error', () => undefined);
+    const pair: [typeof client, typeof upstream] = [client, upstream];
+    pairs.add(pair);
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    client.on('close', drop);
+    upstream.on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze() {
+      frozen = true;
+      for (const [c, u] of pairs) {
+        c.unpipe();
+        u?.unpipe();
+        c.pause();
+        u?.pause();
+      }
+    },
+    thaw() {
+      frozen = false;
+      for (const [c, u] of [...pairs]) {
+        c.destroy();
+        u?.destroy();
+      }
+      pairs.clear();
+    },
+    close: async () => {
+      for (const [c, u] of pairs) {
+        c.destroy();
+        u?.destroy();
+      }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+}
