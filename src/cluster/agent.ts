@@ -33,11 +33,21 @@ export const MAX_UNSENT_BATCHES = 4096;
 export const MAX_RESTART_DELAY_MS = 30000;
 /** A worker that ran this long before it died starts the backoff from zero again. */
 export const STABLE_AFTER_MS = 30000;
+/** How long a rolling restart waits for a retiring worker's handed-over connections to send their request. */
+const HANDOFF_SETTLE_MS = 2000;
 /** A starting worker may be silent this long (module loading, database migration) before the watchdog kills it. */
 const STARTUP_SILENCE_MS = 30000;
 
 /** The worker main next to this file (both compiled into dist/src/cluster). */
 const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.js', import.meta.url));
+
+/**
+ * How long to wait before replacing a worker that crashed `consecutive` times in a row:
+ * at once the first time, then 1 s, 2 s, 4 s, … capped at MAX_RESTART_DELAY_MS.
+ */
+export function restartDelayMs(consecutive: number): number {
+  return consecutive <= 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** Math.min(consecutive - 2, 30));
+}
 
 /** How often workers report (and so how often the watchdog looks). */
 export function statsIntervalMs(heartbeatTimeoutMs: number): number {
@@ -294,7 +304,7 @@ export class Agent {
           this.logger.error({ slot }, 'replacement worker died before it was ready; rolling restart stopped');
           return;
         }
-        if (old && !old.exited) await this.retire(old);
+        if (old && !old.exited) await this.retire(old, undefined, true);
       }
       this.logger.info('rolling restart done');
     })().finally(() => {
@@ -453,7 +463,7 @@ export class Agent {
     const c = this.crashes[slot]!;
     if (Date.now() - dead.startedAt >= STABLE_AFTER_MS) c.consecutive = 0;
     c.consecutive++;
-    const delay = c.consecutive === 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** (c.consecutive - 2));
+    const delay = restartDelayMs(c.consecutive);
     if (c.consecutive > 1) this.logger.error({ slot, crashes: c.consecutive, delayMs: delay }, 'worker keeps crashing; restarting it with backoff');
     c.timer = setTimeout(() => {
       c.timer = null;
@@ -478,11 +488,20 @@ export class Agent {
     this.registry.setState(h.key, 'draining');
   }
 
-  /** Asks a worker to drain and waits for its exit; SIGKILL at `deadline`. */
-  private async retire(h: WorkerHandle, deadline = Date.now() + this.config.shutdownTimeoutMs + 1000): Promise<void> {
+  /**
+   * Asks a worker to drain and waits for its exit; SIGKILL at `deadline`. With `settle`,
+   * first waits (up to HANDOFF_SETTLE_MS) until the connections already handed to it have
+   * sent their first request, so that a client that connected a moment ago is not
+   * refused by a worker that started draining before its request arrived.
+   */
+  private async retire(h: WorkerHandle, deadline = Date.now() + this.config.shutdownTimeoutMs + 1000, settle = false): Promise<void> {
     if (h.exited) return;
     h.expectedExit = true;
     this.setDraining(h);
+    if (settle) {
+      const until = Date.now() + HANDOFF_SETTLE_MS;
+      while (h.inflight > 0 && !h.exited && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    }
     h.push({ t: 'drain' });
     const timer = setTimeout(() => {
       if (h.exited) return;

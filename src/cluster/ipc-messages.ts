@@ -62,7 +62,7 @@ export type WorkerItem =
   | { t: 'sub'; session: string; channel: string }
   | { t: 'unsub'; session: string; channel: string }
   | { t: 'stats'; stats: WorkerStats }
-  /** A handed-over connection sent its first request or closed: it no longer counts as pending load. */
+  /** A handed-over connection carried a plain request, opened a session (sent right after its `open`) or closed: it no longer counts as pending load. */
   | { t: 'settled'; conn: number }
   | { t: 'request'; id: number; query: AgentQuery }
   /** The direct port is closed (answer to `release-port`). */

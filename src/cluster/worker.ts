@@ -23,7 +23,8 @@ const LAST_WORDS_MS = 1000;
  * 3. says `hello` (its server id) at once, `stats` every `statsIntervalMs` (the agent's
  *    heartbeat watchdog listens for them), `ready` once the node is started;
  * 4. takes the connections the agent hands over (`acceptConnection`), reporting each one
- *    `settled` at its first request or its close (placement counts it until then);
+ *    `settled` once it carried a plain request, opened a session or closed (placement
+ *    counts it as load until then);
  * 5. stops (sessions closed with 1001, rows written, exit 0) on the agent's `drain`, on
  *    SIGTERM, or when the IPC channel closes: a worker never outlives its agent.
  */
@@ -37,12 +38,23 @@ export async function runWorker(): Promise<void> {
   const logger = createLogger(config.logLevel, { role: 'worker', slot });
   const bus = new IpcBus(link);
   const stats = new StatsCollector();
+  // Handed-over sockets count as load for the agent's placement until they are settled:
+  // at their first plain request, when a session opens (right after the `open` item, in
+  // the same batch, so the agent never sees the load dip), or when they close.
+  const pendingConns = new WeakMap<Socket, () => void>();
+  const upgrading = new Set<() => void>();
   const observer: HubObserver = {
-    sessionOpened: (s) =>
+    sessionOpened: (s) => {
       link.send({
         t: 'open',
         session: { id: s.id, remoteAddr: s.init.remoteAddr, user: s.userId, protocol: s.protocol, connectedAt: s.connectedAt.getTime() }
-      }),
+      });
+      // Which upgrading socket it was does not matter for the count: each settles once.
+      for (const settle of upgrading) {
+        settle();
+        break;
+      }
+    },
     sessionClosed: (s, code) => {
       stats.sessionClosed(s);
       link.send({ t: 'close', session: s.id, code });
@@ -120,12 +132,14 @@ export async function runWorker(): Promise<void> {
     }
   });
 
-  // A handed-over socket is pending load for the agent until its first request or its close.
-  const pendingConns = new WeakMap<Socket, () => void>();
-  const settleOf = (req: IncomingMessage): void => {
-    const raw = ((req.socket as { _parent?: Socket })._parent ?? req.socket) as Socket;
-    const settle = pendingConns.get(raw);
-    if (settle) settle();
+  // The raw socket behind a request (a TLS socket wraps the handed-over one).
+  const rawSocket = (req: IncomingMessage): Socket => ((req.socket as { _parent?: Socket })._parent ?? req.socket) as Socket;
+  const onRequest = (req: IncomingMessage): void => pendingConns.get(rawSocket(req))?.();
+  const onUpgrade = (req: IncomingMessage): void => {
+    const settle = pendingConns.get(rawSocket(req));
+    if (settle === undefined) return;
+    pendingConns.delete(rawSocket(req));
+    upgrading.add(settle);
   };
   link.onConnection((conn, socket) => {
     let settled = false;
@@ -133,6 +147,7 @@ export async function runWorker(): Promise<void> {
       if (settled) return;
       settled = true;
       pendingConns.delete(socket);
+      upgrading.delete(settle);
       link.send({ t: 'settled', conn });
     };
     pendingConns.set(socket, settle);
@@ -153,8 +168,8 @@ export async function runWorker(): Promise<void> {
     process.exit(1);
   }
   started = true;
-  node.server.on('request', settleOf);
-  node.server.on('upgrade', settleOf);
+  node.server.on('request', onRequest);
+  node.server.on('upgrade', onUpgrade);
   const verifier = new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey });
   registerAgentRoutes(node.router, verifier, (query) => link.request(query));
   if (stopping) return;

@@ -1,0 +1,118 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestClient } from '../helpers/client.js';
+import { makeToken } from '../helpers/tokens.js';
+import type { ServerFrame } from '../../src/protocol/frames.js';
+import { alive, placement, sleep, sqliteRows, startAgent, until } from './cluster-helpers.js';
+
+type EventFrame = Extract<ServerFrame, { type: 'event' }>;
+
+describe('zenconn agent: workers that die', () => {
+  test('kill -9 of a worker mid-traffic: replaced within 2 s, its rows closed with 1006, `left` sent, survivors unaffected', async () => {
+    const agent = await startAgent(['--workers', '2', '--server-heartbeat-ms', '200']);
+    const clients: TestClient[] = [];
+    try {
+      const token = await makeToken('member', ['private', 'publish']); // publish: no inbound rate limit for the pump
+      for (let i = 0; i < 6; i++) clients.push(await TestClient.connect(agent.port, { token }));
+      for (const c of clients) {
+        await c.subscribe('news');
+        await c.subscribe('private.ops');
+      }
+      const pids = await placement(agent, clients);
+      const victimPid = pids[0]!;
+      const victims = clients.filter((_, i) => pids[i] === victimPid);
+      const survivors = clients.filter((_, i) => pids[i] !== victimPid);
+      assert.equal(victims.length, 3);
+      await sleep(300); // the session rows are written (batched every 50 ms)
+      for (const c of clients) c.frames.splice(0);
+
+      // Traffic among the survivors (all on the other worker) while the victim dies.
+      const [sender, ...listeners] = survivors;
+      let seq = 0;
+      const pump = setInterval(() => sender!.send({ type: 'broadcast', channel: 'news', data: seq++ }), 5);
+      await sleep(100);
+      process.kill(victimPid, 'SIGKILL');
+      const t0 = Date.now();
+      const closes = await Promise.all(victims.map((c) => c.closed()));
+      for (const code of closes) assert.equal(code, 1006);
+
+      // A new worker in the list within 2 s.
+      const after = await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready') && !w.some((x) => x.pid === victimPid), 2000);
+      assert.ok(Date.now() - t0 < 2000);
+      assert.ok(!alive(victimPid));
+      const fresh = after.find((w) => !pids.includes(w.pid))!;
+      assert.equal(fresh.sessions, 0);
+
+      // Private-channel members heard `left` for each lost session.
+      for (const s of listeners.concat(sender!)) {
+        const lefts = new Set<string>();
+        while (lefts.size < victims.length) lefts.add((await s.nextOf('left')).data.session);
+        assert.deepEqual([...lefts].sort(), victims.map((v) => v.sessionId).sort());
+      }
+
+      // Database: the dead worker's row stopped and its sessions closed with 1006, at once.
+      await until('the dead worker to be closed out', () => {
+        const { servers, sessions } = sqliteRows(agent.database);
+        const dead = servers.find((s) => s.pid === victimPid)!;
+        const rows = sessions.filter((s) => victims.some((v) => v.sessionId === s.id));
+        return dead.stopped_at !== null && rows.length === 3 && rows.every((r) => r.close_code === 1006 && r.disconnected_at !== null);
+      }, 2000);
+
+      // A newcomer lands on the fresh worker and gets the survivors' traffic.
+      const newcomer = await TestClient.connect(agent.port);
+      clients.push(newcomer);
+      await newcomer.subscribe('news');
+      assert.equal((await placement(agent, [newcomer]))[0], fresh.pid);
+      const e = (await newcomer.nextOf('event')) as EventFrame;
+      assert.equal(e.from, sender!.sessionId);
+      await sleep(50);
+      clearInterval(pump);
+      await sleep(200);
+
+      // The survivors got every event, once and in order.
+      for (const l of listeners) {
+        const got = l.frames.filter((f): f is EventFrame => f.type === 'event').map((f) => f.data as number);
+        assert.deepEqual(got, Array.from({ length: seq }, (_, i) => i));
+      }
+    } finally {
+      for (const c of clients) c.ws.terminate();
+      await agent.cleanup();
+    }
+  });
+
+  test('a worker whose event loop is blocked (SIGSTOP) is killed after the heartbeat timeout and replaced', async () => {
+    const agent = await startAgent(['--workers', '2', '--worker-heartbeat-timeout-ms', '1000']);
+    try {
+      const before = await agent.workers();
+      const stuck = before[1]!.pid;
+      process.kill(stuck, 'SIGSTOP');
+      const t0 = Date.now();
+      const after = await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready') && !w.some((x) => x.pid === stuck), 8000);
+      const took = Date.now() - t0;
+      assert.ok(took >= 800, `replaced after ${took} ms, before the timeout`);
+      assert.equal(after[0]!.pid, before[0]!.pid, 'the healthy worker is left alone');
+      await until('the stopped worker to be gone', () => !alive(stuck), 2000);
+      assert.match(agent.zen.stderr(), /worker heartbeat stopped; killing it/);
+      const c = await TestClient.connect(agent.port);
+      c.ws.terminate();
+    } finally {
+      await agent.cleanup();
+    }
+  });
+
+  test('SIGKILL of the agent: its workers close their sessions and exit on their own (no orphans after 5 s)', async () => {
+    const agent = await startAgent(['--workers', '2']);
+    try {
+      const pids = (await agent.workers()).map((w) => w.pid);
+      const clients = [await TestClient.connect(agent.port), await TestClient.connect(agent.port)];
+      await agent.zen.stop('SIGKILL');
+      for (const c of clients) assert.equal(await c.closed(5000), 1001);
+      await until('every worker to exit', () => pids.every((p) => !alive(p)), 5000);
+      const { servers, sessions } = sqliteRows(agent.database);
+      for (const s of servers.filter((r) => r.role === 'worker')) assert.notEqual(s.stopped_at, null);
+      for (const s of sessions) assert.equal(s.close_code, 1001);
+    } finally {
+      await agent.cleanup();
+    }
+  });
+});
