@@ -186,6 +186,7 @@ export class Agent {
   private reloading: Promise<void> | null = null;
   private startupFailure: ((err: Error) => void) | null = null;
   private readonly startedAt = Date.now();
+  private dbReachable = true;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -215,7 +216,7 @@ export class Agent {
       address: `${c.tlsCert ? 'https' : 'http'}://${c.host}:${c.port}`,
       startedAt: now
     });
-    const heartbeat = setInterval(() => this.track(this.store.touchServer(this.serverId, new Date())), c.serverHeartbeatMs);
+    const heartbeat = setInterval(() => void this.touch(), c.serverHeartbeatMs);
     heartbeat.unref();
     const watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));
     watchdog.unref();
@@ -598,6 +599,18 @@ export class Agent {
     this.flushScheduled = false;
     for (const h of this.dirty) h.flush();
     this.dirty.clear();
+  }
+
+  /** Refreshes the agent's `last_seen_at`; an outage is logged once, not every beat. */
+  private async touch(): Promise<void> {
+    try {
+      await this.store.touchServer(this.serverId, new Date());
+      if (!this.dbReachable) this.logger.info('database reachable again');
+      this.dbReachable = true;
+    } catch (err) {
+      if (this.dbReachable) this.logger.warn({ err: (err as Error).message }, 'database unreachable; the agent heartbeat is not recorded');
+      this.dbReachable = false;
+    }
   }
 
   private track(p: Promise<unknown>): void {

@@ -81,13 +81,14 @@ export async function runWorker(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ reason }, 'worker stopping');
-    clearInterval(heartbeat);
+    // The heartbeat goes on while draining: a drain that hangs is still the watchdog's to end.
     const force = setTimeout(() => {
       logger.error('graceful stop took too long; exiting');
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
     const done = (code: number): void => {
+      clearInterval(heartbeat);
       stats.close();
       link.close();
       void lastWords(link).then(() => process.exit(code));
