@@ -119,6 +119,8 @@ export class AuditWriter implements AuditSink {
   readonly #batchMs: number;
   readonly #batchRows: number;
   readonly #maxQueue: number;
+  /** min(batchRows, maxQueue): from this queue length on, `record` looks at the length. */
+  readonly #threshold: number;
   readonly #dir: string;
   readonly #key: string;
   readonly #slowWriteMs: number;
@@ -177,6 +179,7 @@ export class AuditWriter implements AuditSink {
     this.#batchMs = Math.max(0, options.batchMs ?? 5);
     this.#batchRows = Math.max(1, options.batchRows ?? 1000);
     this.#maxQueue = Math.max(1, options.maxQueue ?? 100_000);
+    this.#threshold = Math.min(this.#batchRows, this.#maxQueue);
     this.#dir = resolve(options.journalDir ?? './data/journal');
     this.#key = options.journalKey;
     this.#slowWriteMs = Math.max(1, options.slowWriteMs ?? 200);
@@ -244,7 +247,7 @@ export class AuditWriter implements AuditSink {
   record(entry: AuditEntry): void {
     const n = this.#queue.push(entry);
     if (n === 1) this.#arm();
-    else if (n >= this.#batchRows) this.#grown(n);
+    else if (n >= this.#threshold) this.#grown(n);
   }
 
   afterDurable(fn: () => void): void {

@@ -1,0 +1,218 @@
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AuditWriter, type AuditWriterOptions } from '../../src/audit/audit-writer.js';
+import { journalKey } from '../../src/audit/audit-journal.js';
+import { decodePayload } from '../../src/audit/audit-payload.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
+import { FaultyStore, MemoryLogger, allRows, entry, tempFolder, waitFor } from './helpers.js';
+
+const opened: Array<{ close(): Promise<void> }> = [];
+afterEach(async () => {
+  for (const c of opened.splice(0).reverse()) await c.close();
+});
+
+async function setup(options: Partial<AuditWriterOptions> = {}, path = ':memory:') {
+  const store = new FaultyStore(new SqliteStore(path));
+  await store.open();
+  opened.push(store);
+  const dir = options.journalDir ?? join(tempFolder(), 'journal');
+  const logger = new MemoryLogger();
+  const writer = new AuditWriter({ store, serverId: 'srv-1', journalKey: journalKey(`sqlite:${path}`), journalDir: dir, logger, ...options });
+  writer.start();
+  opened.push(writer);
+  return { store, writer, dir, logger };
+}
+
+const journalFiles = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.ndjson')) : []);
+
+test('rows recorded in one turn go to the database in one transaction, with UUID v7 ids and the server id', async () => {
+  const { store, writer } = await setup();
+  for (let i = 0; i < 300; i++) writer.record(entry({ messageId: `m${i}` }));
+  assert.deepEqual(store.writes, [], 'record() never writes on the caller’s turn');
+  await waitFor('rows', () => store.committed.size === 300);
+  assert.deepEqual(store.writes, [300]);
+  const rows = await allRows(store);
+  assert.equal(new Set(rows.map((r) => r.id)).size, 300);
+  for (const r of rows) {
+    assert.match(r.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(r.serverId, 'srv-1');
+  }
+});
+
+test('a full batch is written without waiting for the window; the rest follows in the next transaction', async () => {
+  const { store, writer } = await setup({ batchMs: 10_000, batchRows: 100 });
+  for (let i = 0; i < 150; i++) writer.record(entry());
+  await waitFor('first batch', () => store.committed.size >= 100, 2000);
+  assert.equal(store.writes[0], 100);
+  assert.equal(await writer.flush(2000), true);
+  assert.equal(store.committed.size, 150);
+});
+
+test('afterDurable calls back in call order, each only once the rows recorded before it are committed', async () => {
+  const { store, writer } = await setup();
+  store.delayMs = 30;
+  const calls: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    writer.record(entry({ messageId: `m${i}`, direction: 'in' }));
+    writer.record(entry({ messageId: `m${i}`, direction: 'out', type: 'event' }));
+    writer.afterDurable(() => {
+      assert.ok(store.committedMessages.has(`m${i}`), `m${i} acknowledged before it was committed`);
+      calls.push(`m${i}`);
+    });
+    if (i % 7 === 0) await new Promise((r) => setTimeout(r, 12)); // spread over several batches
+  }
+  await waitFor('callbacks', () => calls.length === 20);
+  assert.deepEqual(calls, Array.from({ length: 20 }, (_, i) => `m${i}`));
+  assert.ok(store.writes.length > 1);
+});
+
+test('afterDurable with nothing pending calls back at once; with async durability always at once', async () => {
+  const { writer } = await setup();
+  let called = false;
+  writer.afterDurable(() => (called = true));
+  assert.equal(called, true);
+  const a = await setup({ durability: 'async' });
+  a.writer.record(entry());
+  let asyncCalled = false;
+  a.writer.afterDurable(() => (asyncCalled = true));
+  assert.equal(asyncCalled, true);
+  await waitFor('async row', () => a.store.committed.size === 1);
+});
+
+test('a database write slower than the bound is acknowledged from the journal; the rows reach the database once', async () => {
+  const { store, writer, dir } = await setup({ slowWriteMs: 100, retryMinMs: 20 });
+  store.delayMs = 400;
+  const started = Date.now();
+  let ackedAfter = -1;
+  for (let i = 0; i < 10; i++) writer.record(entry({ messageId: `m${i}` }));
+  writer.afterDurable(() => (ackedAfter = Date.now() - started));
+  await waitFor('ack', () => ackedAfter >= 0, 2000);
+  assert.ok(ackedAfter < 350, `acknowledged after ${ackedAfter} ms, not from the journal`);
+  assert.equal(store.committed.size, 0);
+  assert.equal(writer.stats().mode, 'journal');
+  assert.equal(journalFiles(dir).length, 1);
+  store.delayMs = 0;
+  await waitFor('back to direct', () => writer.stats().mode === 'direct', 5000);
+  const rows = await allRows(store);
+  assert.equal(rows.length, 10, 'the slow write and the replay both committed: still 10 rows');
+  assert.deepEqual(journalFiles(dir), [], 'a replayed journal is deleted');
+});
+
+test('while the database is down acknowledgements come from the journal; it is replayed when it is back, without duplicates', async () => {
+  const { store, writer, dir, logger } = await setup({ retryMinMs: 20, retryMaxMs: 50 });
+  store.fail = true;
+  let acked = 0;
+  for (let b = 0; b < 10; b++) {
+    for (let i = 0; i < 10; i++) writer.record(entry({ messageId: `m${b}-${i}` }));
+    writer.afterDurable(() => acked++);
+    await new Promise((r) => setTimeout(r, 8));
+  }
+  await waitFor('acks from the journal', () => acked === 10);
+  assert.equal(writer.healthy, true, 'the journal takes the rows: still healthy');
+  assert.equal((await allRows(store)).length, 0);
+  assert.ok(logger.has('error', /journaling/));
+  const [file] = journalFiles(dir);
+  assert.equal(readFileSync(join(dir, file!), 'utf8').trimEnd().split('\n').length, 100);
+  store.fail = false;
+  await waitFor('replayed', () => writer.stats().mode === 'direct', 5000);
+  const rows = await allRows(store);
+  assert.equal(rows.length, 100);
+  assert.equal(new Set(rows.map((r) => r.messageId)).size, 100);
+  writer.record(entry({ messageId: 'after' }));
+  await waitFor('direct again', () => store.committedMessages.has('after'));
+  assert.deepEqual(journalFiles(dir), []);
+});
+
+test('a journal left by a crashed process is claimed and replayed; replaying it twice inserts nothing twice', async () => {
+  const dir = join(tempFolder(), 'journal');
+  const path = join(tempFolder(), 'db.sqlite');
+  // Make a journal the way a crash leaves one: rows acknowledged from it, the process gone.
+  const first = await setup({ journalDir: dir }, path);
+  first.store.fail = true;
+  for (let i = 0; i < 25; i++) first.writer.record(entry({ messageId: `c${i}`, payload: { i, b: new Uint8Array([i]) } }));
+  let acked = false;
+  first.writer.afterDurable(() => (acked = true));
+  await waitFor('journaled', () => acked);
+  const [name] = journalFiles(dir);
+  const content = readFileSync(join(dir, name!));
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const key = journalKey(`sqlite:${path}`);
+  writeFileSync(join(dir, `audit-${key}-crashed.${dead}.ndjson`), content);
+  writeFileSync(join(dir, `audit-${key}-crashed-again.${dead}.ndjson`), content);
+
+  const second = await setup({ journalDir: dir }, path);
+  await waitFor('orphans replayed', () => second.writer.stats().orphans === 0 && second.store.committed.size >= 25);
+  await second.writer.flush(2000);
+  const rows = await allRows(second.store);
+  assert.equal(rows.length, 25);
+  const payload = rows.find((r) => r.messageId === 'c3')!;
+  assert.deepEqual(JSON.parse(payload.payload!), { i: 3, b: 'Aw==' });
+  const exact = decodePayload(payload.payload, payload.payloadBin) as { b: Uint8Array };
+  assert.deepEqual([...exact.b], [3], 'binary values survive the journal');
+  assert.deepEqual(
+    journalFiles(dir).filter((f) => f.includes('crashed')),
+    [],
+    'replayed orphans are deleted'
+  );
+});
+
+test('a journal that cannot be written: healthy is false, and past maxQueue the oldest rows are dropped, their callbacks never run', async () => {
+  const root = tempFolder();
+  const blocked = join(root, 'not-a-folder');
+  writeFileSync(blocked, 'x');
+  const { store, writer, logger } = await setup({ journalDir: blocked, maxQueue: 10, retryMinMs: 20, retryMaxMs: 40, probeMs: 30 });
+  assert.equal(writer.healthy, false, 'the start probe found the journal folder unusable');
+  assert.ok(logger.has('error', /journal cannot be written/));
+  store.fail = true;
+  let first = 0;
+  for (let i = 0; i < 5; i++) writer.record(entry({ messageId: `old${i}` }));
+  writer.afterDurable(() => first++);
+  await waitFor('held', () => writer.stats().held === 5);
+  let last = 0;
+  for (let i = 0; i < 10; i++) writer.record(entry({ messageId: `new${i}` }));
+  writer.afterDurable(() => last++);
+  await waitFor('dropped', () => writer.stats().dropped === 5);
+  assert.ok(writer.stats().held <= 10);
+  assert.ok(logger.has('error', /audit rows lost/));
+  store.fail = false;
+  await waitFor('held rows written', () => last === 1);
+  assert.equal(first, 0, 'rows that were dropped are never acknowledged');
+  assert.deepEqual((await allRows(store)).map((r) => r.messageId), Array.from({ length: 10 }, (_, i) => `new${i}`));
+  rmSync(blocked);
+  await waitFor('healthy again', () => writer.healthy, 2000);
+});
+
+test('at maxQueue the journal takes the whole queue at once; every row still reaches the database', async () => {
+  const { store, writer } = await setup({ maxQueue: 50, retryMinMs: 20 });
+  store.delayMs = 50;
+  let acked = false;
+  for (let i = 0; i < 60; i++) writer.record(entry({ messageId: `q${i}` }));
+  writer.afterDurable(() => (acked = true));
+  assert.equal(writer.stats().queued, 10, 'the first 50 went to the journal synchronously');
+  assert.equal(writer.stats().mode, 'journal');
+  assert.ok(writer.stats().journalBytes > 0);
+  await waitFor('acked', () => acked, 2000);
+  await waitFor('all in the database', async () => (await allRows(store)).length === 60, 5000);
+  await waitFor('direct', () => writer.stats().mode === 'direct', 5000);
+});
+
+test('close journals rows still waiting on a hung write; the next writer replays them', async () => {
+  const dir = join(tempFolder(), 'journal');
+  const path = join(tempFolder(), 'db.sqlite');
+  const first = await setup({ journalDir: dir, slowWriteMs: 60_000 }, path);
+  first.store.delayMs = 3000;
+  for (let i = 0; i < 7; i++) first.writer.record(entry({ messageId: `h${i}` }));
+  await waitFor('in flight', () => first.store.writes.length === 1);
+  first.writer.record(entry({ messageId: 'queued' }));
+  await first.writer.close();
+  assert.equal(first.writer.stats().queued, 0);
+  const stop = journalFiles(dir).filter((f) => f.includes('.stop.'));
+  assert.equal(stop.length, 1);
+  // After close, a late record still lands in the journal rather than nowhere.
+  first.writer.record(entry({ messageId: 'late' }));
+  const second = await setup({ journalDir: dir }, path);
+  await waitFor('replayed', async () => (await allRows(second.store)).length === 9);
+});

@@ -1,0 +1,143 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuditEntry } from '../../src/audit/audit-sink.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import type { AuditQuery, AuditRecord, CloseOutResult, RecordBatch, ServerRecord, ServerRow, Store } from '../../src/store/store.js';
+
+/** A fresh temp folder. */
+export function tempFolder(prefix = 'zenconn-audit-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Polls `cond` every 10 ms until it holds; throws after `timeoutMs`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** An audit entry with defaults (an `in` broadcast on `news`). */
+export function entry(over: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    messageId: null,
+    at: new Date(),
+    sessionId: 's1',
+    userId: null,
+    direction: 'in',
+    type: 'broadcast',
+    channel: 'news',
+    payload: { n: 1 },
+    recipients: null,
+    ...over
+  };
+}
+
+/** Every row matching `q` (oldest first). */
+export async function allRows(store: Store, q: Partial<AuditQuery> = {}): Promise<AuditRecord[]> {
+  return store.queryAudit({
+    since: null,
+    until: null,
+    channel: null,
+    sessionId: null,
+    userId: null,
+    type: null,
+    direction: null,
+    messageId: null,
+    after: null,
+    limit: 1_000_000,
+    ...q,
+    order: q.order ?? 'asc'
+  });
+}
+
+/**
+ * A real store with faults switched on and off by the test (a wrapper, not a mock):
+ * `fail` makes writeAudit reject as a lost connection would; `delayMs` holds every
+ * writeAudit that long before it reaches the database. Committed ids are noted.
+ */
+export class FaultyStore implements Store {
+  fail = false;
+  delayMs = 0;
+  readonly writes: number[] = [];
+  readonly committed = new Set<string>();
+  /** Message ids of committed rows (the test's handle on a row before it has an id). */
+  readonly committedMessages = new Set<string>();
+  constructor(readonly inner: Store) {}
+  get kind() {
+    return this.inner.kind;
+  }
+  open(): Promise<void> {
+    return this.inner.open();
+  }
+  registerServer(r: ServerRecord): Promise<void> {
+    return this.inner.registerServer(r);
+  }
+  touchServer(id: string, at: Date): Promise<void> {
+    return this.inner.touchServer(id, at);
+  }
+  stopServer(id: string, at: Date): Promise<void> {
+    return this.inner.stopServer(id, at);
+  }
+  closeOutServer(id: string, at: Date, code: number): Promise<number> {
+    return this.inner.closeOutServer(id, at, code);
+  }
+  closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult> {
+    return this.inner.closeOutStaleServers(staleBefore, at);
+  }
+  writeBatch(batch: RecordBatch): Promise<void> {
+    return this.inner.writeBatch(batch);
+  }
+  async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
+    this.writes.push(rows.length);
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs).unref());
+    if (this.fail) throw Object.assign(new Error('connection terminated'), { code: 'ECONNRESET' });
+    await this.inner.writeAudit(rows);
+    for (const r of rows) {
+      this.committed.add(r.id);
+      if (r.messageId !== null) this.committedMessages.add(r.messageId);
+    }
+  }
+  queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
+    return this.inner.queryAudit(q);
+  }
+  deleteAuditBefore(before: Date, limit: number): Promise<number> {
+    return this.inner.deleteAuditBefore(before, limit);
+  }
+  ping(): Promise<boolean> {
+    return this.inner.ping();
+  }
+  listServers(): Promise<ServerRow[]> {
+    return this.inner.listServers();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** A logger that keeps what it is given (the store/writer logger shape). */
+export class MemoryLogger {
+  readonly lines: Array<{ level: string; msg: string; obj: object }> = [];
+  info(obj: object, msg: string): void {
+    this.lines.push({ level: 'info', msg, obj });
+  }
+  warn(obj: object, msg: string): void {
+    this.lines.push({ level: 'warn', msg, obj });
+  }
+  error(obj: object, msg: string): void {
+    this.lines.push({ level: 'error', msg, obj });
+  }
+  has(level: string, text: RegExp): boolean {
+    return this.lines.some((l) => l.level === level && text.test(l.msg));
+  }
+}
+
+/**
+ * An in-process server (test/helpers/server.ts) whose audit journal is in a temp folder
+ * of its own, not ./data/journal.
+ */
+export async function startAuditServer(flags: Record<string, string | boolean> = {}): Promise<TestServer> {
+  return startServer({ 'audit-journal-dir': join(tempFolder(), 'journal'), ...flags });
+}
