@@ -302,6 +302,8 @@ export class Agent {
         const fresh = this.spawn(slot);
         this.slots[slot] = fresh;
         if (!(await fresh.whenReady())) {
+          // The old worker keeps the slot (its respawn timer finds the slot taken).
+          if (old && !old.exited && this.slots[slot] === null) this.slots[slot] = old;
           this.logger.error({ slot }, 'replacement worker died before it was ready; rolling restart stopped');
           return;
         }
@@ -549,12 +551,16 @@ export class Agent {
     this.handOff(w, socket);
   }
 
-  /** The ready worker with the least load: sessions plus connections not yet settled. */
+  /**
+   * The ready worker with the least load: sessions plus connections not yet settled.
+   * During a rolling restart the old worker of a slot stays a candidate until its
+   * replacement is ready.
+   */
   private pick(): WorkerHandle | null {
     let best: WorkerHandle | null = null;
     let bestLoad = Infinity;
-    for (const h of this.slots) {
-      if (h === null || h.state !== 'ready' || !h.child.connected) continue;
+    for (const h of this.handles.values()) {
+      if (h.state !== 'ready' || !h.child.connected) continue;
       const load = this.registry.sessionCount(h.key) + h.inflight;
       if (load < bestLoad) {
         best = h;

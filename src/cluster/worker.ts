@@ -175,6 +175,7 @@ export async function runWorker(): Promise<void> {
   registerAgentRoutes(node.router, verifier, (query) => link.request(query));
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
+  link.send({ t: 'stats', stats: stats.sample(node.hub) });
   logger.info({ directPort: address?.port ?? null }, 'worker ready');
 }
 
