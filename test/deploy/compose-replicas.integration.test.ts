@@ -170,8 +170,9 @@ test("a broadcast from one replica's client reaches the other replica's subscrib
     m1 = await deliver(a1, b1, 'news', 'a-to-b');
   } catch (err) {
     throw new Error(
-      `${(err as Error).message}. Events flow within a replica but not between the two: ${MISSING_HINT}` +
-        'The agent and its workers must carry ZENCONN_BUS (Redis) across replicas.'
+      `${(err as Error).message}. Events flow within a replica but not between the two, which share only Redis: ` +
+        '`zenconn agent` and its workers must publish to and receive from ZENCONN_BUS as `zenconn serve` does ' +
+        '(compose.yaml runs the agent with ZENCONN_BUS=redis://redis:6379/0).'
     );
   }
   await b2.next(isEvent(m1), 3000);
