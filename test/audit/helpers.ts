@@ -2,7 +2,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEntry } from '../../src/audit/audit-sink.js';
+import WebSocket from 'ws';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { makeToken } from '../helpers/tokens.js';
 import type { AuditQuery, AuditRecord, CloseOutResult, RecordBatch, ServerRecord, ServerRow, Store } from '../../src/store/store.js';
 
 /** A fresh temp folder. */
@@ -140,4 +142,69 @@ export class MemoryLogger {
  */
 export async function startAuditServer(flags: Record<string, string | boolean> = {}): Promise<TestServer> {
   return startServer({ 'audit-journal-dir': join(tempFolder(), 'journal'), ...flags });
+}
+
+/**
+ * A client that broadcasts `{seq}` messages as fast as its `received` answers come back
+ * (at most `window` unanswered), noting which were acknowledged: `received` answers
+ * come in the order of the broadcasts, so the oldest unanswered one is the one answered.
+ * Its token holds `publish` (no subscription needed, exempt from the rate limit).
+ */
+export class Publisher {
+  readonly acked: string[] = [];
+  sent = 0;
+  private readonly outstanding: string[] = [];
+  private running = true;
+  closed = false;
+
+  private constructor(
+    private readonly ws: WebSocket,
+    private readonly name: string,
+    private readonly channel: string,
+    private readonly window: number
+  ) {
+    ws.on('message', (data: Buffer) => {
+      const f = JSON.parse(data.toString('utf8')) as { type: string };
+      if (f.type === 'received') {
+        this.acked.push(this.outstanding.shift()!);
+        this.pump();
+      }
+    });
+    ws.on('close', () => (this.closed = true));
+    ws.on('error', () => undefined);
+  }
+
+  static async start(port: number, name: string, channel: string, window = 8): Promise<Publisher> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`, { headers: { authorization: `Bearer ${await makeToken(name, ['publish'])}` } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('message', () => resolve()); // `accepted`
+      ws.once('error', reject);
+    });
+    const p = new Publisher(ws, name, channel, window);
+    p.pump();
+    return p;
+  }
+
+  private pump(): void {
+    while (this.running && !this.closed && this.outstanding.length < this.window) {
+      const seq = `${this.name}-${this.sent++}`;
+      this.outstanding.push(seq);
+      this.ws.send(JSON.stringify({ type: 'broadcast', channel: this.channel, data: { seq } }));
+    }
+  }
+
+  /** Stops sending; resolves once every sent message is answered (or the socket closed). */
+  async drain(timeoutMs = 10_000): Promise<void> {
+    this.running = false;
+    await waitFor(`${this.name} answered`, () => this.outstanding.length === 0 || this.closed, timeoutMs);
+  }
+
+  stop(): void {
+    this.running = false;
+  }
+
+  close(): void {
+    this.running = false;
+    this.ws.terminate();
+  }
 }
