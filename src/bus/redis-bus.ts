@@ -186,6 +186,7 @@ export class RedisBus implements Bus {
   /** channel → members on all other nodes */
   private readonly totals = new Map<string, number>();
   private readonly handlers = new Set<(message: BusMessage) => void>();
+  private readonly countWatchers = new Set<(channel: string, count: number) => void>();
   private readonly readyWaiters = new Set<() => void>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
@@ -295,6 +296,16 @@ export class RedisBus implements Bus {
     return () => this.handlers.delete(handler);
   }
 
+  /**
+   * Registers a handler told each time `remoteCount(channel)` changes, with the new
+   * value (for a process that relays counts further, e.g. an agent to its workers);
+   * returns its remover. Called synchronously, possibly many times per turn.
+   */
+  onRemoteCountChange(handler: (channel: string, count: number) => void): () => void {
+    this.countWatchers.add(handler);
+    return () => this.countWatchers.delete(handler);
+  }
+
   /** The other nodes this one knows of (for tests and diagnostics). */
   knownNodes(): string[] {
     return [...this.remote.keys()];
@@ -325,6 +336,7 @@ export class RedisBus implements Bus {
     }
     this.rejectInflight(new Error('Redis bus closed'));
     this.handlers.clear();
+    this.countWatchers.clear();
     this.pub.disconnect();
     this.sub.disconnect();
   }
@@ -783,6 +795,13 @@ export class RedisBus implements Bus {
     const t = (this.totals.get(channel) ?? 0) + count - old;
     if (t > 0) this.totals.set(channel, t);
     else this.totals.delete(channel);
+    for (const w of this.countWatchers) {
+      try {
+        w(channel, t > 0 ? t : 0);
+      } catch (err) {
+        this.logger.error({ err }, 'Redis bus: a count handler threw');
+      }
+    }
   }
 
   /**

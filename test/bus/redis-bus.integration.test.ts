@@ -236,6 +236,68 @@ describe('two nodes on one Redis', () => {
   });
 });
 
+describe('RedisBus on its own (as an agent would use it)', () => {
+  test('messages go to the buses with members, once; counts and their change hook follow', async () => {
+    const url = testRedisUrl();
+    const prefix = randomPrefix();
+    const redis = await redisClient(url);
+    const logger = pino({ level: 'silent' });
+    const one = new RedisBus({ url, prefix, nodeId: newId(), logger });
+    const two = new RedisBus({ url, prefix, nodeId: newId(), logger });
+    try {
+      await Promise.all([one.start(), two.start()]);
+      assert.ok(one.ready && two.ready);
+      const changes: Array<[string, number]> = [];
+      one.onRemoteCountChange((channel, count) => changes.push([channel, count]));
+      const got: unknown[] = [];
+      two.onMessage((m) => got.push(m));
+      const gotOne: unknown[] = [];
+      one.onMessage((m) => gotOne.push(m));
+      two.setLocalCount('room', 4);
+      await waitFor('the count', () => one.remoteCount('room') === 4);
+      assert.deepEqual(changes, [['room', 4]]);
+      const frame: ServerFrame = { type: 'event', channel: 'room', data: { x: [1, 2] }, from: null, id: newId(), hasBinary: false };
+      assert.equal(one.publish({ channel: 'room', frame, exclude: 'someone' }), true);
+      assert.equal(one.publish({ channel: 'elsewhere', frame: { ...frame, channel: 'elsewhere' }, exclude: null }), true);
+      await waitFor('the message', () => got.length === 1);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(got, [{ channel: 'room', frame: { ...frame, hasBinary: false }, exclude: 'someone' }]);
+      assert.deepEqual(gotOne, [], 'never back to the publisher');
+      assert.equal(two.stats.stray, 0, 'no traffic of a channel without members');
+      two.setLocalCount('room', 0);
+      await waitFor('the count to drop', () => one.remoteCount('room') === 0);
+      assert.deepEqual(changes, [['room', 4], ['room', 0]]);
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+      await dropKeys(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
+  test('start resolves not ready when Redis is unreachable, and publish holds then refuses', async () => {
+    const bus = new RedisBus({ url: 'redis://127.0.0.1:1/0', nodeId: newId(), logger: pino({ level: 'silent' }), connectTimeoutMs: 200, maxPending: 1 });
+    try {
+      await bus.start();
+      assert.equal(bus.ready, false);
+      const frame: ServerFrame = { type: 'event', channel: 'c', data: 1, from: null, id: newId() };
+      assert.equal(bus.publish({ channel: 'c', frame, exclude: null }), true, 'held');
+      assert.equal(bus.publish({ channel: 'c', frame, exclude: null }), false, 'over maxPending');
+      assert.equal(bus.stats.refused, 1);
+    } finally {
+      await bus.close();
+    }
+    assert.equal(bus.publish({ channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: newId() }, exclude: null }), false, 'closed');
+  });
+
+  test('bad options are programmer faults, thrown at construction', () => {
+    const logger = pino({ level: 'silent' });
+    assert.throws(() => new RedisBus({ url: 'http://x', nodeId: 'n', logger }), /redis:\/\//);
+    assert.throws(() => new RedisBus({ url: 'redis://x', nodeId: '', logger }), /nodeId/);
+    assert.throws(() => new RedisBus({ url: 'redis://x', nodeId: 'n', logger, heartbeatMs: 1000, nodeTtlMs: 500 }), /nodeTtlMs/);
+    assert.throws(() => new RedisBus({ url: 'redis://x', nodeId: 'n', logger, maxPending: 0 }), /maxPending/);
+  });
+});
+
 describe('a node that dies', () => {
   const url = testRedisUrl();
   const prefix = randomPrefix();
