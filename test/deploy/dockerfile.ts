@@ -6,7 +6,7 @@
  * the Dockerfile cannot drift away from what the test exercises.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 
 /** One instruction: keyword, `--flag=value` options, and the rest (text, or the JSON array of an exec form). */
@@ -195,6 +195,8 @@ export interface StepReport {
   instruction: string;
   /** Why it was not run natively, or null when it was. */
   skipped: string | null;
+  /** False for instructions that only set the image's config (CMD, HEALTHCHECK, …): see imageConfig(). */
+  applied: boolean;
   ms: number;
 }
 
@@ -210,6 +212,11 @@ export interface NativeBuildOptions {
   env: NodeJS.ProcessEnv;
   /** Most time one RUN step may take. */
   runTimeoutMs: number;
+  /**
+   * The host user standing for the image's USER: `COPY --chown` hands files to it. Null
+   * when the test is not root (then `--chown` is reported, not applied).
+   */
+  standInUser: { uid: number; gid: number } | null;
 }
 
 /** `<root>/<stage>` + a container path. */
@@ -248,10 +255,16 @@ function copyInto(src: string, dest: string, destIsDir: boolean): void {
   }
 }
 
+function chownTree(path: string, uid: number, gid: number): void {
+  chownSync(path, uid, gid);
+  if (statSync(path).isDirectory()) for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
+}
+
 /**
  * Runs every stage's WORKDIR, COPY, ENV and RUN steps natively, in order. RUN steps run
- * with `/bin/sh -c` (as Docker's shell form does) in the stage's WORKDIR. `--chown` and
- * USER cannot be reproduced without root and are reported, not applied; `--chmod` is.
+ * with `/bin/sh -c` (as Docker's shell form does) in the stage's WORKDIR, as the test's
+ * user (root, as a build stage runs). `--chown` hands files to `standInUser`, which the
+ * caller then runs the image as (USER); `--chmod` is applied.
  */
 export async function buildNatively(df: Dockerfile, options: NativeBuildOptions): Promise<StepReport[]> {
   const reports: StepReport[] = [];
@@ -293,7 +306,12 @@ export async function buildNatively(df: Dockerfile, options: NativeBuildOptions)
             const mode = ins.flags.get('chmod');
             if (mode !== undefined) chmodSync(destIsDir ? join(host(dest), basename(src)) : host(dest), parseInt(mode, 8));
           }
-          if (ins.flags.has('chown')) skipped = `--chown=${ins.flags.get('chown')} not applied (needs root and the image's users)`;
+          const chown = ins.flags.get('chown');
+          if (chown !== undefined) {
+            const u = options.standInUser;
+            if (u === null) skipped = `--chown=${chown} not applied (needs root)`;
+            else for (const src of parts) chownTree(destIsDir ? join(host(dest), basename(src)) : host(dest), u.uid, u.gid);
+          }
           break;
         }
         case 'RUN': {
@@ -305,12 +323,14 @@ export async function buildNatively(df: Dockerfile, options: NativeBuildOptions)
           break;
         }
         case 'USER':
-          skipped = `runs as root here, not as "${ins.text}"`;
+          if (options.standInUser === null) skipped = `runs as the test's user here, not as "${ins.text}" (needs root)`;
           break;
         default:
           break; // image config only: see imageConfig()
       }
-      reports.push({ stage: stage.name, line: ins.line, instruction: `${ins.keyword} ${ins.text}`.slice(0, 160), skipped, ms: Date.now() - t0 });
+      const flags = [...ins.flags].map(([k, v]) => `--${k}=${v} `).join('');
+      const applied = ['ARG', 'ENV', 'WORKDIR', 'COPY', 'RUN', 'USER'].includes(ins.keyword);
+      reports.push({ stage: stage.name, line: ins.line, instruction: `${ins.keyword} ${flags}${ins.text}`.slice(0, 160), skipped, applied, ms: Date.now() - t0 });
     }
   }
   return reports;

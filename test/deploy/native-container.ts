@@ -31,6 +31,8 @@ export interface ContainerOptions {
   env?: Record<string, string>;
   /** Soft open-files limit to start with, to show that Node raises it. */
   softNofile?: number;
+  /** The host user standing for the image's USER (needs root); default: the test's own. */
+  user?: { uid: number; gid: number } | null;
 }
 
 /** Maps an argv item of the image to the host: `node` → this Node.js, paths under WORKDIR → `appDir`. */
@@ -53,7 +55,7 @@ export function startContainer(o: ContainerOptions): NativeContainer {
   if (argv.length === 0) throw new Error('the image has no ENTRYPOINT or CMD');
   // `exec` keeps the pid: it is the process Docker would signal.
   const [file, args] = o.softNofile === undefined ? [argv[0]!, argv.slice(1)] : ['/bin/sh', ['-c', `ulimit -S -n ${o.softNofile} && exec "$@"`, 'sh', ...argv]];
-  const child = spawn(file, args, { cwd: o.appDir, env: containerEnv(o.image, o.appDir, o.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(file, args, { cwd: o.appDir, env: containerEnv(o.image, o.appDir, o.env), stdio: ['ignore', 'pipe', 'pipe'], ...(o.user ?? {}) });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out = (out + d).slice(-200_000)));
@@ -93,12 +95,18 @@ export async function runContainer(o: ContainerOptions & { timeoutMs: number }):
   return { code, stdout: c.stdout(), stderr: c.stderr() };
 }
 
-/** Runs the image's HEALTHCHECK test (exec form) natively; resolves with its exit code. */
-export async function runHealthcheck(image: ImageConfig, appDir: string, env: Record<string, string>, timeoutMs = 10_000): Promise<{ code: number | string; output: string }> {
+/** Runs the image's HEALTHCHECK test (exec form) natively, as the container's user; resolves with its exit code. */
+export async function runHealthcheck(
+  image: ImageConfig,
+  appDir: string,
+  env: Record<string, string>,
+  user: { uid: number; gid: number } | null = null,
+  timeoutMs = 10_000
+): Promise<{ code: number | string; output: string }> {
   if (!image.healthcheck) throw new Error('the image has no HEALTHCHECK');
   const argv = image.healthcheck.test.map((a) => hostArg(a, image, appDir));
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: appDir, env: containerEnv(image, appDir, env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: appDir, env: containerEnv(image, appDir, env), stdio: ['ignore', 'pipe', 'pipe'], ...(user ?? {}) });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
