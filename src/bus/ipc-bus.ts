@@ -15,7 +15,8 @@ export interface IpcPort {
 /**
  * The bus of a worker: messages go to the agent, which routes each one to every OTHER
  * worker that has members of its channel (every other worker with sessions for `*`),
- * once per worker, never once per recipient.
+ * once per worker, never once per recipient — and, with `--bus`, to the other nodes
+ * through the agent's own Redis bus, whose messages it routes to its workers alike.
  *
  * - `publish` serializes the message once (v8 structured clone: binary data, dates,
  *   NaN survive) and queues it with the turn's batch; the agent forwards the same bytes
@@ -37,11 +38,12 @@ export class IpcBus implements Bus {
   private readonly remote = new Map<string, number>();
   private readonly handlers = new Set<(message: BusMessage) => void>();
   private closed = false;
+  private nodesReady = true;
 
   constructor(private readonly port: IpcPort) {}
 
   get ready(): boolean {
-    return !this.closed && this.port.connected;
+    return !this.closed && this.port.connected && this.nodesReady;
   }
 
   publish(message: BusMessage): boolean {
@@ -73,6 +75,11 @@ export class IpcBus implements Bus {
   setRemoteCount(channel: string, count: number): void {
     if (count > 0) this.remote.set(channel, count);
     else this.remote.delete(channel);
+  }
+
+  /** Whether the agent's bus to the other nodes (`--bus`) is ready (`bus-ready`). */
+  setNodesReady(ready: boolean): void {
+    this.nodesReady = ready;
   }
 
   async close(): Promise<void> {

@@ -2,12 +2,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { serialize } from 'node:v8';
+import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
 import type { Store } from '../store/store.js';
 import { createStore } from '../store/open-store.js';
 import type { BusMessage } from '../bus/bus.js';
+import { RedisBus } from '../bus/redis-bus.js';
 import { CloseCode } from '../errors.js';
 import { newId } from '../protocol/ids.js';
 import { PRIVATE_PREFIX } from '../protocol/frames.js';
@@ -151,7 +152,10 @@ class WorkerHandle implements RouteTarget {
  * - Registry: workers report session and membership events as they happen and their
  *   figures every second (see registry.ts); `GET /agent/*` on any worker asks here.
  * - Bus: workers publish through here; the router forwards each message once to each
- *   other worker with members of the channel (see router.ts).
+ *   other worker with members of the channel (see router.ts). With `--bus`, the agent
+ *   is one node of the Redis bus for all its workers: their messages go out once, the
+ *   other nodes' come in once and are routed like a worker's, member counts are summed
+ *   out and relayed in.
  * - Database: the agent's `servers` row (role `agent`) is the workers' `parent_id`; a
  *   worker that dies has its row and open sessions closed out (1006) at once.
  * - Supervision: a worker that exits unasked is replaced at once, then with exponential
@@ -187,6 +191,9 @@ export class Agent {
   private startupFailure: ((err: Error) => void) | null = null;
   private readonly startedAt = Date.now();
   private dbReachable = true;
+  /** With `--bus`: the agent is one node of the Redis bus on behalf of all its workers. */
+  private readonly nodes: RedisBus | null = null;
+  private nodesReady = true;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -194,6 +201,13 @@ export class Agent {
     this.entry = options.workerEntry ?? DEFAULT_WORKER_ENTRY;
     this.slots = new Array<WorkerHandle | null>(this.config.workers).fill(null);
     this.crashes = this.slots.map(() => ({ consecutive: 0, timer: null }));
+    if (this.config.bus !== null) {
+      const nodes = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger });
+      this.nodes = nodes;
+      // Other nodes' messages go to the workers with members, as a worker's would.
+      nodes.onMessage((m) => this.router.publish(null, m.channel, serialize(m)));
+      nodes.onRemoteCountChange((channel, count) => this.router.setExternal(channel, count));
+    }
   }
 
   /**
@@ -221,6 +235,10 @@ export class Agent {
     const watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));
     watchdog.unref();
     this.timers.push(heartbeat, watchdog);
+    if (this.nodes) {
+      await this.nodes.start();
+      this.nodesReady = this.nodes.ready;
+    }
 
     try {
       const failed = new Promise<never>((_, reject) => (this.startupFailure = reject));
@@ -335,6 +353,7 @@ export class Agent {
     await Promise.all([...this.handles.values()].map((h) => this.retire(h, deadline)));
     for (const t of this.timers) clearInterval(t);
     this.flushAll();
+    await this.nodes?.close();
     await Promise.allSettled([...this.dbWork]);
     if (this.store) {
       try {
@@ -358,6 +377,7 @@ export class Agent {
     this.handles.set(key, h);
     this.registry.addWorker(key, slot, child.pid ?? 0);
     this.router.addWorker(h);
+    if (this.nodes) h.push({ t: 'bus-ready', ready: this.nodesReady });
     const init: WorkerInit = { t: 'init', config: { ...this.config }, slot, parentId: this.serverId, statsIntervalMs: statsIntervalMs(this.config.workerHeartbeatTimeoutMs) };
     child.send(init);
     child.on('message', (m: WorkerMessage) => this.onWorkerMessage(h, m));
@@ -377,9 +397,12 @@ export class Agent {
     switch (item.t) {
       case 'publish':
         this.router.publish(h.key, item.channel, item.payload);
+        // The other nodes get it from here: decoded once, encoded by the Redis bus.
+        this.nodes?.publish(deserialize(item.payload) as BusMessage);
         return;
       case 'count':
         this.router.setCount(h.key, item.channel, item.count);
+        this.nodes?.setLocalCount(item.channel, this.router.total(item.channel));
         return;
       case 'open':
         this.registry.sessionOpened(h.key, item.session);
@@ -426,7 +449,7 @@ export class Agent {
     this.handles.delete(h.key);
     this.dirty.delete(h);
     const lost = this.registry.removeWorker(h.key);
-    this.router.removeWorker(h.key);
+    for (const channel of this.router.removeWorker(h.key)) this.nodes?.setLocalCount(channel, this.router.total(channel));
     h.markExited();
     const crashed = !h.expectedExit;
     const log = { slot: h.slot, pid: h.child.pid, workerId: h.serverId, code, signal, lostSessions: lost.length };
@@ -438,6 +461,7 @@ export class Agent {
         if (!channel.startsWith(PRIVATE_PREFIX)) continue;
         const message: BusMessage = { channel, frame: { type: 'left', channel, data: { session: s.id, user: s.user } }, exclude: null };
         this.router.publish(null, channel, serialize(message));
+        this.nodes?.publish(message);
       }
     }
     if (h.serverId !== null && this.store) {
@@ -474,9 +498,13 @@ export class Agent {
     }, delay);
   }
 
-  /** Kills workers whose heartbeat stopped (a blocked event loop, a stopped process). */
+  /** Kills workers whose heartbeat stopped (a blocked event loop, a stopped process); relays the bus's readiness. */
   private watch(): void {
     const now = Date.now();
+    if (this.nodes && this.nodes.ready !== this.nodesReady) {
+      this.nodesReady = this.nodes.ready;
+      for (const h of this.handles.values()) h.push({ t: 'bus-ready', ready: this.nodesReady });
+    }
     for (const h of this.handles.values()) {
       const limit = h.state === 'starting' ? Math.max(STARTUP_SILENCE_MS, this.config.workerHeartbeatTimeoutMs) : this.config.workerHeartbeatTimeoutMs;
       if (h.killed || now - h.lastSeen <= limit) continue;

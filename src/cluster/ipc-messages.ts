@@ -77,6 +77,8 @@ export type AgentItem =
   /** Members of `channel` on the other workers, as the agent knows them now. */
   | { t: 'remote'; channel: string; count: number }
   | { t: 'response'; id: number; answer: AgentAnswer }
+  /** Whether the agent's bus to other nodes (`--bus`) is ready; `/readyz` follows it. */
+  | { t: 'bus-ready'; ready: boolean }
   /** Close the direct port (a replacement is about to take it); keep everything else. */
   | { t: 'release-port' }
   /** Stop: close every session with 1001, write the rows, exit 0. */

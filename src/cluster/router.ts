@@ -15,7 +15,8 @@ export interface RouteTarget {
  *   per worker: O(workers) per message, whatever the number of recipients. `*` is a
  *   channel like the others (each worker reports its session count under it).
  * - Each count change is pushed to the other workers as their remote count
- *   (total − their own), so `received.count` is computed without asking the agent.
+ *   (total − their own, plus the members on other nodes when the agent is on a Redis
+ *   bus), so `received.count` is computed without asking the agent.
  * - Memory: one entry per (channel, worker with members); a channel nobody is in
  *   holds nothing.
  */
@@ -25,17 +26,20 @@ export class BusRouter {
   private readonly counts = new Map<string, Map<number, number>>();
   /** worker key → channels it has members in. */
   private readonly channelsOf = new Map<number, Set<string>>();
+  /** channel → members on other nodes (the agent's Redis bus), > 0 only. */
+  private readonly external = new Map<string, number>();
 
   /** Adds a worker and tells it the members elsewhere of every channel. */
   addWorker(target: RouteTarget): void {
     this.targets.set(target.key, target);
     this.channelsOf.set(target.key, new Set());
-    for (const [channel, byWorker] of this.counts) target.setRemote(channel, sum(byWorker));
+    for (const [channel, byWorker] of this.counts) target.setRemote(channel, sum(byWorker) + (this.external.get(channel) ?? 0));
+    for (const [channel, n] of this.external) if (!this.counts.has(channel)) target.setRemote(channel, n);
   }
 
-  /** Removes an exited worker: its members no longer count anywhere. */
-  removeWorker(key: number): void {
-    if (!this.targets.delete(key)) return;
+  /** Removes an exited worker: its members no longer count anywhere. Returns the channels it had members in. */
+  removeWorker(key: number): string[] {
+    if (!this.targets.delete(key)) return [];
     const channels = this.channelsOf.get(key)!;
     this.channelsOf.delete(key);
     for (const channel of channels) {
@@ -44,6 +48,15 @@ export class BusRouter {
       if (byWorker.size === 0) this.counts.delete(channel);
       this.pushRemote(channel, byWorker, null);
     }
+    return [...channels];
+  }
+
+  /** The members of `channel` on other nodes changed (the agent's Redis bus told it). */
+  setExternal(channel: string, count: number): void {
+    if ((this.external.get(channel) ?? 0) === count) return;
+    if (count > 0) this.external.set(channel, count);
+    else this.external.delete(channel);
+    this.pushRemote(channel, this.counts.get(channel) ?? new Map(), null);
   }
 
   /** A worker's member count of `channel` changed. */
@@ -85,7 +98,7 @@ export class BusRouter {
     return n;
   }
 
-  /** Members of `channel` on all workers. */
+  /** Members of `channel` on all workers (not counting other nodes). */
   total(channel: string): number {
     const byWorker = this.counts.get(channel);
     return byWorker === undefined ? 0 : sum(byWorker);
@@ -98,7 +111,7 @@ export class BusRouter {
 
   /** Tells every worker but `changed` its new remote count of `channel`. */
   private pushRemote(channel: string, byWorker: Map<number, number>, changed: number | null): void {
-    const total = sum(byWorker);
+    const total = sum(byWorker) + (this.external.get(channel) ?? 0);
     for (const [key, target] of this.targets) {
       if (key !== changed) target.setRemote(channel, total - (byWorker.get(key) ?? 0));
     }

@@ -121,6 +121,9 @@ export async function runWorker(): Promise<void> {
       case 'remote':
         bus.setRemoteCount(item.channel, item.count);
         return;
+      case 'bus-ready':
+        bus.setNodesReady(item.ready);
+        return;
       case 'release-port':
         if (node.server?.listening) node.server.close();
         link.send({ t: 'released' });
