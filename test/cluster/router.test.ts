@@ -76,6 +76,28 @@ describe('BusRouter', () => {
     assert.equal(r.total('x'), 0);
   });
 
+  test('members on other nodes (the Redis bus) add to every worker\'s remote count, a new worker included', () => {
+    const r = new BusRouter();
+    const a = new FakeWorker(1);
+    const b = new FakeWorker(2);
+    r.addWorker(a);
+    r.addWorker(b);
+    r.setCount(1, 'x', 2);
+    r.setExternal('x', 10);
+    r.setExternal('y', 4);
+    assert.equal(a.remote.get('x'), 10);
+    assert.equal(b.remote.get('x'), 12);
+    assert.equal(b.remote.get('y'), 4);
+    assert.equal(r.total('x'), 2, 'total counts this agent\'s workers only (what it reports to the other nodes)');
+    const c = new FakeWorker(3);
+    r.addWorker(c);
+    assert.deepEqual([c.remote.get('x'), c.remote.get('y')], [12, 4]);
+    assert.deepEqual(r.removeWorker(1), ['x']);
+    assert.equal(c.remote.get('x'), 10);
+    r.setExternal('y', 0);
+    assert.equal(c.remote.get('y'), 0);
+  });
+
   test('counts of an unknown or removed worker are ignored', () => {
     const r = new BusRouter();
     const a = new FakeWorker(1);
