@@ -3,6 +3,8 @@ import type { Store, StoreLogger } from '../store/store.js';
 /** Options of {@link AuditRetention}. Every time is in milliseconds. */
 export interface AuditRetentionOptions {
   store: Store;
+  /** Deletes one batch. Default `store.deleteAuditBefore`. */
+  deleteBefore?: (before: Date, limit: number) => Promise<number>;
   /** Rows older than this are deleted (`--audit-retention`). Required. */
   maxAgeMs: number;
   /** Pause between two passes. Default 60000. */
@@ -34,7 +36,8 @@ export function parseDurationMs(text: string): number | null {
  * idempotent.
  */
 export class AuditRetention {
-  readonly #o: Required<Omit<AuditRetentionOptions, 'logger'>> & { logger?: StoreLogger };
+  readonly #o: Required<Omit<AuditRetentionOptions, 'logger' | 'deleteBefore'>> & { logger?: StoreLogger };
+  readonly #deleteBefore: (before: Date, limit: number) => Promise<number>;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<number> | null = null;
   #stopped = false;
@@ -48,6 +51,8 @@ export class AuditRetention {
       pauseMs: 10,
       ...options
     };
+    const store = options.store;
+    this.#deleteBefore = options.deleteBefore ?? ((before, limit) => store.deleteAuditBefore(before, limit));
   }
 
   /** Schedules the passes. */
@@ -77,7 +82,7 @@ export class AuditRetention {
     let total = 0;
     try {
       while (!this.#stopped) {
-        const n = await this.#o.store.deleteAuditBefore(before, this.#o.batchRows);
+        const n = await this.#deleteBefore(before, this.#o.batchRows);
         total += n;
         if (n < this.#o.batchRows) break;
         await new Promise((r) => setTimeout(r, this.#o.pauseMs));

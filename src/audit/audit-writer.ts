@@ -10,19 +10,28 @@ import {
   rejectedPath,
   removeFile
 } from './audit-journal.js';
-import { newId } from '../protocol/ids.js';
+import { uuidV7Batch } from './audit-ids.js';
 import type { AuditRecord, Store, StoreLogger } from '../store/store.js';
 
 /** Options of {@link AuditWriter}. Every time is in milliseconds. */
 export interface AuditWriterOptions {
   /** Where the rows go; open it before constructing the writer. Required. */
   store: Store;
+  /** Writes a batch in one transaction, idempotent by id. Default `store.writeAudit` (SQLite uses a worker thread's, see create-audit-sink.ts). */
+  write?: (rows: readonly AuditRecord[]) => Promise<void>;
   /** This server's id: `audit.server_id`, and part of the journal file name. Required. */
   serverId: string;
   /** `ack`: `afterDurable` waits for the rows; `async`: it calls back at once. Default `ack`. */
   durability?: 'ack' | 'async';
-  /** Longest a row waits for its group commit (0 = the next turn of the event loop). Default 5. */
+  /** The group-commit window of a synchronous `write`: commits start at most once per window, so a row waits at most this long. 0 = every turn of the event loop. Default 5. */
   batchMs?: number;
+  /**
+   * Whether `write` is asynchronous (PostgreSQL, the SQLite worker thread): then a commit
+   * starts as soon as the writer is idle, and rows recorded while one is in flight go
+   * together in the next — group commit without a timer, so a quiet server adds no delay
+   * and a busy one batches by itself. False: the `batchMs` window. Default false.
+   */
+  asyncWrite?: boolean;
   /** Most rows in one database transaction; a queue this long is written at once. Default 1000. */
   batchRows?: number;
   /** Rows held in memory (queued, or refused by both the database and the journal) before the journal takes them all at once; beyond it, with the journal failing too, the oldest are dropped. Default 100000. */
@@ -66,6 +75,8 @@ export interface AuditWriterStats {
   rejected: number;
   /** Rows lost: over `maxQueue` while neither the database nor the journal could take them. */
   dropped: number;
+  /** Batches taken from the queue so far (one transaction or journal append each). */
+  batches: number;
 }
 
 /** PostgreSQL classes 22 (data exception) and 23 (integrity); SQLite constraint and type errors. */
@@ -94,10 +105,14 @@ const LIVE_JOURNALS = new Set<string>();
  * position; `afterDurable(fn)` notes the current end of the queue and `fn` runs once every
  * row before it is durable, callbacks in call order.
  *
- * Writing: every `batchMs` (at once when `batchRows` are waiting) the queue is taken as
- * one batch — ids assigned (UUID v7), payloads serialized — and written in one
- * transaction. One batch is in flight at a time, so the next one groups whatever arrived
- * meanwhile. Two modes:
+ * Writing (group commit): the queue is taken as one batch — ids assigned (UUID v7),
+ * payloads serialized — and written in one transaction. One batch is in flight at a
+ * time; the next one groups whatever arrived meanwhile. With an asynchronous `write`
+ * (PostgreSQL, the SQLite worker thread) that is the whole policy: a commit starts at the
+ * end of the turn in which the writer finds itself idle with rows waiting. A synchronous
+ * `write` would block the event loop once per turn, so it gets a window instead: commits
+ * start at most once per `batchMs` (a row after a quiet window goes at once). Either way
+ * `batchRows` waiting rows go at once. Two modes:
  * - `direct`: batches go to the database. A write that fails, or that has not committed
  *   after `slowWriteMs`, is appended to this process's journal file instead and
  *   acknowledged from there (after fdatasync); the writer switches to `journal`.
@@ -113,9 +128,10 @@ const LIVE_JOURNALS = new Set<string>();
  * beyond `maxQueue` rows the oldest held ones are dropped and their callbacks never run.
  */
 export class AuditWriter implements AuditSink {
-  readonly #store: Store;
+  readonly #write: (rows: readonly AuditRecord[]) => Promise<void>;
   readonly #serverId: string;
   readonly #async: boolean;
+  /** The window actually applied: `batchMs`, or 0 with an asynchronous write. */
   readonly #batchMs: number;
   readonly #batchRows: number;
   readonly #maxQueue: number;
@@ -154,6 +170,10 @@ export class AuditWriter implements AuditSink {
   #timer: NodeJS.Timeout | null = null;
   #immediate: NodeJS.Immediate | null = null;
   #running = false;
+  #lastCommitAt = -Infinity;
+  /** `flush` calls in progress: the window does not hold rows back meanwhile. */
+  #flushing = 0;
+  #batches = 0;
   #replaying: Promise<void> | null = null;
   #orphans: string[] = [];
   #orphanTask: Promise<void> | null = null;
@@ -173,10 +193,11 @@ export class AuditWriter implements AuditSink {
   #lastEncoded: EncodedPayload = { json: null, bin: null };
 
   constructor(options: AuditWriterOptions) {
-    this.#store = options.store;
+    const store = options.store;
+    this.#write = options.write ?? ((rows) => store.writeAudit(rows));
     this.#serverId = options.serverId;
     this.#async = (options.durability ?? 'ack') === 'async';
-    this.#batchMs = Math.max(0, options.batchMs ?? 5);
+    this.#batchMs = options.asyncWrite === true ? 0 : Math.max(0, options.batchMs ?? 5);
     this.#batchRows = Math.max(1, options.batchRows ?? 1000);
     this.#maxQueue = Math.max(1, options.maxQueue ?? 100_000);
     this.#threshold = Math.min(this.#batchRows, this.#maxQueue);
@@ -220,7 +241,7 @@ export class AuditWriter implements AuditSink {
     return claimed.length;
   }
 
-  /** Runs `fn` when the writer closes (the retention task stops there). */
+  /** Runs `fn` at the end of `close`, in the order added (the retention task, the SQLite thread). */
   onClose(fn: () => void | Promise<void>): void {
     this.#closeHooks.push(fn);
   }
@@ -238,7 +259,8 @@ export class AuditWriter implements AuditSink {
       journalBytes: this.#journal?.bytes ?? 0,
       orphans: this.#orphans.length,
       rejected: this.#rejected,
-      dropped: this.#dropped
+      dropped: this.#dropped,
+      batches: this.#batches
     };
   }
 
@@ -268,8 +290,11 @@ export class AuditWriter implements AuditSink {
       return;
     }
     if (this.#timer !== null || this.#immediate !== null || this.#running) return;
-    if (this.#batchMs === 0) this.#immediate = setImmediate(this.#tick);
-    else this.#timer = setTimeout(this.#tick, this.#batchMs);
+    // Group commit: commits start at most one per window. A row arriving after a quiet
+    // window goes out at the end of this turn; under traffic rows wait for the window.
+    const wait = this.#lastCommitAt + this.#batchMs - performance.now();
+    if (wait <= 0) this.#immediate = setImmediate(this.#tick);
+    else this.#timer = setTimeout(this.#tick, wait);
   }
 
   #grown(n: number): void {
@@ -309,8 +334,11 @@ export class AuditWriter implements AuditSink {
           }
         }
         if (this.#queue.length === 0) break;
+        // Under traffic, one commit per window (a full batch does not wait).
+        if (this.#flushing === 0 && this.#queue.length < this.#batchRows && performance.now() - this.#lastCommitAt < this.#batchMs) break;
         // In journal mode appends are cheap: take more per turn so the queue keeps up.
         const batch = this.#take(this.#mode === 'direct' ? this.#batchRows : this.#batchRows * 8);
+        this.#lastCommitAt = performance.now();
         this.#current = batch;
         await this.#commit(batch);
         this.#current = null;
@@ -336,7 +364,9 @@ export class AuditWriter implements AuditSink {
     }
     const start = this.#taken;
     this.#taken += entries.length;
+    this.#batches++;
     const rows: AuditRecord[] = new Array(entries.length);
+    const ids = uuidV7Batch(entries.length);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       // A broadcast's `in` and `out` rows share one payload object: serialize it once.
@@ -345,7 +375,7 @@ export class AuditWriter implements AuditSink {
         this.#lastEncoded = encodePayload(e.payload);
       }
       rows[i] = {
-        id: newId(),
+        id: ids[i]!,
         messageId: e.messageId,
         at: e.at,
         serverId: this.#serverId,
@@ -404,12 +434,12 @@ export class AuditWriter implements AuditSink {
   /** One transaction; when the database refuses it for good, row by row, setting the refused ones aside. */
   async #writeDb(rows: readonly AuditRecord[]): Promise<void> {
     try {
-      await this.#store.writeAudit(rows);
+      await this.#write(rows);
     } catch (err) {
       if (!isPermanent(err)) throw err;
       for (const r of rows) {
         try {
-          await this.#store.writeAudit([r]);
+          await this.#write([r]);
         } catch (one) {
           if (!isPermanent(one)) throw one;
           this.#reject(r, one);
@@ -757,15 +787,22 @@ export class AuditWriter implements AuditSink {
    */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    if (!this.#running && (this.#queue.length > 0 || this.#held.length > 0)) {
-      this.#clearTimer();
-      void this.#run();
-    }
-    this.#wakeAll();
-    while (!this.#allDurable() && Date.now() < deadline) await pause(5);
-    while ((this.#replaying !== null || this.#orphanTask !== null) && Date.now() < deadline && !this.#closed) {
+    this.#flushing++;
+    try {
       this.#wakeAll();
-      await pause(10);
+      while (!this.#allDurable() && Date.now() < deadline) {
+        if (!this.#running && (this.#queue.length > 0 || this.#held.length > 0)) {
+          this.#clearTimer();
+          void this.#run();
+        }
+        await pause(5);
+      }
+      while ((this.#replaying !== null || this.#orphanTask !== null) && Date.now() < deadline && !this.#closed) {
+        this.#wakeAll();
+        await pause(10);
+      }
+    } finally {
+      this.#flushing--;
     }
     return this.#allDurable();
   }
@@ -781,13 +818,6 @@ export class AuditWriter implements AuditSink {
     this.#clearTimer();
     if (this.#probeTimer !== null) clearInterval(this.#probeTimer);
     this.#probeTimer = null;
-    for (const hook of this.#closeHooks) {
-      try {
-        await hook();
-      } catch (err) {
-        this.#logger?.error({ err }, 'audit close hook failed');
-      }
-    }
     this.#wakeAll();
     // Let a write in progress finish (bounded: a hung database must not hold the stop).
     const settle = Promise.all([this.#replaying, this.#orphanTask].filter((p) => p !== null));
@@ -800,6 +830,13 @@ export class AuditWriter implements AuditSink {
     this.#lastResort();
     LIVE_JOURNALS.delete(this.#journalPath);
     for (const path of this.#orphans) LIVE_JOURNALS.delete(path);
+    for (const hook of this.#closeHooks) {
+      try {
+        await hook();
+      } catch (err) {
+        this.#logger?.error({ err }, 'audit close hook failed');
+      }
+    }
   }
 
   /**

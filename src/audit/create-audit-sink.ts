@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
 import { ZenError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { SqliteAuditThread } from './audit-sqlite-thread.js';
 import type { AuditSink } from './audit-sink.js';
 import { AuditWriter } from './audit-writer.js';
 import { journalKey } from './audit-journal.js';
@@ -9,7 +11,8 @@ import { AuditRetention, parseDurationMs } from './audit-retention.js';
 
 /**
  * The audit sink of a node (called by node.ts when `config.audit` is true, after the
- * server's row is registered): a group-commit {@link AuditWriter} on the node's store,
+ * server's row is registered): a group-commit {@link AuditWriter} on the node's store
+ * (for a SQLite file, through a worker thread: see {@link SqliteAuditThread}),
  * with its journal in `auditJournalDir` (orphan journals of this database left by a
  * crash are replayed in the background from here on), and, with `auditRetention`, the
  * background deletion of older rows. Throws ERR_CONFIG_INVALID for a bad retention.
@@ -24,8 +27,13 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
     }
   }
   const logger = o.logger.child({ area: 'audit' });
+  // SQLite is synchronous: its audit commits (and WAL checkpoints) run in a worker thread
+  // with a connection of its own, not on the thread that fans out.
+  const thread = o.store instanceof SqliteStore && o.store.path !== ':memory:' ? new SqliteAuditThread(o.store.path, o.store.busyTimeoutMs) : null;
   const writer = new AuditWriter({
     store: o.store,
+    write: thread === null ? undefined : (rows) => thread.write(rows),
+    asyncWrite: thread !== null || o.store.kind === 'postgres',
     serverId: o.serverId,
     durability: c.auditDurability === 'async' ? 'async' : 'ack',
     batchMs: c.auditBatchMs,
@@ -36,9 +44,15 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
   });
   writer.start();
   if (retentionMs !== null) {
-    const retention = new AuditRetention({ store: o.store, maxAgeMs: retentionMs, logger });
+    const retention = new AuditRetention({
+      store: o.store,
+      deleteBefore: thread === null ? undefined : (before, limit) => thread.deleteBefore(before, limit),
+      maxAgeMs: retentionMs,
+      logger
+    });
     retention.start();
     writer.onClose(() => retention.stop());
   }
+  if (thread !== null) writer.onClose(() => thread.close());
   return writer;
 }

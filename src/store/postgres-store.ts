@@ -3,6 +3,7 @@ import { ZenError } from '../errors.js';
 import { pendingMigrations, type Migration } from './migrations/migration.js';
 import { postgresMigrations } from './migrations/postgres.js';
 import { maskStoreUrl } from './store-url.js';
+import { AUDIT_BULK_TYPES, auditMessageWindow } from './store.js';
 import type {
   AuditQuery,
   AuditRecord,
@@ -375,6 +376,9 @@ export class PostgresStore implements Store {
     eq('type', q.type);
     eq('direction', q.direction);
     eq('message_id', q.messageId);
+    if (q.type !== null && !(AUDIT_BULK_TYPES as readonly string[]).includes(q.type)) where.push(`type NOT IN ('broadcast', 'event')`);
+    const window = q.messageId === null ? null : auditMessageWindow(q.messageId);
+    if (window !== null) where.push(`at >= ${add(window.from.toISOString())}::timestamptz AND at < ${add(window.to.toISOString())}::timestamptz`);
     if (q.since !== null) where.push(`at >= ${add(q.since.toISOString())}::timestamptz`);
     if (q.until !== null) where.push(`at < ${add(q.until.toISOString())}::timestamptz`);
     const desc = q.order === 'desc';

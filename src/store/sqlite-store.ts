@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { ZenError } from '../errors.js';
 import { pendingMigrations, type Migration } from './migrations/migration.js';
 import { sqliteMigrations } from './migrations/sqlite.js';
+import { AUDIT_BULK_TYPES, auditMessageWindow } from './store.js';
 import type {
   AuditQuery,
   AuditRecord,
@@ -53,6 +54,12 @@ function auditSql(q: AuditQuery): { sql: string; params: unknown[] } {
   eq('type', q.type);
   eq('direction', q.direction);
   eq('message_id', q.messageId);
+  if (q.type !== null && !(AUDIT_BULK_TYPES as readonly string[]).includes(q.type)) where.push(`type NOT IN ('broadcast', 'event')`);
+  const window = q.messageId === null ? null : auditMessageWindow(q.messageId);
+  if (window !== null) {
+    where.push('at >= ? AND at < ?');
+    params.push(iso(window.from), iso(window.to));
+  }
   if (q.since !== null) {
     where.push('at >= ?');
     params.push(iso(q.since));
@@ -120,13 +127,7 @@ function prepare(db: Database.Database) {
         WHERE id = ? AND disconnected_at IS NULL`
     ),
     listServers: db.prepare(`SELECT * FROM servers ORDER BY started_at, id`),
-    insertAudit: db.prepare(
-      `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
-    ),
-    deleteAuditBefore: db.prepare(
-      `DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE at < ? ORDER BY at LIMIT ?)`
-    ),
+
     ping: db.prepare(`SELECT 1`).pluck()
   };
   const closeOut = (serverId: string, at: string, closeCode: number): number => {
@@ -145,24 +146,7 @@ function prepare(db: Database.Database) {
         s.closeSession.run(iso(c.disconnectedAt), c.closeCode, c.bytesIn, c.bytesOut, c.messagesIn, c.messagesOut, c.id);
       }
     }),
-    writeAudit: db.transaction((rows: readonly AuditRecord[]): void => {
-      for (const r of rows) {
-        s.insertAudit.run(
-          r.id,
-          r.messageId,
-          iso(r.at),
-          r.serverId,
-          r.sessionId,
-          r.userId,
-          r.direction,
-          r.type,
-          r.channel,
-          r.payload,
-          r.payloadBin,
-          r.recipients
-        );
-      }
-    }),
+    audit: auditWriteStatements(db),
     closeOut: db.transaction(closeOut),
     closeOutStale: db.transaction((staleBefore: string, at: string): CloseOutResult => {
       const ids = s.staleServers.all(staleBefore) as string[];
@@ -176,6 +160,40 @@ function prepare(db: Database.Database) {
 
 type Statements = ReturnType<typeof prepare>;
 
+/** What writes and deletes audit rows on a connection. */
+export interface AuditWriteStatements {
+  /** Inserts the rows in one transaction, skipping ids that exist. */
+  write(rows: readonly AuditRecord[]): void;
+  /** Deletes at most `limit` of the oldest rows with `at < before`; returns how many. */
+  deleteBefore(before: Date, limit: number): number;
+}
+
+/**
+ * The audit write statements of a connection: used by {@link SqliteStore} and by the
+ * audit writer's own connection in a worker thread (src/audit/audit-sqlite-thread.ts),
+ * so the SQL lives in one place.
+ */
+export function auditWriteStatements(db: Database.Database): AuditWriteStatements {
+  const insert = db.prepare(
+    `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+  );
+  const del = db.prepare(`DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE at < ? ORDER BY at LIMIT ?)`);
+  const blob = (b: Uint8Array | null): Buffer | null =>
+    b === null || Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  const write = db.transaction((rows: readonly AuditRecord[]): void => {
+    for (const r of rows) {
+      insert.run(r.id, r.messageId, iso(r.at), r.serverId, r.sessionId, r.userId, r.direction, r.type, r.channel, r.payload, blob(r.payloadBin), r.recipients);
+    }
+  });
+  return {
+    write: (rows) => {
+      if (rows.length > 0) write(rows);
+    },
+    deleteBefore: (before, limit) => del.run(iso(before), Math.max(0, Math.floor(limit))).changes
+  };
+}
+
 /**
  * The embedded backend, on better-sqlite3 (synchronous; every method still returns
  * a promise, and a thrown error becomes a rejection). One connection, WAL mode,
@@ -186,7 +204,8 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   /** Absolute file path, or `:memory:`. */
   readonly path: string;
-  readonly #busyTimeoutMs: number;
+  /** `busy_timeout` of the connection, in ms. */
+  readonly busyTimeoutMs: number;
   readonly #migrations: readonly Migration[];
   #db: Database.Database | null = null;
   #stmts: Statements | null = null;
@@ -195,7 +214,7 @@ export class SqliteStore implements Store {
   /** `path` is a file path (its directory is created at `open()`) or `:memory:`. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
-    this.#busyTimeoutMs = options.busyTimeoutMs ?? 5000;
+    this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.#migrations = options.migrations ?? sqliteMigrations;
   }
 
@@ -209,7 +228,7 @@ export class SqliteStore implements Store {
       throw new ZenError('ERR_STORE_UNREACHABLE', `sqlite:${this.path}`, (err as Error).message);
     }
     try {
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.#busyTimeoutMs))}`);
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.busyTimeoutMs))}`);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
@@ -272,8 +291,7 @@ export class SqliteStore implements Store {
   }
 
   async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
-    const stmts = this.#ready();
-    if (rows.length > 0) stmts.writeAudit(rows);
+    this.#ready().audit.write(rows);
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
@@ -303,7 +321,7 @@ export class SqliteStore implements Store {
   }
 
   async deleteAuditBefore(before: Date, limit: number): Promise<number> {
-    return this.#ready().deleteAuditBefore.run(iso(before), Math.max(0, Math.floor(limit))).changes;
+    return this.#ready().audit.deleteBefore(before, limit);
   }
 
   async ping(): Promise<boolean> {

@@ -125,6 +125,25 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** Row types left out of `audit_type_idx` (the bulk of the table); a query for another type repeats the index's condition. */
+export const AUDIT_BULK_TYPES = ['broadcast', 'event'] as const;
+
+/** How far from the time inside a message id its rows are looked for. */
+const MESSAGE_WINDOW_MS = 60_000;
+
+/**
+ * The time range that holds the rows of a message: its id is a UUID v7, made in the same
+ * millisecond as its rows' `at`, so a lookup by message id is a short range of
+ * `audit_at_idx` instead of an index of its own on the hot rows. Null when the id is not
+ * a UUID v7 (the lookup then reads the whole table).
+ */
+export function auditMessageWindow(messageId: string): { from: Date; to: Date } | null {
+  const m = /^([0-9a-f]{8})-([0-9a-f]{4})-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i.exec(messageId);
+  if (!m) return null;
+  const ms = parseInt(m[1]! + m[2]!, 16);
+  return { from: new Date(ms - MESSAGE_WINDOW_MS), to: new Date(ms + MESSAGE_WINDOW_MS) };
+}
+
 export interface Store {
   /** `sqlite` or `postgres`. */
   readonly kind: 'sqlite' | 'postgres';
