@@ -16,17 +16,29 @@ export const MAX_UNSENT_BATCHES = 4096;
 export const MAX_PENDING_REQUESTS = 256;
 /** How long a request waits for the agent's answer. */
 export const REQUEST_TIMEOUT_MS = 5000;
+/**
+ * Least time between two batches that hold only published messages. Each write to the
+ * pipe wakes the agent (and then the other workers): under a stream of broadcasts,
+ * gathering a millisecond's worth into one batch costs at most that much latency and
+ * saves most of those wake-ups. Registry and count items never wait for it.
+ */
+export const PUBLISH_COALESCE_MS = 1;
 
 /**
  * A worker's end of the IPC channel to its agent. Items queued during a turn go out as
  * one `batch` on `process.nextTick` — before the turn's socket writes (uncorked on
  * setImmediate), so the agent hears of a subscription before the client sees
- * `subscribed`. Count updates are coalesced per channel and lead the batch.
+ * `subscribed`. Count updates are coalesced per channel and lead the batch. A batch of
+ * published messages alone waits until PUBLISH_COALESCE_MS after the previous batch.
  */
 export class AgentLink implements IpcPort {
   private queue: WorkerItem[] = [];
   private counts = new Map<string, number>();
   private scheduled = false;
+  private timer: NodeJS.Timeout | null = null;
+  private lastFlushAt = 0;
+  /** Whether the queue holds an item that must not wait (anything but `publish`). */
+  private urgent = false;
   private unsent = 0;
   private dropped = 0;
   private nextRequestId = 1;
@@ -76,12 +88,14 @@ export class AgentLink implements IpcPort {
       return false;
     }
     this.queue.push(item);
+    if (item.t !== 'publish') this.urgent = true;
     this.schedule();
     return true;
   }
 
   setCount(channel: string, count: number): void {
     this.counts.set(channel, count);
+    this.urgent = true;
     this.schedule();
   }
 
@@ -105,7 +119,13 @@ export class AgentLink implements IpcPort {
   /** Writes what is queued now (normally done at the end of the turn). */
   readonly flush = (): void => {
     this.scheduled = false;
+    if (this.timer !== null) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     if (this.queue.length === 0 && this.counts.size === 0) return;
+    this.urgent = false;
+    this.lastFlushAt = performance.now();
     const items: WorkerItem[] = [];
     for (const [channel, count] of this.counts) items.push({ t: 'count', channel, count });
     this.counts.clear();
@@ -126,6 +146,8 @@ export class AgentLink implements IpcPort {
 
   /** Fails every pending request (the agent is gone). */
   close(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
     for (const [, p] of this.pending) {
       clearTimeout(p.timer);
       p.resolve({ status: 503, body: { error: 'agent unavailable' } });
@@ -135,8 +157,13 @@ export class AgentLink implements IpcPort {
 
   private schedule(): void {
     if (this.scheduled) return;
-    this.scheduled = true;
-    process.nextTick(this.flush);
+    const wait = this.lastFlushAt + PUBLISH_COALESCE_MS - performance.now();
+    if (this.urgent || wait <= 0) {
+      this.scheduled = true;
+      process.nextTick(this.flush);
+    } else if (this.timer === null) {
+      this.timer = setTimeout(this.flush, wait);
+    }
   }
 
   private onMessage(message: AgentMessage, handle: unknown): void {

@@ -13,6 +13,7 @@ import { CloseCode } from '../errors.js';
 import { newId } from '../protocol/ids.js';
 import { PRIVATE_PREFIX } from '../protocol/frames.js';
 import { Registry, type WorkerState } from './registry.js';
+import { PUBLISH_COALESCE_MS } from './agent-link.js';
 import { BusRouter, type RouteTarget } from './router.js';
 import type { AgentAnswer, AgentItem, AgentQuery, Batch, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
 
@@ -69,6 +70,9 @@ class WorkerHandle implements RouteTarget {
   exited = false;
   unsent = 0;
   dropped = 0;
+  lastFlushAt = 0;
+  /** Whether the pending batch holds more than deliveries (those may wait PUBLISH_COALESCE_MS). */
+  urgent = false;
   private items: AgentItem[] = [];
   private remotes = new Map<string, number>();
   private readonly readyWaiters: Array<(ok: boolean) => void> = [];
@@ -87,22 +91,27 @@ class WorkerHandle implements RouteTarget {
       this.dropped++;
       return;
     }
-    this.push({ t: 'deliver', payload });
+    this.items.push({ t: 'deliver', payload });
+    this.schedule(this);
   }
 
   setRemote(channel: string, count: number): void {
     this.remotes.set(channel, count);
+    this.urgent = true;
     this.schedule(this);
   }
 
   push(item: AgentItem): void {
     this.items.push(item);
+    this.urgent = true;
     this.schedule(this);
   }
 
   /** Sends the turn's batch: remote counts first, then the items in order. */
   flush(): void {
     if (this.items.length === 0 && this.remotes.size === 0) return;
+    this.urgent = false;
+    this.lastFlushAt = performance.now();
     const items: AgentItem[] = [];
     for (const [channel, count] of this.remotes) items.push({ t: 'remote', channel, count });
     this.remotes.clear();
@@ -626,13 +635,31 @@ export class Agent {
     this.dirty.add(h);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flushAll());
+    setImmediate(() => this.flushAll(false));
   }
 
-  private flushAll(): void {
+  /**
+   * Sends each dirty worker its batch. A batch of deliveries alone waits until
+   * PUBLISH_COALESCE_MS after that worker's previous one (fewer wake-ups under a stream
+   * of broadcasts); `all` sends everything now.
+   */
+  private flushAll(all = true): void {
     this.flushScheduled = false;
-    for (const h of this.dirty) h.flush();
-    this.dirty.clear();
+    const now = performance.now();
+    let wait = Infinity;
+    for (const h of this.dirty) {
+      const left = h.lastFlushAt + PUBLISH_COALESCE_MS - now;
+      if (!all && !h.urgent && left > 0) {
+        wait = Math.min(wait, left);
+        continue;
+      }
+      h.flush();
+      this.dirty.delete(h);
+    }
+    if (wait !== Infinity && !this.flushScheduled) {
+      this.flushScheduled = true;
+      setTimeout(() => this.flushAll(false), wait);
+    }
   }
 
   /** Refreshes the agent's `last_seen_at`; an outage is logged once, not every beat. */
