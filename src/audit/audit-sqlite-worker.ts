@@ -12,15 +12,38 @@ import type { AuditThreadReply, AuditThreadRequest } from './audit-sqlite-thread
 const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number };
 const port = parentPort!;
 
+/** How often the planner statistics are refreshed (`PRAGMA optimize`). */
+const OPTIMIZE_EVERY_MS = 3_600_000;
+
+let db: Database.Database | null = null;
 let statements: ReturnType<typeof auditWriteStatements> | null = null;
+let optimizedAt = 0;
+
+/**
+ * Keeps the planner statistics of the audit indexes current, as SQLite advises for
+ * long-lived connections: without them a query filtering on two columns may walk the
+ * wrong index of a big table. 0x10002 analyzes what needs it, with a row limit, so it
+ * takes milliseconds; it runs here, beside the main thread.
+ */
+function optimize(): void {
+  optimizedAt = Date.now();
+  try {
+    db?.pragma('optimize=0x10002');
+  } catch {
+    // Busy or read-only: the next hour will do.
+  }
+}
+
 function open(): ReturnType<typeof auditWriteStatements> {
   if (statements !== null) return statements;
   // The main thread's store opened (and migrated) the file already: WAL, so this second
   // connection writes while the other reads, and its commits take turns with the other's.
-  const db = new Database(path, { fileMustExist: true });
-  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-  db.pragma('synchronous = NORMAL');
-  statements = auditWriteStatements(db);
+  const conn = new Database(path, { fileMustExist: true });
+  conn.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  conn.pragma('synchronous = NORMAL');
+  statements = auditWriteStatements(conn);
+  db = conn;
+  optimize();
   return statements;
 }
 
@@ -39,4 +62,5 @@ port.on('message', (m: AuditThreadRequest) => {
     reply = { id: m.id, ok: false, message: e.message, code: typeof e.code === 'string' ? e.code : null };
   }
   port.postMessage(reply);
+  if (Date.now() - optimizedAt > OPTIMIZE_EVERY_MS) optimize();
 });
