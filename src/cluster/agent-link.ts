@@ -155,12 +155,17 @@ export class AgentLink implements IpcPort {
     this.pending.clear();
   }
 
+  /** The turn's flush, unless an explicit `flush()` already sent the batch. */
+  private readonly onTick = (): void => {
+    if (this.scheduled) this.flush();
+  };
+
   private schedule(): void {
     if (this.scheduled) return;
     const wait = this.lastFlushAt + PUBLISH_COALESCE_MS - performance.now();
     if (this.urgent || wait <= 0) {
       this.scheduled = true;
-      process.nextTick(this.flush);
+      process.nextTick(this.onTick);
     } else if (this.timer === null) {
       this.timer = setTimeout(this.flush, wait);
     }

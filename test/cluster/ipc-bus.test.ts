@@ -57,6 +57,29 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     assert.equal(got[0]!.exclude, 's1');
   });
 
+  test('a batch of published messages alone waits until 1 ms after the previous batch; registry items never wait', async () => {
+    const proc = new FakeProcess();
+    const link = new AgentLink(proc);
+    const bus = new IpcBus(link);
+    const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
+    bus.publish(msg);
+    link.flush();
+    assert.equal(proc.sent.length, 1);
+    // Within the millisecond after that batch (synchronous code: microseconds later):
+    bus.publish(msg);
+    bus.publish(msg);
+    await new Promise<void>((r) => process.nextTick(r));
+    assert.equal(proc.sent.length, 1, 'the next ones are gathered');
+    await new Promise((r) => setTimeout(r, 5));
+    assert.equal(proc.sent.length, 2);
+    assert.equal(proc.sent[1]!.items.length, 2);
+    bus.publish(msg);
+    link.send({ t: 'sub', session: 's', channel: 'c' });
+    await new Promise<void>((r) => process.nextTick(r));
+    assert.equal(proc.sent.length, 3, 'a registry item takes the waiting messages along at once');
+    assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['publish', 'sub']);
+  });
+
   test('remote counts come from the agent; zero forgets the channel', () => {
     const bus = new IpcBus(new AgentLink(new FakeProcess()));
     bus.setRemoteCount('x', 4);
