@@ -290,8 +290,8 @@ export class AuditWriter implements AuditSink {
       return;
     }
     if (this.#timer !== null || this.#immediate !== null || this.#running) return;
-    // Group commit: commits start at most one per window. A row arriving after a quiet
-    // window goes out at the end of this turn; under traffic rows wait for the window.
+    // Commits start at most once per window (0 with an asynchronous write): a row after a
+    // quiet window goes out at the end of this turn, under traffic rows wait for the window.
     const wait = this.#lastCommitAt + this.#batchMs - performance.now();
     if (wait <= 0) this.#immediate = setImmediate(this.#tick);
     else this.#timer = setTimeout(this.#tick, wait);
@@ -344,7 +344,11 @@ export class AuditWriter implements AuditSink {
         this.#current = null;
       }
     } catch (err) {
+      // Not a database or journal failure (those are handled where they happen): a bug.
+      // The batch in hand is kept and retried rather than lost.
       this.#logger?.error({ err }, 'audit writer failed');
+      const b = this.#current;
+      if (b !== null && b.end > this.#durable && !this.#held.includes(b) && !this.#unsynced.includes(b)) this.#hold(b);
     } finally {
       this.#current = null;
       this.#running = false;
@@ -480,6 +484,8 @@ export class AuditWriter implements AuditSink {
       return;
     }
     this.#journalSucceeded();
+    // Rows in the journal are to be replayed: journal mode until the replay catches up.
+    this.#enterJournalMode();
     this.#unsynced.push(batch);
     this.#syncJournal();
     this.#startReplay();
@@ -540,6 +546,8 @@ export class AuditWriter implements AuditSink {
         this.#logger?.info({ file: file.path }, 'audit journal replayed; writing to the database again');
         return;
       }
+      // Caught up but something still holds the switch (held rows): do not spin.
+      if (read.lines === 0) await this.#sleep(this.#retryMinMs);
     }
   }
 

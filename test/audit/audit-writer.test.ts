@@ -216,3 +216,25 @@ test('close journals rows still waiting on a hung write; the next writer replays
   const second = await setup({ journalDir: dir }, path);
   await waitFor('replayed', async () => (await allRows(second.store)).length === 9);
 });
+
+test('rows held while both the database and the journal failed go to the journal once it works, and on to the database', async () => {
+  const root = tempFolder();
+  const blocked = join(root, 'journal');
+  writeFileSync(blocked, 'x');
+  const { store, writer } = await setup({ journalDir: blocked, retryMinMs: 20, retryMaxMs: 40, probeMs: 30 });
+  store.fail = true;
+  let acked = false;
+  for (let i = 0; i < 5; i++) writer.record(entry({ messageId: `h${i}` }));
+  writer.afterDurable(() => (acked = true));
+  await waitFor('held', () => writer.stats().held === 5);
+  assert.equal(acked, false);
+  rmSync(blocked); // the journal folder can be made again; the database is still down
+  await waitFor('journaled and acknowledged', () => acked);
+  assert.equal(writer.stats().held, 0);
+  assert.equal(writer.stats().mode, 'journal');
+  assert.equal((await allRows(store)).length, 0);
+  store.fail = false;
+  await waitFor('replayed', () => writer.stats().mode === 'direct', 5000);
+  assert.deepEqual((await allRows(store)).map((r) => r.messageId), ['h0', 'h1', 'h2', 'h3', 'h4']);
+  assert.deepEqual(journalFiles(blocked), []);
+});
