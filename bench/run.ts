@@ -47,8 +47,14 @@ export interface Row {
    * zenconn rows are checked against the targets; the first `socketio` and the first `ws`
    * row are the references they are compared with; `other` rows are shown, not compared.
    */
-  kind: 'zenconn' | 'socketio' | 'ws' | 'other';
+  kind: 'zenconn' | 'socketio' | 'ws' | 'other' | 'variant';
   protocol: Protocol;
+  /**
+   * A `variant` row (a zenconn deployment: agent, audit backend, nodes) is checked for
+   * lost messages and against another row of the same run: its deliveries/s ÷ that
+   * row's, at each size, must be at least `minRatio`.
+   */
+  compare?: { with: string; minRatio: number };
   /** The processes to start, in order; each must print its ready line before the next starts. */
   servers(ctx: RowContext): ServerSpec[];
   /** The publisher's token (zenconn: a token with the `publish` grant). */
@@ -73,23 +79,53 @@ function reference(file: string, flags: string[] = []): (ctx: RowContext) => Ser
 
 const zenconnPublisher = (ctx: RowContext): Promise<string> => signToken(ctx.secret, 'publisher', ['publish']);
 
+/** The PostgreSQL of the audit-on-PostgreSQL row (BENCH_POSTGRES_URL). */
+const BENCH_POSTGRES = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
 /** The rows, run in this order. Add yours here. */
 export const ROWS: Row[] = [
-  { name: 'zenconn json', kind: 'zenconn', protocol: 'json', servers: zenconn('serve'), publisherToken: zenconnPublisher },
+  // zenconn as it ships: audit trail on, `ack` durability, SQLite; at least 85 % of audit off.
+  {
+    name: 'zenconn json',
+    kind: 'zenconn',
+    protocol: 'json',
+    servers: zenconn('serve'),
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json, audit off', minRatio: 0.85 }
+  },
   { name: 'zenconn binary', kind: 'zenconn', protocol: 'binary', servers: zenconn('serve'), publisherToken: zenconnPublisher },
-  // Later rows, for example:
-  // { name: 'zenconn agent 2 workers', kind: 'zenconn', protocol: 'json',
-  //   servers: zenconn('agent', ['--workers', '2']), publisherToken: zenconnPublisher },
-  // { name: 'zenconn audit on', kind: 'zenconn', protocol: 'json',
-  //   servers: zenconn('serve', ['--audit', 'on']), publisherToken: zenconnPublisher },
-  // Two nodes over Redis: a helper that is neither a target nor measured, then two nodes;
-  // subscribers are spread over both nodes, the publisher talks to the first:
-  // { name: 'zenconn 2 nodes redis', kind: 'zenconn', protocol: 'json', publisherToken: zenconnPublisher,
-  //   servers: (ctx) => [
-  //     { command: 'redis-server', args: ['--port', '6390', '--save', ''], ready: /Ready to accept/,
-  //       target: false, measured: false },
-  //     zenconnSpec(ctx, 'serve', ['--bus', 'redis://127.0.0.1:6390']),
-  //     zenconnSpec(ctx, 'serve', ['--bus', 'redis://127.0.0.1:6390']) ] },
+  { name: 'zenconn json, audit off', kind: 'variant', protocol: 'json', servers: zenconn('serve', ['--no-audit']), publisherToken: zenconnPublisher },
+  // Audit on PostgreSQL (ack): at least 85 % of audit off too.
+  {
+    name: 'zenconn json, audit postgres',
+    kind: 'variant',
+    protocol: 'json',
+    servers: zenconn('serve', ['--database', `${BENCH_POSTGRES}?options=-c%20search_path%3Dzenconn_bench`]),
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json, audit off', minRatio: 0.85 }
+  },
+  // The agent with two workers, on the same load: not below the single process.
+  {
+    name: 'zenconn agent 2 workers',
+    kind: 'variant',
+    protocol: 'json',
+    servers: zenconn('agent', ['--workers', '2']),
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json', minRatio: 1 }
+  },
+  // Two nodes on one Redis (a Redis of the bench's own on a spare port); subscribers are
+  // spread over both nodes, the publisher talks to the first: half the deliveries cross.
+  {
+    name: 'zenconn 2 nodes redis',
+    kind: 'variant',
+    protocol: 'json',
+    publisherToken: zenconnPublisher,
+    servers: (ctx) => [
+      { command: 'redis-server', args: ['--port', '6391', '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], ready: /Ready to accept/, target: false, measured: false },
+      zenconnSpec(ctx, 'serve', ['--bus', 'redis://127.0.0.1:6391/0']),
+      zenconnSpec(ctx, 'serve', ['--bus', 'redis://127.0.0.1:6391/0'])
+    ]
+  },
   { name: 'socket.io 4', kind: 'socketio', protocol: 'socketio', servers: reference('socketio-server.js') },
   // The same server driven by the official socket.io-client (more client CPU, same server):
   // { name: 'socket.io 4 (official client)', kind: 'socketio', protocol: 'socketio-official',
@@ -293,8 +329,22 @@ async function runRow(row: Row, subscribers: number, s: Settings): Promise<Outco
 function checks(outcomes: Outcome[], sizes: number[]): Check[] {
   const out: Check[] = [];
   const find = (kind: Row['kind'], n: number) => outcomes.find((o) => o.kind === kind && o.subscribers === n && o.ok);
+  // A row's `compare` target: its deliveries/s ÷ another row's, same size.
+  const compare = (o: Outcome): void => {
+    const cmp = ROWS.find((r) => r.name === o.row)?.compare;
+    if (!cmp) return;
+    const ref = outcomes.find((x) => x.row === cmp.with && x.subscribers === o.subscribers && x.ok);
+    const value = o.ok && ref ? o.load!.deliveriesPerSec / ref.load!.deliveriesPerSec : null;
+    out.push({ row: o.row, subscribers: o.subscribers, what: `deliveries/s ÷ ${cmp.with}`, value, target: `≥ ${cmp.minRatio}`, met: value === null ? null : value >= cmp.minRatio });
+  };
   for (const o of outcomes) {
+    if (o.kind === 'variant') {
+      if (o.ok) out.push({ row: o.row, subscribers: o.subscribers, what: 'lost messages', value: o.load!.lost, target: '= 0', met: o.load!.lost === 0 });
+      compare(o);
+      continue;
+    }
     if (o.kind !== 'zenconn') continue;
+    compare(o);
     const mine = o.ok ? o.server!.cpuMicrosPerDelivery : null;
     for (const [kind, target, label] of [
       ['socketio', TARGETS.cpuVsSocketIo, '≤ 0.33'],

@@ -40,6 +40,10 @@ export function zenconnSpec(ctx: ZenconnContext, command = 'serve', flags: reado
       ctx.secret,
       '--log-level',
       'warn',
+      '--spool-dir',
+      join(ctx.tmpdir, 'spool'),
+      '--audit-journal-dir',
+      join(ctx.tmpdir, 'journal'),
       ...flags
     ]
   };
