@@ -15,9 +15,10 @@
  * an atomic claim, so two processes starting together never replay the same file — and
  * replays it. The folder must therefore be local to the host.
  *
- * Durability: appends are `write(2)` calls, followed by `fdatasync` before the rows are
- * acknowledged (see AuditWriter). A row that was acknowledged from the journal survives
- * a process crash and a power loss.
+ * Durability: a row is acknowledged once its line was handed to the kernel (`write(2)`
+ * returned): it survives the process being killed (kill -9, a crash). An fdatasync
+ * follows in the background, not waited for, so a power loss can take what was written
+ * since the last one — the same promise as SQLite with `synchronous=NORMAL`.
  */
 import { createHash } from 'node:crypto';
 import {

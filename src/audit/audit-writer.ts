@@ -115,7 +115,7 @@ const LIVE_JOURNALS = new Set<string>();
  * `batchRows` waiting rows go at once. Two modes:
  * - `direct`: batches go to the database. A write that fails, or that has not committed
  *   after `slowWriteMs`, is appended to this process's journal file instead and
- *   acknowledged from there (after fdatasync); the writer switches to `journal`.
+ *   acknowledged from there (once written to the file); the writer switches to `journal`.
  * - `journal`: batches are appended to the journal (cheap, local); a replayer copies the
  *   journal into the database behind them, retrying with backoff. When it has caught up,
  *   the file is deleted and the writer goes back to `direct`.
@@ -158,8 +158,8 @@ export class AuditWriter implements AuditSink {
   #mode: 'direct' | 'journal' = 'direct';
   #journal: JournalFile | null = null;
   readonly #journalPath: string;
-  /** Batches appended to the journal, durable once the next fdatasync returns. */
-  #unsynced: Batch[] = [];
+  /** Appended since the last fdatasync started. */
+  #journalDirty = false;
   #syncing = false;
   #held: Batch[] = [];
   #heldRows = 0;
@@ -348,7 +348,7 @@ export class AuditWriter implements AuditSink {
       // The batch in hand is kept and retried rather than lost.
       this.#logger?.error({ err }, 'audit writer failed');
       const b = this.#current;
-      if (b !== null && b.end > this.#durable && !this.#held.includes(b) && !this.#unsynced.includes(b)) this.#hold(b);
+      if (b !== null && b.end > this.#durable && !this.#held.includes(b)) this.#hold(b);
     } finally {
       this.#current = null;
       this.#running = false;
@@ -471,7 +471,13 @@ export class AuditWriter implements AuditSink {
     this.#mode = 'journal';
   }
 
-  /** Appends a batch to the journal; durable after the next fdatasync. Held in memory when the journal fails. */
+  /**
+   * Appends a batch to the journal and acknowledges it: once `write(2)` returned the
+   * bytes are the kernel's, and survive the process (kill -9, a crash). An fdatasync
+   * follows in the background, not waited for: waiting would put the disk's flush
+   * latency (seconds on a busy disk) in front of every `received`. Held in memory when
+   * the journal fails.
+   */
   #toJournal(batch: Batch): void {
     try {
       this.#journal ??= JournalFile.open(this.#journalPath, this.#dir);
@@ -486,28 +492,26 @@ export class AuditWriter implements AuditSink {
     this.#journalSucceeded();
     // Rows in the journal are to be replayed: journal mode until the replay catches up.
     this.#enterJournalMode();
-    this.#unsynced.push(batch);
+    this.#markDurable(batch);
+    this.#journalDirty = true;
     this.#syncJournal();
     this.#startReplay();
   }
 
-  /** One fdatasync at a time; batches appended meanwhile wait for the next (group commit again). */
+  /** One fdatasync at a time, covering every append before it; bounds what a power loss can take. */
   #syncJournal(): void {
-    if (this.#syncing || this.#unsynced.length === 0 || this.#journal === null) return;
+    const file = this.#journal;
+    if (this.#syncing || !this.#journalDirty || file === null) return;
     this.#syncing = true;
-    const batches = this.#unsynced;
-    this.#unsynced = [];
-    this.#journal.sync().then(
+    this.#journalDirty = false;
+    file.sync().then(
       () => {
         this.#syncing = false;
-        for (const b of batches) this.#markDurable(b);
         this.#syncJournal();
       },
       (err: unknown) => {
         this.#syncing = false;
         this.#journalFailed(err);
-        for (const b of batches) this.#hold(b);
-        this.#arm();
       }
     );
   }
@@ -522,7 +526,9 @@ export class AuditWriter implements AuditSink {
   /** Copies this process's journal into the database, behind the appends; back to `direct` once caught up. */
   async #replayOwn(): Promise<void> {
     await this.#sleep(this.#retryMs);
-    const chunk = this.#batchRows * 5;
+    // One batch per transaction: a long one would hold the write lock the main
+    // thread's own SQLite writes wait for.
+    const chunk = this.#batchRows;
     while (!this.#closed && this.#mode === 'journal') {
       if (this.#inflight !== null) await this.#inflight;
       const file = this.#journal;
@@ -553,7 +559,9 @@ export class AuditWriter implements AuditSink {
 
   /** Replays the claimed journal files of crashed processes, oldest first, retrying until done or closed. */
   async #replayOrphans(): Promise<void> {
-    const chunk = this.#batchRows * 5;
+    // One batch per transaction: a long one would hold the write lock the main
+    // thread's own SQLite writes wait for.
+    const chunk = this.#batchRows;
     while (!this.#closed && this.#orphans.length > 0) {
       const path = this.#orphans[0]!;
       let file: JournalFile;
@@ -852,13 +860,12 @@ export class AuditWriter implements AuditSink {
    * fdatasync). Used by `close` and by `record` calls that come after it.
    */
   #lastResort(): void {
-    const pending: Batch[] = [...this.#held, ...this.#unsynced];
+    const pending: Batch[] = [...this.#held];
     if (this.#current !== null && this.#current.end > this.#durable) pending.push(this.#current);
     if (this.#queue.length > 0) pending.push(this.#take(Infinity));
     const rows = pending.filter((b) => b.end > this.#durable);
     this.#held = [];
     this.#heldRows = 0;
-    this.#unsynced = [];
     if (rows.length === 0) return;
     // A file of its own: the main journal file may still be closing (or being removed).
     const path = this.#journalPath.replace(/\.ndjson$/, '.stop.ndjson');
