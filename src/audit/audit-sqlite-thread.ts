@@ -4,37 +4,53 @@ import type { AuditRecord } from '../store/store.js';
 /** Main thread → worker. */
 export type AuditThreadRequest =
   | { id: number; op: 'write'; rows: readonly AuditRecord[] }
-  | { id: number; op: 'delete'; before: Date; limit: number };
+  | { id: number; op: 'delete'; before: Date; limit: number }
+  | { id: number; op: 'checkpoint' }
+  | { id: number; op: 'close' };
 
 /** Worker → main thread. */
 export type AuditThreadReply = { id: number; ok: true; n: number } | { id: number; ok: false; message: string; code: string | null };
 
 /**
- * Audit writes to a SQLite file from a worker thread with a connection of its own.
+ * A worker thread with a SQLite connection of its own, beside the main thread's store.
  *
- * Why: better-sqlite3 is synchronous, so on the main thread every audit transaction —
- * and the WAL checkpoint (with its fsync) that every thousandth page or so triggers —
- * would stop fan-out for its whole duration. In the worker the main thread only hands
- * the batch over (a structured clone of plain rows); the inserts, the commits and the
- * checkpoints happen beside it. A resolved `write` means committed (WAL,
- * `synchronous=NORMAL`: it survives a crash of the process, as the store's own commits).
+ * Why: better-sqlite3 is synchronous. The audit writer commits on the main thread (a
+ * few rows per commit take a fraction of a millisecond, and no thread hop sits between
+ * a message and its `received`), but a WAL checkpoint — which SQLite otherwise runs
+ * inside whichever commit crosses a thousand pages — copies pages back and fsyncs the
+ * database file, and would stop fan-out for as long as the disk takes. So the main
+ * connection's automatic checkpoints are turned off (`SqliteStore.disableAutoCheckpoint`)
+ * and this thread checkpoints every `checkpointMs` (PASSIVE: it blocks no reader or
+ * writer). It also refreshes the planner statistics hourly, and runs retention deletes
+ * so their index work stays off the main thread too.
  *
- * Errors keep their SQLite `code`, so the writer still tells a refused row from an
- * unavailable database. A worker that dies fails its pending calls; the next call
- * starts a new one.
+ * Errors keep their SQLite `code`. A worker that dies fails its pending calls and is
+ * started again a second later (or by the next call).
  */
 export class SqliteAuditThread {
   readonly #path: string;
   readonly #busyTimeoutMs: number;
+  readonly #checkpointMs: number;
   #worker: Worker | null = null;
   #nextId = 1;
   readonly #pending = new Map<number, { resolve: (n: number) => void; reject: (err: Error) => void }>();
   #closed = false;
 
-  /** `path`: the database file the main store has open (and migrated). */
-  constructor(path: string, busyTimeoutMs = 5000) {
+  /** `path`: the database file the main store has open (and migrated). `checkpointMs`: default 1000. */
+  constructor(path: string, busyTimeoutMs = 5000, checkpointMs = 1000) {
     this.#path = path;
     this.#busyTimeoutMs = busyTimeoutMs;
+    this.#checkpointMs = checkpointMs;
+  }
+
+  /** Starts the thread (and with it the periodic checkpoints). */
+  start(): void {
+    this.#spawn();
+  }
+
+  /** Checkpoints now (tests). */
+  async checkpoint(): Promise<void> {
+    await this.#call({ op: 'checkpoint' });
   }
 
   /** Inserts the rows in one transaction in the worker (idempotent by id). */
@@ -48,7 +64,7 @@ export class SqliteAuditThread {
     return this.#call({ op: 'delete', before, limit });
   }
 
-  #call(request: { op: 'write'; rows: readonly AuditRecord[] } | { op: 'delete'; before: Date; limit: number }): Promise<number> {
+  #call(request: DistributiveOmit<AuditThreadRequest, 'id'>): Promise<number> {
     if (this.#closed) return Promise.reject(new Error('the audit SQLite thread is closed'));
     const worker = this.#spawn();
     const id = this.#nextId++;
@@ -61,7 +77,7 @@ export class SqliteAuditThread {
   #spawn(): Worker {
     if (this.#worker !== null) return this.#worker;
     const worker = new Worker(new URL('./audit-sqlite-worker.js', import.meta.url), {
-      workerData: { path: this.#path, busyTimeoutMs: this.#busyTimeoutMs }
+      workerData: { path: this.#path, busyTimeoutMs: this.#busyTimeoutMs, checkpointMs: this.#checkpointMs }
     });
     worker.unref();
     worker.on('message', (m: AuditThreadReply) => {
@@ -76,19 +92,32 @@ export class SqliteAuditThread {
       for (const p of this.#pending.values()) p.reject(err);
       this.#pending.clear();
     };
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the audit SQLite thread exited (${code})`)));
+    // An error thrown in the worker may arrive as a plain object (a SqliteError does).
+    worker.on('error', (err: unknown) =>
+      fail(err instanceof Error ? err : new Error(String((err as { message?: unknown } | null)?.message ?? err)))
+    );
+    worker.on('exit', (code) => {
+      fail(new Error(`the audit SQLite thread exited (${code})`));
+      // The checkpoints must go on: start another one (not in a tight loop).
+      if (!this.#closed) setTimeout(() => this.#closed || this.#worker !== null || this.#spawn(), 1000).unref();
+    });
     this.#worker = worker;
     return worker;
   }
 
-  /** Stops the worker (after the calls in flight are answered, up to 2 s). */
+  /** Stops the worker: the calls in flight are answered (up to 2 s), a last checkpoint, its connection closed. */
   async close(): Promise<void> {
-    this.#closed = true;
-    const until = Date.now() + 2000;
-    while (this.#pending.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    if (this.#closed) return;
     const worker = this.#worker;
+    if (worker !== null) {
+      const closing = this.#call({ op: 'close' }).catch(() => 0);
+      this.#closed = true;
+      await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
+    }
+    this.#closed = true;
     this.#worker = null;
     await worker?.terminate();
   }
 }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;

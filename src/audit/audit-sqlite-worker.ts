@@ -1,7 +1,9 @@
 /**
  * The worker-thread side of {@link SqliteAuditThread} (audit-sqlite-thread.ts): its own
- * better-sqlite3 connection to the database file, writing audit batches and retention
- * deletes as the main thread asks. Not imported by anything but that thread's `Worker`.
+ * better-sqlite3 connection to the database file. It checkpoints the WAL every
+ * `checkpointMs` (the main connection does not: see `SqliteStore.disableAutoCheckpoint`),
+ * keeps the planner statistics current, and runs the writes and deletes the main thread
+ * hands it. Not imported by anything but that thread's `Worker`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -9,24 +11,47 @@ import { auditWriteStatements } from '../store/sqlite-store.js';
 import type { AuditRecord } from '../store/store.js';
 import type { AuditThreadReply, AuditThreadRequest } from './audit-sqlite-thread.js';
 
-const { path, busyTimeoutMs } = workerData as { path: string; busyTimeoutMs: number };
+const { path, busyTimeoutMs, checkpointMs } = workerData as { path: string; busyTimeoutMs: number; checkpointMs: number };
 const port = parentPort!;
 
 /** How often the planner statistics are refreshed (`PRAGMA optimize`). */
 const OPTIMIZE_EVERY_MS = 3_600_000;
 
+// The main thread's store opened (and migrated) the file already: WAL, so this second
+// connection works beside it. A failure to open is kept and answered to every call.
 let db: Database.Database | null = null;
 let statements: ReturnType<typeof auditWriteStatements> | null = null;
-let optimizedAt = 0;
+let openError: { message: string; code: string | null } | null = null;
+try {
+  db = new Database(path, { fileMustExist: true });
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+  db.pragma('synchronous = NORMAL');
+  statements = auditWriteStatements(db);
+} catch (err) {
+  const e = err as Error & { code?: unknown };
+  openError = { message: e.message, code: typeof e.code === 'string' ? e.code : null };
+}
+
+/**
+ * PASSIVE: copies what it can without waiting for (or blocking) readers and writers; the
+ * fsync it ends with happens here, not in a commit on the main thread. Once everything
+ * is copied the next commit starts the WAL file over, so it stays small.
+ */
+function checkpoint(): void {
+  try {
+    db?.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    // Busy: the next tick will do.
+  }
+}
 
 /**
  * Keeps the planner statistics of the audit indexes current, as SQLite advises for
  * long-lived connections: without them a query filtering on two columns may walk the
  * wrong index of a big table. 0x10002 analyzes what needs it, with a row limit, so it
- * takes milliseconds; it runs here, beside the main thread.
+ * takes milliseconds.
  */
 function optimize(): void {
-  optimizedAt = Date.now();
   try {
     db?.pragma('optimize=0x10002');
   } catch {
@@ -34,33 +59,36 @@ function optimize(): void {
   }
 }
 
-function open(): ReturnType<typeof auditWriteStatements> {
-  if (statements !== null) return statements;
-  // The main thread's store opened (and migrated) the file already: WAL, so this second
-  // connection writes while the other reads, and its commits take turns with the other's.
-  const conn = new Database(path, { fileMustExist: true });
-  conn.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-  conn.pragma('synchronous = NORMAL');
-  statements = auditWriteStatements(conn);
-  db = conn;
-  optimize();
-  return statements;
-}
+optimize();
+const checkpoints = setInterval(checkpoint, Math.max(10, checkpointMs));
+const optimizes = setInterval(optimize, OPTIMIZE_EVERY_MS);
 
 port.on('message', (m: AuditThreadRequest) => {
+  if (m.op === 'close') {
+    clearInterval(checkpoints);
+    clearInterval(optimizes);
+    checkpoint();
+    db?.close();
+    port.postMessage({ id: m.id, ok: true, n: 0 } satisfies AuditThreadReply);
+    port.close();
+    return;
+  }
   let reply: AuditThreadReply;
   try {
-    const s = open();
-    if (m.op === 'write') {
-      s.write(m.rows as AuditRecord[]);
+    if (statements === null) {
+      reply = { id: m.id, ok: false, message: openError?.message ?? 'not open', code: openError?.code ?? null };
+    } else if (m.op === 'write') {
+      statements.write(m.rows as AuditRecord[]);
       reply = { id: m.id, ok: true, n: m.rows.length };
+    } else if (m.op === 'delete') {
+      reply = { id: m.id, ok: true, n: statements.deleteBefore(m.before, m.limit) };
     } else {
-      reply = { id: m.id, ok: true, n: s.deleteBefore(m.before, m.limit) };
+      checkpoint();
+      reply = { id: m.id, ok: true, n: 0 };
     }
   } catch (err) {
     const e = err as Error & { code?: unknown };
     reply = { id: m.id, ok: false, message: e.message, code: typeof e.code === 'string' ? e.code : null };
   }
   port.postMessage(reply);
-  if (Date.now() - optimizedAt > OPTIMIZE_EVERY_MS) optimize();
 });

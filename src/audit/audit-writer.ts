@@ -17,19 +17,19 @@ import type { AuditRecord, Store, StoreLogger } from '../store/store.js';
 export interface AuditWriterOptions {
   /** Where the rows go; open it before constructing the writer. Required. */
   store: Store;
-  /** Writes a batch in one transaction, idempotent by id. Default `store.writeAudit` (SQLite uses a worker thread's, see create-audit-sink.ts). */
+  /** Writes a batch in one transaction, idempotent by id. Default `store.writeAudit`. */
   write?: (rows: readonly AuditRecord[]) => Promise<void>;
   /** This server's id: `audit.server_id`, and part of the journal file name. Required. */
   serverId: string;
   /** `ack`: `afterDurable` waits for the rows; `async`: it calls back at once. Default `ack`. */
   durability?: 'ack' | 'async';
-  /** The group-commit window of a synchronous `write`: commits start at most once per window, so a row waits at most this long. 0 = every turn of the event loop. Default 5. */
+  /** The longest gap between two commits of a synchronous `write` (see `#window`): a row waits at most this long. 0 = commit every turn of the event loop. Default 5. */
   batchMs?: number;
   /**
-   * Whether `write` is asynchronous (PostgreSQL, the SQLite worker thread): then a commit
-   * starts as soon as the writer is idle, and rows recorded while one is in flight go
-   * together in the next — group commit without a timer, so a quiet server adds no delay
-   * and a busy one batches by itself. False: the `batchMs` window. Default false.
+   * Whether `write` is asynchronous (PostgreSQL): then a commit starts as soon as the
+   * writer is idle, and rows recorded while one is in flight go together in the next —
+   * group commit without a timer, so a quiet server adds no delay and a busy one batches
+   * by itself. False: the window of `batchMs` (see `#window`). Default false.
    */
   asyncWrite?: boolean;
   /** Most rows in one database transaction; a queue this long is written at once. Default 1000. */
@@ -108,11 +108,12 @@ const LIVE_JOURNALS = new Set<string>();
  * Writing (group commit): the queue is taken as one batch — ids assigned (UUID v7),
  * payloads serialized — and written in one transaction. One batch is in flight at a
  * time; the next one groups whatever arrived meanwhile. With an asynchronous `write`
- * (PostgreSQL, the SQLite worker thread) that is the whole policy: a commit starts at the
- * end of the turn in which the writer finds itself idle with rows waiting. A synchronous
- * `write` would block the event loop once per turn, so it gets a window instead: commits
- * start at most once per `batchMs` (a row after a quiet window goes at once). Either way
- * `batchRows` waiting rows go at once. Two modes:
+ * (PostgreSQL) that is the whole policy: a commit starts at the end of the turn in which
+ * the writer finds itself idle with rows waiting. A synchronous `write` (SQLite) holds
+ * the thread while it commits, so after each commit the next waits as long as that one
+ * took, at most `batchMs`: commits take at most about half the thread however busy it
+ * is, and a cheap commit adds next to no wait. Either way `batchRows` waiting rows go
+ * at once. Two modes:
  * - `direct`: batches go to the database. A write that fails, or that has not committed
  *   after `slowWriteMs`, is appended to this process's journal file instead and
  *   acknowledged from there (once written to the file); the writer switches to `journal`.
@@ -131,7 +132,7 @@ export class AuditWriter implements AuditSink {
   readonly #write: (rows: readonly AuditRecord[]) => Promise<void>;
   readonly #serverId: string;
   readonly #async: boolean;
-  /** The window actually applied: `batchMs`, or 0 with an asynchronous write. */
+  /** The cap of the window: `batchMs`, or 0 with an asynchronous write. */
   readonly #batchMs: number;
   readonly #batchRows: number;
   readonly #maxQueue: number;
@@ -170,7 +171,9 @@ export class AuditWriter implements AuditSink {
   #timer: NodeJS.Timeout | null = null;
   #immediate: NodeJS.Immediate | null = null;
   #running = false;
-  #lastCommitAt = -Infinity;
+  #lastCommitEnd = -Infinity;
+  /** How long the last commit took (for a synchronous write: how long it held the thread). */
+  #lastCommitMs = 0;
   /** `flush` calls in progress: the window does not hold rows back meanwhile. */
   #flushing = 0;
   #batches = 0;
@@ -290,10 +293,10 @@ export class AuditWriter implements AuditSink {
       return;
     }
     if (this.#timer !== null || this.#immediate !== null || this.#running) return;
-    // Commits start at most once per window (0 with an asynchronous write): a row after a
-    // quiet window goes out at the end of this turn, under traffic rows wait for the window.
-    const wait = this.#lastCommitAt + this.#batchMs - performance.now();
-    if (wait <= 0) this.#immediate = setImmediate(this.#tick);
+    // At the end of this turn, or once the window after the last commit has passed.
+    const wait = this.#lastCommitEnd + this.#window() - performance.now();
+    // Under a millisecond a timer would wait a whole one (its granularity): go now.
+    if (wait < 1) this.#immediate = setImmediate(this.#tick);
     else this.#timer = setTimeout(this.#tick, wait);
   }
 
@@ -307,6 +310,16 @@ export class AuditWriter implements AuditSink {
       this.#clearTimer();
       this.#immediate = setImmediate(this.#tick);
     }
+  }
+
+  /**
+   * How long after a commit the next may start. Asynchronous writes: 0 (the commit in
+   * flight is the window). Synchronous ones: as long as the last commit held the thread,
+   * at most `batchMs` — commits then take at most about half of the thread, and cheap
+   * ones (under a millisecond, the usual case) add no wait before `received`.
+   */
+  #window(): number {
+    return Math.min(this.#batchMs, this.#lastCommitMs);
   }
 
   #clearTimer(): void {
@@ -334,14 +347,16 @@ export class AuditWriter implements AuditSink {
           }
         }
         if (this.#queue.length === 0) break;
-        // Under traffic, one commit per window (a full batch does not wait).
-        if (this.#flushing === 0 && this.#queue.length < this.#batchRows && performance.now() - this.#lastCommitAt < this.#batchMs) break;
+        // Not before the window after the last commit (a full batch does not wait).
+        if (this.#flushing === 0 && this.#queue.length < this.#batchRows && this.#lastCommitEnd + this.#window() - performance.now() >= 1) break;
         // In journal mode appends are cheap: take more per turn so the queue keeps up.
         const batch = this.#take(this.#mode === 'direct' ? this.#batchRows : this.#batchRows * 8);
-        this.#lastCommitAt = performance.now();
+        const started = performance.now();
         this.#current = batch;
         await this.#commit(batch);
         this.#current = null;
+        this.#lastCommitEnd = performance.now();
+        this.#lastCommitMs = this.#lastCommitEnd - started;
       }
     } catch (err) {
       // Not a database or journal failure (those are handled where they happen): a bug.

@@ -12,7 +12,7 @@ import { AuditRetention, parseDurationMs } from './audit-retention.js';
 /**
  * The audit sink of a node (called by node.ts when `config.audit` is true, after the
  * server's row is registered): a group-commit {@link AuditWriter} on the node's store
- * (for a SQLite file, through a worker thread: see {@link SqliteAuditThread}),
+ * (for a SQLite file, with a worker thread for checkpoints: see {@link SqliteAuditThread}),
  * with its journal in `auditJournalDir` (orphan journals of this database left by a
  * crash are replayed in the background from here on), and, with `auditRetention`, the
  * background deletion of older rows. Throws ERR_CONFIG_INVALID for a bad retention.
@@ -27,13 +27,18 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
     }
   }
   const logger = o.logger.child({ area: 'audit' });
-  // SQLite is synchronous: its audit commits (and WAL checkpoints) run in a worker thread
-  // with a connection of its own, not on the thread that fans out.
-  const thread = o.store instanceof SqliteStore && o.store.path !== ':memory:' ? new SqliteAuditThread(o.store.path, o.store.busyTimeoutMs) : null;
+  // SQLite commits on this thread (cheap, and no hop before `received`); a worker thread
+  // with its own connection takes the WAL checkpoints (their fsync), retention deletes and
+  // the planner statistics off it.
+  const sqliteFile = o.store instanceof SqliteStore && o.store.path !== ':memory:' ? o.store : null;
+  const thread = sqliteFile === null ? null : new SqliteAuditThread(sqliteFile.path, sqliteFile.busyTimeoutMs);
+  if (sqliteFile !== null && thread !== null) {
+    sqliteFile.disableAutoCheckpoint();
+    thread.start();
+  }
   const writer = new AuditWriter({
     store: o.store,
-    write: thread === null ? undefined : (rows) => thread.write(rows),
-    asyncWrite: thread !== null || o.store.kind === 'postgres',
+    asyncWrite: o.store.kind === 'postgres',
     serverId: o.serverId,
     durability: c.auditDurability === 'async' ? 'async' : 'ack',
     batchMs: c.auditBatchMs,

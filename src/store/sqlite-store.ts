@@ -347,6 +347,18 @@ export class SqliteStore implements Store {
     }));
   }
 
+  /**
+   * Stops this connection from checkpointing the WAL on its own commits. A checkpoint
+   * copies pages back into the database file and fsyncs it: done by a commit, it stalls
+   * the thread that committed for as long as the disk takes. Whoever calls this
+   * checkpoints in its place, on another thread (the audit trail does: see
+   * src/audit/audit-sqlite-thread.ts); the WAL grows until it does.
+   */
+  disableAutoCheckpoint(): void {
+    if (!this.#db) throw new Error('SqliteStore: open() has not completed');
+    this.#db.pragma('wal_autocheckpoint = 0');
+  }
+
   async close(): Promise<void> {
     const db = this.#db;
     this.#db = null;

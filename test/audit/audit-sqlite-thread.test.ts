@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteAuditThread } from '../../src/audit/audit-sqlite-thread.js';
 import { AuditWriter } from '../../src/audit/audit-writer.js';
 import { uuidV7Batch } from '../../src/audit/audit-ids.js';
 import { rejectedPath } from '../../src/audit/audit-journal.js';
+import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { newId } from '../../src/protocol/ids.js';
 import type { AuditRecord } from '../../src/store/store.js';
@@ -29,7 +30,7 @@ function row(over: Partial<AuditRecord> = {}): AuditRecord {
   };
 }
 
-test('the worker thread writes and deletes on its own connection; the store sees its commits', async () => {
+test('the thread writes and deletes on its own connection; the store sees its commits', async () => {
   const path = join(tempFolder(), 't.db');
   const store = new SqliteStore(path);
   await store.open();
@@ -108,4 +109,27 @@ test('row ids are UUID v7, increasing, unique, stamped with the current millisec
     assert.ok(ms >= before && ms <= after + 5, `timestamp ${ms} outside ${before}..${after}`);
   }
   assert.ok(newId() > ids[0]!.slice(0, 8), 'the same time base as newId()');
+});
+
+test('the main connection stops checkpointing; the thread does it, and the WAL starts over instead of growing', async () => {
+  const path = join(tempFolder(), 'wal.db');
+  const store = new SqliteStore(path);
+  await store.open();
+  store.disableAutoCheckpoint();
+  const thread = new SqliteAuditThread(path, 5000, 60_000); // no periodic checkpoint during the test
+  thread.start();
+  const raw = new Database(path);
+  try {
+    for (let b = 0; b < 20; b++) await store.writeAudit(Array.from({ length: 500 }, () => row({ payload: JSON.stringify({ text: 'x'.repeat(400) }) })));
+    const frames = (): number => (raw.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number }>)[0]!.log;
+    // Past SQLite's automatic point (1000 pages): nothing on the main connection checkpointed.
+    assert.ok(statSync(`${path}-wal`).size > 1000 * 4096, `WAL of ${statSync(`${path}-wal`).size} bytes`);
+    await thread.checkpoint();
+    await store.writeAudit([row()]); // the first commit after a complete checkpoint starts the WAL over
+    assert.ok(frames() < 100, `WAL still holds ${frames()} frames`);
+  } finally {
+    raw.close();
+    await thread.close();
+    await store.close();
+  }
 });
