@@ -6,9 +6,10 @@ import type { Config } from '../config/options.js';
 import { ZenError } from '../errors.js';
 import type { WorkerView } from '../cluster/registry.js';
 import { configOrExit, fail, stringFlag } from './common.js';
+import { clusterNodes, formatCluster } from './status-cluster.js';
 
 /** The flags of `status` and `reload` besides the config options. */
-const FLAGS = ['token', 'json'];
+const FLAGS = ['token', 'json', 'cluster'];
 
 /** The agent's answer to `GET /agent/workers`. */
 interface WorkersAnswer {
@@ -25,6 +26,17 @@ interface WorkersAnswer {
  */
 export async function status(args: ParsedArgs): Promise<void> {
   const config = configOrExit(args, FLAGS);
+  if (args.flags.get('cluster') === true) {
+    // Every live node of the shared database (PostgreSQL), read from the database itself.
+    let nodes;
+    try {
+      nodes = await clusterNodes(config);
+    } catch (err) {
+      fail(err);
+    }
+    process.stdout.write(args.flags.get('json') === true ? JSON.stringify({ nodes }) + '\n' : formatCluster(nodes));
+    return;
+  }
   let res: { status: number; body: string };
   try {
     res = await call(config, 'GET', '/agent/workers', null);

@@ -425,6 +425,13 @@ export class PostgresStore implements Store {
     }
   }
 
+  async openSessionsByServer(): Promise<Map<string, number>> {
+    const { rows } = await this.#ready().query<{ server_id: string; n: string }>(
+      `SELECT server_id, COUNT(*) AS n FROM sessions WHERE disconnected_at IS NULL GROUP BY server_id`
+    );
+    return new Map(rows.map((r) => [r.server_id, Number(r.n)]));
+  }
+
   async listServers(): Promise<ServerRow[]> {
     const { rows } = await this.#ready().query<ServerDbRow>(`SELECT * FROM servers ORDER BY started_at, id`);
     return rows.map((r) => ({

@@ -127,6 +127,7 @@ function prepare(db: Database.Database) {
         WHERE id = ? AND disconnected_at IS NULL`
     ),
     listServers: db.prepare(`SELECT * FROM servers ORDER BY started_at, id`),
+    openSessions: db.prepare(`SELECT server_id, COUNT(*) AS n FROM sessions WHERE disconnected_at IS NULL GROUP BY server_id`),
 
     ping: db.prepare(`SELECT 1`).pluck()
   };
@@ -330,6 +331,11 @@ export class SqliteStore implements Store {
     } catch {
       return false;
     }
+  }
+
+  async openSessionsByServer(): Promise<Map<string, number>> {
+    const rows = this.#ready().openSessions.all() as Array<{ server_id: string; n: number }>;
+    return new Map(rows.map((r) => [r.server_id, Number(r.n)]));
   }
 
   async listServers(): Promise<ServerRow[]> {

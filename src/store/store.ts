@@ -178,6 +178,8 @@ export interface Store {
   ping(): Promise<boolean>;
   /** Read servers back (status, tests). */
   listServers(): Promise<ServerRow[]>;
+  /** Sessions still open (no `disconnected_at`), by server id (`zenconn status --cluster`). */
+  openSessionsByServer(): Promise<Map<string, number>>;
   /** Release the connection(s). */
   close(): Promise<void>;
 }

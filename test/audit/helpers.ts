@@ -114,6 +114,9 @@ export class FaultyStore implements Store {
   listServers(): Promise<ServerRow[]> {
     return this.inner.listServers();
   }
+  openSessionsByServer(): Promise<Map<string, number>> {
+    return this.inner.openSessionsByServer();
+  }
   close(): Promise<void> {
     return this.inner.close();
   }

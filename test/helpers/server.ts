@@ -44,6 +44,7 @@ export async function startServer(flags: Record<string, string | boolean> = {}, 
       'jwt-secret': TEST_JWT_SECRET,
       'channel-secret': TEST_CHANNEL_SECRET,
       'spool-dir': join(dir, 'spool'),
+      'audit-journal-dir': join(dir, 'journal'),
       'log-level': 'silent',
       ...flags
     })

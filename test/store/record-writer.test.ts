@@ -74,6 +74,9 @@ class CountingStore implements Store {
   listServers(): Promise<ServerRow[]> {
     return this.inner.listServers();
   }
+  openSessionsByServer(): Promise<Map<string, number>> {
+    return this.inner.openSessionsByServer();
+  }
   close(): Promise<void> {
     return this.inner.close();
   }
