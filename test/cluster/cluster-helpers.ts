@@ -61,8 +61,9 @@ export async function startAgent(args: string[] = [], options: { env?: NodeJS.Pr
   );
   const seen = new Set<number>();
   const tls = args.includes('--tls-cert');
+  // A probe that lands on a worker in its last moments must not eat a polling window: retry after 750 ms.
   const workers = async (): Promise<WorkerView[]> => {
-    const res = await httpGet(zen.port, '/agent/workers', {}, tls);
+    const res = await httpGet(zen.port, '/agent/workers', {}, tls, 750);
     if (res.status !== 200) throw new Error(`/agent/workers: ${res.status}`);
     const list = (JSON.parse(res.body) as { workers: WorkerView[] }).workers;
     for (const w of list) seen.add(w.pid);
@@ -110,10 +111,10 @@ export async function startAgent(args: string[] = [], options: { env?: NodeJS.Pr
 }
 
 /** One GET on a fresh connection (no keep-alive), HTTP or HTTPS with any certificate. */
-export function httpGet(port: number, path: string, headers: Record<string, string> = {}, tls = false): Promise<{ status: number; body: string }> {
+export function httpGet(port: number, path: string, headers: Record<string, string> = {}, tls = false, timeoutMs = 5000): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = (tls ? httpsRequest : httpRequest)(
-      { host: '127.0.0.1', port, path, headers, agent: false, rejectUnauthorized: false, timeout: 5000 },
+      { host: '127.0.0.1', port, path, headers, agent: false, rejectUnauthorized: false, timeout: timeoutMs },
       (res) => {
         let body = '';
         res.setEncoding('utf8');
