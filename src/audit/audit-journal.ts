@@ -29,7 +29,6 @@ import {
   ftruncateSync,
   mkdirSync,
   openSync,
-  readSync,
   readdirSync,
   renameSync,
   statSync,
@@ -39,8 +38,8 @@ import {
 import { join } from 'node:path';
 import type { AuditRecord } from '../store/store.js';
 import { parseStoreUrl } from '../store/store-url.js';
+import { readNdjson } from '../store/ndjson-read.js';
 
-const READ_CHUNK_BYTES = 1 << 20;
 const FILE_RE = /^audit-([0-9a-f]{12})-([A-Za-z0-9_-]+)\.(\d+)(?:\.([A-Za-z0-9]+))?\.ndjson$/;
 
 /**
@@ -216,44 +215,9 @@ export class JournalFile {
 
   /** Reads up to `max` lines from the committed offset, without moving it. */
   read(max: number): JournalRead {
-    const out: JournalRead = { records: [], bad: [], lines: 0, end: this.#offset };
-    if (this.#fd === null) return out;
-    let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-    let pos = this.#offset;
-    const take = (line: string): void => {
-      out.lines++;
-      if (line.trim() === '') return;
-      try {
-        out.records.push(decodeJournalLine(line));
-      } catch {
-        out.bad.push(line);
-      }
-    };
-    while (out.lines < max && pos < this.#size) {
-      const n = readSync(this.#fd, buf, 0, Math.min(buf.length, this.#size - pos), pos);
-      if (n === 0) break;
-      const chunk = buf.subarray(0, n);
-      let start = 0;
-      while (out.lines < max) {
-        const nl = chunk.indexOf(0x0a, start);
-        if (nl === -1) break;
-        take(chunk.toString('utf8', start, nl));
-        start = nl + 1;
-      }
-      if (start === 0 && out.lines < max) {
-        if (pos + n >= this.#size) {
-          // A last line without its newline: a write torn by a crash (never acknowledged).
-          take(chunk.toString('utf8'));
-          start = n;
-        } else {
-          buf = Buffer.allocUnsafe(buf.length * 2); // a line longer than the buffer
-          continue;
-        }
-      }
-      pos += start;
-    }
-    out.end = pos;
-    return out;
+    if (this.#fd === null) return { records: [], bad: [], lines: 0, end: this.#offset };
+    const r = readNdjson(this.#fd, this.#offset, this.#size, max, decodeJournalLine);
+    return { records: r.items, bad: r.bad, lines: r.lines, end: r.end };
   }
 
   /** Marks a read as written to the database: the next read starts after it. */

@@ -11,6 +11,7 @@ import {
   writeSync
 } from 'node:fs';
 import { join } from 'node:path';
+import { readNdjson } from './ndjson-read.js';
 import type { ProtocolName, SessionCloseRecord, SessionOpenRecord } from './store.js';
 
 /**
@@ -202,44 +203,9 @@ export class SpoolFile {
   /** Reads up to `max` lines from the committed offset, without moving it. */
   read(max: number): SpoolRead {
     this.flush();
-    const out: SpoolRead = { entries: [], bad: [], lines: 0, end: this.#offset };
-    if (this.#fd === null) return out;
-    let buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-    let pos = this.#offset;
-    const take = (line: string): void => {
-      out.lines++;
-      if (line.trim() === '') return;
-      try {
-        out.entries.push(decodeEntry(line));
-      } catch {
-        out.bad.push(line);
-      }
-    };
-    while (out.lines < max && pos < this.#size) {
-      const n = readSync(this.#fd, buf, 0, Math.min(buf.length, this.#size - pos), pos);
-      if (n === 0) break;
-      const chunk = buf.subarray(0, n);
-      let start = 0;
-      while (out.lines < max) {
-        const nl = chunk.indexOf(0x0a, start);
-        if (nl === -1) break;
-        take(chunk.toString('utf8', start, nl));
-        start = nl + 1;
-      }
-      if (start === 0 && out.lines < max) {
-        if (pos + n >= this.#size) {
-          // A last line without its newline: a write torn by a crash.
-          take(chunk.toString('utf8'));
-          start = n;
-        } else {
-          buf = Buffer.allocUnsafe(buf.length * 2); // a line longer than the buffer
-          continue;
-        }
-      }
-      pos += start;
-    }
-    out.end = pos;
-    return out;
+    if (this.#fd === null) return { entries: [], bad: [], lines: 0, end: this.#offset };
+    const r = readNdjson(this.#fd, this.#offset, this.#size, max, decodeEntry);
+    return { entries: r.items, bad: r.bad, lines: r.lines, end: r.end };
   }
 
   /** Marks a read as written: the next read starts after it. */
