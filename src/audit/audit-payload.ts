@@ -14,7 +14,8 @@
  * of those (the common case) costs one walk and one JSON.stringify, in the writer,
  * never on the hot path.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Unpackr } from 'msgpackr';
+import { packValue } from '../protocol/binary-codec.js';
 import { binaryToBase64 } from '../protocol/json-codec.js';
 
 /** The stored form of one payload; both null for no payload. */
@@ -23,17 +24,6 @@ export interface EncodedPayload {
   bin: Buffer | null;
 }
 
-/** Plain MessagePack, as the binary protocol encodes (no msgpackr extensions). */
-const packr = new Packr({
-  useRecords: false,
-  moreTypes: false,
-  structuredClone: false,
-  bundleStrings: false,
-  variableMapSize: true,
-  encodeUndefinedAsNil: true,
-  largeBigIntToFloat: true,
-  useFloat32: 0
-});
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /** A JSON escape jsonb refuses: `\u0000`, or a surrogate JSON.stringify escaped because it is unpaired (preceded by an even run of backslashes). */
@@ -85,7 +75,7 @@ export function encodePayload(value: unknown): EncodedPayload {
   if (exact) return { json, bin: null };
   let bin: Buffer | null;
   try {
-    bin = packr.pack(value);
+    bin = packValue(value); // the protocol's own plain MessagePack
   } catch {
     bin = null;
   }
