@@ -18,6 +18,10 @@ import type { ServerFrame } from '../protocol/frames.js';
  *   `received.count`; it is updated asynchronously as processes report their counts.
  * - `setLocalCount` reports this process's member count of a channel (0 = no interest,
  *   so no traffic for it should arrive any more). `*` counts all local sessions.
+ * - `whenSubscribed`, asked right after a count went from 0 to more, tells when that
+ *   interest is in effect: from then on, a message published anywhere reaches this
+ *   process. The hub answers `subscribed` only then, so a client that saw `subscribed`
+ *   misses nothing sent after it, whichever worker or node the sender is on.
  * - Delivery is at most once: a process that dies loses what was in flight to it.
  */
 
@@ -34,6 +38,12 @@ export interface Bus {
   publish(message: BusMessage): boolean;
   remoteCount(channel: string): number;
   setLocalCount(channel: string, count: number): void;
+  /**
+   * Null when this process's interest in `channel` is already in effect everywhere;
+   * otherwise a promise that resolves once it is (or once waiting no longer makes
+   * sense: the bus is down or closed — it never rejects).
+   */
+  whenSubscribed(channel: string): Promise<void> | null;
   /** Registers the handler of messages from other processes; returns its remover. */
   onMessage(handler: (message: BusMessage) => void): () => void;
   /** Whether the bus can deliver right now (for /readyz). */

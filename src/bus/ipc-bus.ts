@@ -8,6 +8,8 @@ export interface IpcPort {
   send(item: WorkerItem): boolean;
   /** Reports a member count; the last value of a turn wins. */
   setCount(channel: string, count: number): void;
+  /** Resolves once the agent routes `channel` here (and its nodes do, with `--bus`); never rejects. */
+  sync(channel: string): Promise<void>;
   /** Whether the channel to the agent is open. */
   readonly connected: boolean;
 }
@@ -22,6 +24,10 @@ export interface IpcPort {
  *   NaN survive) and queues it with the turn's batch; the agent forwards the same bytes
  *   without decoding them.
  * - `setLocalCount` is coalesced per turn and sent ahead of the turn's other items.
+ * - `whenSubscribed`: a channel new to this worker is routed here once the agent has
+ *   read its count — and, on a Redis bus, once the agent's subscription is acknowledged.
+ *   One `sync` round trip per channel newly in use here answers it; a channel already
+ *   in use answers null at once.
  * - `remoteCount` is what the agent last pushed: the members on the other workers.
  *   It is eventually consistent: a subscription on another worker counts here a few
  *   milliseconds later (one IPC hop to the agent, one back), so a `received.count`
@@ -37,6 +43,12 @@ export interface IpcPort {
 export class IpcBus implements Bus {
   private readonly remote = new Map<string, number>();
   private readonly handlers = new Set<(message: BusMessage) => void>();
+  /** Channels with members here (count > 0 reported). */
+  private readonly interested = new Set<string>();
+  /** Of those, the ones the agent confirmed it routes here. */
+  private readonly live = new Set<string>();
+  /** Confirmations awaited, per channel. */
+  private readonly syncing = new Map<string, Promise<void>>();
   private closed = false;
   private nodesReady = true;
 
@@ -56,7 +68,28 @@ export class IpcBus implements Bus {
   }
 
   setLocalCount(channel: string, count: number): void {
-    if (!this.closed) this.port.setCount(channel, count);
+    if (this.closed) return;
+    if (count > 0) this.interested.add(channel);
+    else {
+      // A confirmation in flight covered the earlier interest, not the next one.
+      this.interested.delete(channel);
+      this.live.delete(channel);
+      this.syncing.delete(channel);
+    }
+    this.port.setCount(channel, count);
+  }
+
+  whenSubscribed(channel: string): Promise<void> | null {
+    if (this.closed || !this.port.connected || !this.interested.has(channel) || this.live.has(channel)) return null;
+    const pending = this.syncing.get(channel);
+    if (pending !== undefined) return pending;
+    const p: Promise<void> = this.port.sync(channel).then(() => {
+      if (this.syncing.get(channel) !== p) return;
+      this.syncing.delete(channel);
+      if (this.interested.has(channel)) this.live.add(channel);
+    });
+    this.syncing.set(channel, p);
+    return p;
   }
 
   onMessage(handler: (message: BusMessage) => void): () => void {

@@ -10,6 +10,9 @@ export class LocalBus implements Bus {
     return 0;
   }
   setLocalCount(_channel: string, _count: number): void {}
+  whenSubscribed(_channel: string): null {
+    return null;
+  }
   onMessage(_handler: (message: BusMessage) => void): () => void {
     return () => {};
   }

@@ -55,7 +55,8 @@ import { packValue, unpackValue } from '../protocol/binary-codec.js';
  * channels, as if they had disconnected. For `nodeTtlMs` after this node (re)connects it
  * declares nobody dead, so that after a Redis restart the others have time to rewrite
  * their hashes. Routing does not depend on counts: a node receives a channel's traffic
- * by its own subscription.
+ * by its own subscription, and `whenSubscribed` tells the hub when that subscription is
+ * acknowledged (so `subscribed` is answered only then).
  *
  * ## Redis lost
  * Either connection lost: `ready` turns false (`/readyz` 503). Publishes are then held
@@ -178,6 +179,10 @@ export class RedisBus implements Bus {
   private readonly interestDirty = new Set<string>();
   /** Pub/sub channels requested on the current subscriber connection. */
   private readonly subscribed = new Set<string>();
+  /** Of those, the ones whose SUBSCRIBE Redis has not acknowledged yet. */
+  private readonly unacked = new Set<string>();
+  /** zenconn channel → resolvers of `whenSubscribed`, settled after each state write. */
+  private readonly subWaiters = new Map<string, Array<() => void>>();
   private seq = 0;
   private flushScheduled = false;
   private flushing: Promise<void> = Promise.resolve();
@@ -291,6 +296,22 @@ export class RedisBus implements Bus {
     this.scheduleFlush();
   }
 
+  /**
+   * Waits for the channel's SUBSCRIBE to be acknowledged and its count announced to the
+   * other nodes (the next state write). Not ready: null — the restore subscribes
+   * everything, and nothing is delivered until then anyway.
+   */
+  whenSubscribed(channel: string): Promise<void> | null {
+    if (this.state !== 'ready' || channel === ALL_CHANNEL || !this.localCounts.has(channel)) return null;
+    const key = this.channelKey(channel);
+    if (this.subscribed.has(key) && !this.unacked.has(key)) return null;
+    return new Promise((resolve) => {
+      const list = this.subWaiters.get(channel);
+      if (list === undefined) this.subWaiters.set(channel, [resolve]);
+      else list.push(resolve);
+    });
+  }
+
   onMessage(handler: (message: BusMessage) => void): () => void {
     this.handlers.add(handler);
     return () => this.handlers.delete(handler);
@@ -322,6 +343,7 @@ export class RedisBus implements Bus {
     this.restoreToken = null;
     for (const t of [this.heartbeatTimer, this.resyncTimer, this.retryTimer]) if (t) clearInterval(t);
     for (const w of [...this.readyWaiters]) w();
+    this.settleSubWaiters();
     if (wasReady) {
       try {
         await this.withTimeout(this.exec(this.pub.multi().del(this.ownKey).srem(this.nodesKey, this.nodeId).publish(this.ctlKey, packValue(['b', this.nodeId]))), 1000);
@@ -368,6 +390,7 @@ export class RedisBus implements Bus {
     if (this.state === 'closed') return;
     this.restoreToken = null;
     this.rejectInflight(new Error(`Redis ${role} connection lost`));
+    this.settleSubWaiters();
     if (this.state === 'ready') {
       this.state = 'connecting';
       this.lostAt = Date.now();
@@ -571,9 +594,12 @@ export class RedisBus implements Bus {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      this.flushing = this.flushing.then(() => this.flush()).catch((err: unknown) => {
-        this.logger.debug({ err: (err as Error).message }, 'Redis bus: state write interrupted (rewritten on reconnect)');
-      });
+      this.flushing = this.flushing
+        .then(() => this.flush())
+        .catch((err: unknown) => {
+          this.logger.debug({ err: (err as Error).message }, 'Redis bus: state write interrupted (rewritten on reconnect)');
+        })
+        .then(() => this.settleSubWaiters());
     });
   }
 
@@ -613,6 +639,20 @@ export class RedisBus implements Bus {
     const res = await this.exec(m);
     // The hash had expired (a long pause): what was just written is partial; rewrite it.
     if (res[0] === 0) await this.writeFullState();
+  }
+
+  /**
+   * Resolves the `whenSubscribed` waiters whose wait is over: the channel's SUBSCRIBE is
+   * acknowledged, nobody here wants it any more, or the bus is not ready (all of them).
+   */
+  private settleSubWaiters(): void {
+    for (const [channel, resolvers] of this.subWaiters) {
+      const key = this.channelKey(channel);
+      const over = this.state !== 'ready' || !this.localCounts.has(channel) || (this.subscribed.has(key) && !this.unacked.has(key));
+      if (!over) continue;
+      this.subWaiters.delete(channel);
+      for (const r of resolvers) r();
+    }
   }
 
   /** Replaces this node's hash by its whole state and tells the others to re-read it. */
@@ -694,8 +734,14 @@ export class RedisBus implements Bus {
     const calls: Array<Promise<unknown>> = [];
     for (let i = 0; i < channels.length; i += SUBSCRIBE_CHUNK) {
       const chunk = channels.slice(i, i + SUBSCRIBE_CHUNK);
-      for (const c of chunk) this.subscribed.add(c);
-      calls.push(this.guard(this.sub.subscribe(...chunk)));
+      for (const c of chunk) {
+        this.subscribed.add(c);
+        this.unacked.add(c);
+      }
+      const done = (): void => {
+        for (const c of chunk) this.unacked.delete(c);
+      };
+      calls.push(this.guard(this.sub.subscribe(...chunk)).finally(done));
     }
     await Promise.all(calls);
   }

@@ -76,13 +76,24 @@ export class Hub {
   /** Removes a closed session: leaves its channels (with `left` notices) and the registry. */
   remove(session: Session, code: number): void {
     if (!this.sessions.delete(session.id)) return;
-    for (const channel of session.channels) this.leave(session, channel);
+    for (const channel of session.channels) this.leave(session, channel, true);
     session.channels.clear();
+    if (session.subscribing !== null) this.leave(session, session.subscribing, false);
+    session.subscribing = null;
     this.bus.setLocalCount(ALL_CHANNEL, this.sessions.size);
     this.observer?.sessionClosed(session, code);
   }
 
-  /** Handles `subscribe`: answers `subscribed`, `unauthorized` or an error. */
+  /**
+   * Handles `subscribe`: answers `subscribed`, `unauthorized` or an error.
+   *
+   * `subscribed` means the subscription is in effect everywhere: a message sent after
+   * it, from any worker or node, reaches the session. When this process is the first
+   * here with members of the channel, the bus needs a moment (one round trip to the
+   * agent or to Redis) to route the channel here; meanwhile the session is a member but
+   * HELD: what is written to it waits, and so do the frames it sends, so it sees
+   * `subscribed` first and then everything in order.
+   */
   subscribe(session: Session, channel: string, token: string | undefined): void {
     if (session.channels.has(channel)) {
       session.send({ type: 'subscribed', channel });
@@ -105,18 +116,35 @@ export class Hub {
       this.channels.set(channel, members);
     }
     members.add(session);
-    session.channels.add(channel);
     this.bus.setLocalCount(channel, members.size);
+    const wait = this.bus.whenSubscribed(channel);
+    if (wait === null) {
+      this.subscribedNow(session, channel);
+      return;
+    }
+    session.subscribing = channel;
+    session.hold();
+    void wait.then(() => {
+      // Closed meanwhile: `remove` took it out of the members already.
+      if (session.subscribing !== channel || session.state !== 'open') return;
+      session.subscribing = null;
+      session.release(() => this.subscribedNow(session, channel));
+    });
+  }
+
+  /** The subscription is in effect: answers, records, and tells the private channel's members. */
+  private subscribedNow(session: Session, channel: string): void {
+    session.channels.add(channel);
     session.send({ type: 'subscribed', channel });
     this.auditOut(session, 'subscribed', channel, null);
     this.observer?.subscribed(session, channel);
-    if (isPrivate) this.notice('joined', channel, session);
+    if (channel.startsWith(PRIVATE_PREFIX)) this.notice('joined', channel, session);
   }
 
   /** Handles `unsubscribe`: idempotent, always answers `unsubscribed`. */
   unsubscribe(session: Session, channel: string): void {
     if (session.channels.delete(channel)) {
-      this.leave(session, channel);
+      this.leave(session, channel, true);
       this.observer?.unsubscribed(session, channel);
     }
     session.send({ type: 'unsubscribed', channel });
@@ -180,13 +208,14 @@ export class Hub {
     return verifyChannelSignature(this.channelSecret, session.id, channel, token);
   }
 
-  private leave(session: Session, channel: string): void {
+  /** Takes the session out of the channel's members; `notice`: tell a private channel's members (`left`). */
+  private leave(session: Session, channel: string, notice: boolean): void {
     const members = this.channels.get(channel);
     if (members === undefined) return;
     members.delete(session);
     if (members.size === 0) this.channels.delete(channel);
     this.bus.setLocalCount(channel, members.size);
-    if (channel.startsWith(PRIVATE_PREFIX)) this.notice('left', channel, session);
+    if (notice && channel.startsWith(PRIVATE_PREFIX)) this.notice('left', channel, session);
   }
 
   /** `joined`/`left` to every other member of a private channel, here and elsewhere. */

@@ -16,6 +16,8 @@ export const MAX_UNSENT_BATCHES = 4096;
 export const MAX_PENDING_REQUESTS = 256;
 /** How long a request waits for the agent's answer. */
 export const REQUEST_TIMEOUT_MS = 5000;
+/** How long a `sync` waits for the agent before the subscription is answered anyway. */
+export const SYNC_TIMEOUT_MS = 5000;
 /**
  * Least time between two batches that hold only published messages. Each write to the
  * pipe wakes the agent (and then the other workers): under a stream of broadcasts,
@@ -43,6 +45,10 @@ export class AgentLink implements IpcPort {
   private dropped = 0;
   private nextRequestId = 1;
   private readonly pending = new Map<number, { resolve: (a: AgentAnswer) => void; timer: NodeJS.Timeout }>();
+  private readonly syncs = new Map<number, () => void>();
+  private syncTimer: NodeJS.Timeout | null = null;
+  /** Syncs sent before the last sweep: resolved by the next one if still unanswered. */
+  private syncsSeen = 0;
   private itemHandler: (item: AgentItem) => void = () => undefined;
   private connHandler: (conn: number, socket: Socket) => void = (_c, s) => s.destroy();
   private initWaiter: ((init: WorkerInit) => void) | null = null;
@@ -99,6 +105,38 @@ export class AgentLink implements IpcPort {
     this.schedule();
   }
 
+  /**
+   * Asks the agent to confirm that it routes `channel` here. Resolves with its answer,
+   * or after SYNC_TIMEOUT_MS to 2×SYNC_TIMEOUT_MS (one sweep timer for all of them), or
+   * at once when the agent is gone.
+   */
+  sync(channel: string): Promise<void> {
+    if (!this.connected) return Promise.resolve();
+    const id = this.nextRequestId++;
+    return new Promise((resolve) => {
+      this.syncs.set(id, resolve);
+      this.send({ t: 'sync', id, channel });
+      if (this.syncTimer === null) {
+        this.syncsSeen = id;
+        this.syncTimer = setInterval(this.sweepSyncs, SYNC_TIMEOUT_MS);
+        this.syncTimer.unref();
+      }
+    });
+  }
+
+  private readonly sweepSyncs = (): void => {
+    for (const [id, resolve] of this.syncs) {
+      if (id > this.syncsSeen) break;
+      this.syncs.delete(id);
+      resolve();
+    }
+    this.syncsSeen = this.nextRequestId - 1;
+    if (this.syncs.size === 0 && this.syncTimer !== null) {
+      clearInterval(this.syncTimer);
+      this.syncTimer = null;
+    }
+  };
+
   /** Asks the agent; resolves with its answer (503 when it does not answer in time). */
   request(query: AgentQuery): Promise<AgentAnswer> {
     if (!this.connected || this.pending.size >= MAX_PENDING_REQUESTS) {
@@ -153,6 +191,10 @@ export class AgentLink implements IpcPort {
       p.resolve({ status: 503, body: { error: 'agent unavailable' } });
     }
     this.pending.clear();
+    if (this.syncTimer !== null) clearInterval(this.syncTimer);
+    this.syncTimer = null;
+    for (const resolve of this.syncs.values()) resolve();
+    this.syncs.clear();
   }
 
   /** The turn's flush, unless an explicit `flush()` already sent the batch. */
@@ -183,7 +225,10 @@ export class AgentLink implements IpcPort {
         return;
       case 'batch':
         for (const item of message.items) {
-          if (item.t === 'response') {
+          if (item.t === 'synced') {
+            this.syncs.get(item.id)?.();
+            this.syncs.delete(item.id);
+          } else if (item.t === 'response') {
             const p = this.pending.get(item.id);
             if (p === undefined) continue;
             this.pending.delete(item.id);

@@ -413,6 +413,13 @@ export class Agent {
         this.router.setCount(h.key, item.channel, item.count);
         this.nodes?.setLocalCount(item.channel, this.router.total(item.channel));
         return;
+      case 'sync': {
+        // The count before it is in the router already; the other nodes may need a Redis round trip.
+        const wait = this.nodes?.whenSubscribed(item.channel) ?? null;
+        if (wait === null) h.push({ t: 'synced', id: item.id });
+        else void wait.then(() => h.push({ t: 'synced', id: item.id }));
+        return;
+      }
       case 'open':
         this.registry.sessionOpened(h.key, item.session);
         return;

@@ -57,6 +57,8 @@ export type WorkerItem =
   | { t: 'publish'; channel: string; payload: Uint8Array }
   /** This worker's member count of a channel (`*` = its sessions). Coalesced per turn. */
   | { t: 'count'; channel: string; count: number }
+  /** Answer `synced` once this worker's interest in `channel` (its last `count`) is in effect on every node. */
+  | { t: 'sync'; id: number; channel: string }
   | { t: 'open'; session: SessionInfo }
   | { t: 'close'; session: string; code: number }
   | { t: 'sub'; session: string; channel: string }
@@ -77,6 +79,8 @@ export type AgentItem =
   /** Members of `channel` on the other workers, as the agent knows them now. */
   | { t: 'remote'; channel: string; count: number }
   | { t: 'response'; id: number; answer: AgentAnswer }
+  /** Answer to `sync`: messages for the channel published anywhere from now on reach the worker. */
+  | { t: 'synced'; id: number }
   /** Whether the agent's bus to other nodes (`--bus`) is ready; `/readyz` follows it. */
   | { t: 'bus-ready'; ready: boolean }
   /** Close the direct port (a replacement is about to take it); keep everything else. */

@@ -144,7 +144,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   jwtPublicKey: { type: 'string', default: null, doc: 'PEM public key file for RS256/ES256 JWTs' },
   anonymous: { type: 'boolean', default: true, doc: 'accept sessions without a token' },
   channelSecret: { type: 'string', default: null, doc: 'HMAC-SHA256 key of private channel signatures' },
-  maxBufferedBytes: { type: 'integer', default: 1048576, min: 1024, max: 1073741824, doc: 'outbound buffer per session; over it closes with 1013' },
+  maxBufferedBytes: { type: 'integer', default: 1048576, min: 1024, max: 1073741824, doc: 'outbound buffer per session (with what waits for a subscription); over it closes with 1013' },
   rateLimitPerSec: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'sustained inbound messages/s per session' },
   rateLimitBurst: { type: 'integer', default: 200, min: 1, max: 1000000, doc: 'inbound burst per session' },
   rateLimitMaxRejected: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'consecutive rate-limited messages before closing with 1008' },

@@ -58,6 +58,7 @@ export class SessionManager {
   accept(conn: Connection, init: SessionInit): Session {
     const { hub, audit } = this.o;
     const session = new Session(conn, init, this.o.transport, this.scheduler, this.o.limits);
+    session.replay = (data, isBinary) => this.handle(session, data, isBinary);
     conn.setHandler({
       onMessage: (data, isBinary) => this.onMessage(session, data, isBinary),
       onActivity: () => {
@@ -101,6 +102,14 @@ export class SessionManager {
       if (session.state === 'open') hub.sendError(session, '*', ['rate limited']);
       return;
     }
+    // A subscription is being confirmed: the frame waits its turn (see Session.hold).
+    if (session.holding) session.defer(data, isBinary);
+    else this.handle(session, data, isBinary);
+  }
+
+  /** Decodes an admitted frame and hands it to the hub. */
+  private handle(session: Session, data: Buffer, isBinary: boolean): void {
+    const { hub, audit } = this.o;
     const frame = session.codec.decode(data, isBinary);
     if (isDecodeFailure(frame)) {
       audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'invalid', channel: frame.channel, payload: frame.errors, recipients: null });

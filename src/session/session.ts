@@ -57,7 +57,17 @@ export class Session implements Corkable {
   lastActivity = performance.now();
   /** Close code once closed (1006 when the peer vanished). */
   closeCode: number | null = null;
+  /** The channel whose subscription the bus is confirming (see `hold`); null = none. */
+  subscribing: string | null = null;
+  /** Handles a deferred inbound frame when the session is released (set by the session manager). */
+  replay: ((data: Buffer, isBinary: boolean) => void) | null = null;
   private corked = false;
+  /** Outbound frames held while a subscription is confirmed; null = not holding. */
+  private held: PreparedFrame[] | null = null;
+  private heldBytes = 0;
+  /** Inbound frames that arrived while holding, handled in order on release. */
+  private inbox: Array<{ data: Buffer; isBinary: boolean }> = [];
+  private inboxBytes = 0;
   private readonly limiter: RateLimiter | null;
 
   constructor(
@@ -99,6 +109,12 @@ export class Session implements Corkable {
    */
   write(frame: PreparedFrame): void {
     if (this.state !== 'open') return;
+    if (this.held !== null) {
+      this.held.push(frame);
+      this.heldBytes += frame.length;
+      this.checkHeld();
+      return;
+    }
     if (!this.corked) {
       this.corked = true;
       this.conn.cork();
@@ -108,6 +124,51 @@ export class Session implements Corkable {
     this.bytesOut += frame.length;
     this.messagesOut++;
     if (this.conn.bufferedAmount > this.limits.maxBufferedBytes) this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
+  }
+
+  /** Whether frames are held (a subscription is being confirmed). */
+  get holding(): boolean {
+    return this.held !== null;
+  }
+
+  /**
+   * Holds the session while a subscription is confirmed: what is written to it and what
+   * it sends wait, in order, until `release`. Held bytes, both ways, count toward
+   * `maxBufferedBytes` (over it: 1013, as for a slow consumer).
+   */
+  hold(): void {
+    if (this.held === null) this.held = [];
+  }
+
+  /** Keeps an inbound frame that arrived while holding, for `release`. */
+  defer(data: Buffer, isBinary: boolean): void {
+    this.inbox.push({ data, isBinary });
+    this.inboxBytes += data.length;
+    this.checkHeld();
+  }
+
+  /**
+   * Ends the hold: writes `first` (the answer that ended it), then the held frames, then
+   * handles the deferred inbound frames until one of them holds the session again.
+   */
+  release(first: () => void): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    this.heldBytes = 0;
+    first();
+    for (const frame of held) this.write(frame);
+    while (this.held === null && this.state === 'open' && this.inbox.length > 0) {
+      const m = this.inbox.shift()!;
+      this.inboxBytes -= m.data.length;
+      this.replay?.(m.data, m.isBinary);
+    }
+  }
+
+  private checkHeld(): void {
+    if (this.heldBytes + this.inboxBytes + this.conn.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
+    }
   }
 
   uncorkNow(): void {
@@ -120,6 +181,8 @@ export class Session implements Corkable {
     if (this.state !== 'open') return;
     this.state = 'closing';
     this.closeCode = code;
+    this.held = null;
+    this.inbox = [];
     if (this.corked) this.uncorkNow();
     this.conn.close(code, reason);
   }

@@ -8,7 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer, connect } from 'node:net';
 import { request } from 'node:http';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { startZen, type ZenProcess } from '../helpers/process.js';
+import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 
 /** The Redis server tests use: `ZENCONN_TEST_REDIS_URL`, default `redis://127.0.0.1:6379/0`. */
 export function testRedisUrl(): string {
@@ -204,4 +207,17 @@ export async function startFreezableProxy(targetPort: number): Promise<Freezable
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   };
+}
+
+/** `zenconn serve --bus …` on a free port with its own SQLite database (and `extra` flags). */
+export function serveOnBus(busUrl: string, prefix: string, extra: string[] = []): Promise<ZenProcess> {
+  const dir = tempDir();
+  return startZen(
+    [
+      'serve', '--port', '0', '--host', '127.0.0.1', '--public', join(dir, 'public'), '--database', `sqlite:${join(dir, 'z.db')}`,
+      '--access-log', 'off', '--spool-dir', join(dir, 'spool'), '--audit-journal-dir', join(dir, 'journal'),
+      '--jwt-secret', TEST_JWT_SECRET, '--channel-secret', TEST_CHANNEL_SECRET, '--bus', busUrl, '--bus-prefix', prefix, ...extra
+    ],
+    { timeoutMs: 20000 }
+  );
 }

@@ -1,26 +1,12 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { startZen, type ZenProcess } from '../helpers/process.js';
-import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
+import type { ZenProcess } from '../helpers/process.js';
+import { TEST_CHANNEL_SECRET } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import { signChannel } from '../../src/auth/channel-signature.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
-import { randomPrefix, waitFor, getJson, sparePort, startRedis, type OwnRedis } from './redis-helpers.js';
-
-/** `zenconn serve --bus …` on a free port with its own SQLite database. */
-function serve(busUrl: string, prefix: string): Promise<ZenProcess> {
-  const dir = tempDir();
-  return startZen(
-    [
-      'serve', '--port', '0', '--host', '127.0.0.1', '--public', join(dir, 'public'), '--database', `sqlite:${join(dir, 'z.db')}`,
-      '--access-log', 'off', '--spool-dir', join(dir, 'spool'), '--audit-journal-dir', join(dir, 'journal'),
-      '--jwt-secret', TEST_JWT_SECRET, '--channel-secret', TEST_CHANNEL_SECRET, '--bus', busUrl, '--bus-prefix', prefix
-    ],
-    { timeoutMs: 20000 }
-  );
-}
+import { randomPrefix, waitFor, getJson, sparePort, startRedis, serveOnBus as serve, type OwnRedis } from './redis-helpers.js';
 
 const readyz = async (z: ZenProcess): Promise<number> => (await getJson(z.port, '/readyz')).status;
 

@@ -21,9 +21,13 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** Starts a proxy to `target` (host default `127.0.0.1`). */
-export async function startTcpProxy(target: { host?: string; port: number }): Promise<TcpProxy> {
+/**
+ * Starts a proxy to `target` (host default `127.0.0.1`). `delayMs` > 0 holds every
+ * chunk that long in each direction, in order: a distant server.
+ */
+export async function startTcpProxy(target: { host?: string; port: number; delayMs?: number }): Promise<TcpProxy> {
   const host = target.host ?? '127.0.0.1';
+  const delayMs = target.delayMs ?? 0;
   const live = new Set<Socket>();
   const held = new Set<Socket>();
   let state: 'open' | 'refuse' | 'hold' = 'open';
@@ -52,8 +56,14 @@ export async function startTcpProxy(target: { host?: string; port: number }): Pr
     };
     client.on('close', drop);
     upstream.on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (delayMs > 0) {
+      // Timers of one delay fire in the order they were set: the stream stays in order.
+      client.on('data', (chunk: Buffer) => setTimeout(() => upstream.writable && upstream.write(chunk), delayMs));
+      upstream.on('data', (chunk: Buffer) => setTimeout(() => client.writable && client.write(chunk), delayMs));
+    } else {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,0 +1,127 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { TestClient } from '../helpers/client.js';
+import { makeToken } from '../helpers/tokens.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import type { ZenProcess } from '../helpers/process.js';
+import type { ServerFrame } from '../../src/protocol/frames.js';
+import { startAgent, type AgentUnderTest } from '../cluster/cluster-helpers.js';
+import { randomPrefix, serveOnBus, testRedisUrl } from './redis-helpers.js';
+
+type EventFrame = Extract<ServerFrame, { type: 'event' }>;
+
+/**
+ * `subscribed` is a promise to the client: anything sent into the channel after it,
+ * from any node, reaches it. One node sits behind a proxy that delays each chunk to and
+ * from Redis by DELAY_MS, so its SUBSCRIBE lands long after the client asked: a node
+ * that answered `subscribed` at once would lose the first broadcast every time.
+ */
+const DELAY_MS = 80;
+
+async function check(slowPort: number, fastPort: number): Promise<void> {
+  const publisher = await makeToken('pub', ['publish']);
+  const x = await TestClient.connect(slowPort);
+  const y = await TestClient.connect(fastPort);
+  const z = await TestClient.connect(slowPort, { token: publisher });
+  try {
+    for (let i = 0; i < 3; i++) {
+      const channel = `fresh.${i}`;
+      await y.subscribe(channel);
+      const t0 = performance.now();
+      assert.equal((await x.subscribe(channel)).type, 'subscribed');
+      // One SUBSCRIBE round trip through the proxy at least.
+      assert.ok(performance.now() - t0 >= 2 * DELAY_MS - 5, `subscribed after ${performance.now() - t0} ms`);
+      y.send({ type: 'broadcast', channel, data: i });
+      assert.equal(((await x.nextOf('event', 5000)) as EventFrame).data, i);
+    }
+
+    // Pipelined: subscribe and broadcast in one go. The broadcast waits for the
+    // subscription, so the answers come in order and the sender counts as subscribed.
+    await y.subscribe('fresh.p');
+    x.send({ type: 'subscribe', channel: 'fresh.p' });
+    x.send({ type: 'broadcast', channel: 'fresh.p', data: 'hi' });
+    assert.deepEqual(await x.next(() => true, 5000), { type: 'subscribed', channel: 'fresh.p' });
+    assert.deepEqual(await x.next(() => true, 5000), { type: 'received', channel: 'fresh.p', count: 1 });
+    assert.equal(((await y.nextOf('event', 5000)) as EventFrame).data, 'hi');
+
+    // A member from the request on: an event published here while the subscription is
+    // confirmed is delivered, after `subscribed`.
+    x.send({ type: 'subscribe', channel: 'fresh.q' });
+    await new Promise((r) => setTimeout(r, DELAY_MS / 2));
+    z.send({ type: 'broadcast', channel: 'fresh.q', data: 'early' });
+    assert.deepEqual(await x.next(() => true, 5000), { type: 'subscribed', channel: 'fresh.q' });
+    const early = (await x.next(() => true, 5000)) as EventFrame;
+    assert.equal(early.type, 'event');
+    assert.equal(early.data, 'early');
+    assert.equal((await z.nextOf('received')).count, 1);
+  } finally {
+    for (const c of [x, y, z]) c.ws.terminate();
+  }
+}
+
+describe('`subscribed` is sent once the subscription is routed on every node', () => {
+  test('two `serve` nodes, one of them 80 ms from Redis', async () => {
+    const prefix = randomPrefix();
+    const redisPort = Number(new URL(testRedisUrl()).port || 6379);
+    let proxy: TcpProxy | null = null;
+    const procs: ZenProcess[] = [];
+    try {
+      proxy = await startTcpProxy({ port: redisPort, delayMs: DELAY_MS });
+      procs.push(await serveOnBus(`redis://127.0.0.1:${proxy.port}/0`, prefix));
+      procs.push(await serveOnBus(testRedisUrl(), prefix));
+      await check(procs[0]!.port, procs[1]!.port);
+    } finally {
+      await Promise.all(procs.map((p) => p.stop('SIGTERM')));
+      await proxy?.close();
+    }
+  });
+
+  test('an agent whose workers reach Redis through it (80 ms away), and a `serve` node', async () => {
+    const prefix = randomPrefix();
+    const redisPort = Number(new URL(testRedisUrl()).port || 6379);
+    let proxy: TcpProxy | null = null;
+    let agent: AgentUnderTest | null = null;
+    let fast: ZenProcess | null = null;
+    try {
+      proxy = await startTcpProxy({ port: redisPort, delayMs: DELAY_MS });
+      agent = await startAgent(['--workers', '2', '--bus', `redis://127.0.0.1:${proxy.port}/0`, '--bus-prefix', prefix]);
+      fast = await serveOnBus(testRedisUrl(), prefix);
+      await check(agent.port, fast.port);
+    } finally {
+      await agent?.cleanup();
+      await fast?.stop('SIGTERM');
+      await proxy?.close();
+    }
+  });
+
+  test('what waits for a subscription counts toward --max-buffered-bytes, exactly at the edge', async () => {
+    const prefix = randomPrefix();
+    const redisPort = Number(new URL(testRedisUrl()).port || 6379);
+    let proxy: TcpProxy | null = null;
+    let node: ZenProcess | null = null;
+    const frame = (channel: string, size: number): string => {
+      const head = `{"type":"broadcast","channel":"${channel}","data":"`;
+      return head + 'x'.repeat(size - head.length - 2) + '"}';
+    };
+    try {
+      proxy = await startTcpProxy({ port: redisPort, delayMs: DELAY_MS });
+      node = await serveOnBus(`redis://127.0.0.1:${proxy.port}/0`, prefix, ['--max-buffered-bytes', '2048']);
+      const x = await TestClient.connect(node.port);
+      // 2 × 1024 bytes wait for the subscription: at the limit, kept and handled in order.
+      x.send({ type: 'subscribe', channel: 'edge.a' });
+      x.sendRaw(frame('edge.a', 1024));
+      x.sendRaw(frame('edge.a', 1024));
+      assert.deepEqual(await x.next(() => true, 5000), { type: 'subscribed', channel: 'edge.a' });
+      assert.deepEqual(await x.next(() => true, 5000), { type: 'received', channel: 'edge.a', count: 0 });
+      assert.deepEqual(await x.next(() => true, 5000), { type: 'received', channel: 'edge.a', count: 0 });
+      // One byte more: a slow consumer, closed with 1013.
+      x.send({ type: 'subscribe', channel: 'edge.b' });
+      x.sendRaw(frame('edge.b', 1024));
+      x.sendRaw(frame('edge.b', 1025));
+      assert.equal(await x.closed(5000), 1013);
+    } finally {
+      await node?.stop('SIGTERM');
+      await proxy?.close();
+    }
+  });
+});
