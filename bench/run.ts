@@ -97,6 +97,15 @@ export const ROWS: Row[] = [
     publisherToken: zenconnPublisher,
     compare: { with: 'zenconn json', minRatio: 0.85 }
   },
+  // The same with `async` durability: the cost of writing the rows without waiting for them.
+  {
+    name: 'zenconn json, audit sqlite (async)',
+    kind: 'variant',
+    protocol: 'json',
+    servers: zenconn('serve', ['--audit-durability', 'async']),
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json', minRatio: 0.85 }
+  },
   {
     name: 'zenconn json, audit postgres',
     kind: 'variant',

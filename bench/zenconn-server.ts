@@ -17,6 +17,8 @@ export interface ZenconnContext {
  * --access-log off --public <tmp> --jwt-secret <secret> --log-level warn <flags>`.
  * `command` is `serve` or `agent`; `flags` are the caller's own (e.g. `--workers 2`).
  * zenconn prints `listening on http://HOST:PORT` when ready, which is what ServerProcess waits for.
+ * `BENCH_SERVER_NODE_ARGS` (space-separated) goes before the script, for profiling:
+ * `BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof"` (an agent's workers inherit it).
  */
 export function zenconnSpec(ctx: ZenconnContext, command = 'serve', flags: readonly string[] = []): ServerSpec {
   return {
@@ -24,6 +26,7 @@ export function zenconnSpec(ctx: ZenconnContext, command = 'serve', flags: reado
     command: process.execPath,
     cwd: ctx.root,
     args: [
+      ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''),
       'bin/zenconn.js',
       command,
       '--port',

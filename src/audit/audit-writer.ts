@@ -32,6 +32,14 @@ export interface AuditWriterOptions {
    * by itself. False: the window of `batchMs` (see `#window`). Default false.
    */
   asyncWrite?: boolean;
+  /**
+   * With an asynchronous `write`: transactions in flight at once. A batch starts while
+   * earlier ones commit, so a row waits for one commit, not for the one in flight and
+   * then its own (the database groups concurrent commits into one flush). Batches may
+   * then commit out of order; durability is acknowledged in order all the same. Ignored
+   * for a synchronous `write`. Default 1.
+   */
+  commitsInFlight?: number;
   /** Most rows in one database transaction; a queue this long is written at once. Default 1000. */
   batchRows?: number;
   /** Rows held in memory (queued, or refused by both the database and the journal) before the journal takes them all at once; beyond it, with the journal failing too, the oldest are dropped. Default 100000. */
@@ -135,6 +143,7 @@ export class AuditWriter implements AuditSink {
   /** The cap of the window: `batchMs`, or 0 with an asynchronous write. */
   readonly #batchMs: number;
   readonly #batchRows: number;
+  readonly #commitsInFlight: number;
   readonly #maxQueue: number;
   /** min(batchRows, maxQueue): from this queue length on, `record` looks at the length. */
   readonly #threshold: number;
@@ -164,9 +173,12 @@ export class AuditWriter implements AuditSink {
   #syncing = false;
   #held: Batch[] = [];
   #heldRows = 0;
-  #current: Batch | null = null;
-  /** A database write that went over `slowWriteMs` and has not settled yet. */
-  #inflight: Promise<unknown> | null = null;
+  /** Batches being committed now (more than one with `commitsInFlight` > 1). */
+  readonly #current = new Set<Batch>();
+  /** Commits started by `#run` without waiting for them (`commitsInFlight` > 1). */
+  #detached = 0;
+  /** Database writes that went over `slowWriteMs` and have not settled yet. */
+  readonly #slowWrites = new Set<Promise<unknown>>();
 
   #timer: NodeJS.Timeout | null = null;
   #immediate: NodeJS.Immediate | null = null;
@@ -202,6 +214,7 @@ export class AuditWriter implements AuditSink {
     this.#async = (options.durability ?? 'ack') === 'async';
     this.#batchMs = options.asyncWrite === true ? 0 : Math.max(0, options.batchMs ?? 5);
     this.#batchRows = Math.max(1, options.batchRows ?? 1000);
+    this.#commitsInFlight = options.asyncWrite === true ? Math.max(1, options.commitsInFlight ?? 1) : 1;
     this.#maxQueue = Math.max(1, options.maxQueue ?? 100_000);
     this.#threshold = Math.min(this.#batchRows, this.#maxQueue);
     this.#dir = resolve(options.journalDir ?? './data/journal');
@@ -349,26 +362,51 @@ export class AuditWriter implements AuditSink {
         if (this.#queue.length === 0) break;
         // Not before the window after the last commit (a full batch does not wait).
         if (this.#flushing === 0 && this.#queue.length < this.#batchRows && this.#lastCommitEnd + this.#window() - performance.now() >= 1) break;
+        if (this.#commitsInFlight > 1 && this.#mode === 'direct') {
+          // Several transactions in flight: start this one and go on; its end re-arms.
+          if (this.#detached >= this.#commitsInFlight) break;
+          this.#detach(this.#take(this.#batchRows));
+          continue;
+        }
         // In journal mode appends are cheap: take more per turn so the queue keeps up.
         const batch = this.#take(this.#mode === 'direct' ? this.#batchRows : this.#batchRows * 8);
         const started = performance.now();
-        this.#current = batch;
+        this.#current.add(batch);
         await this.#commit(batch);
-        this.#current = null;
+        this.#current.delete(batch);
         this.#lastCommitEnd = performance.now();
         this.#lastCommitMs = this.#lastCommitEnd - started;
       }
     } catch (err) {
-      // Not a database or journal failure (those are handled where they happen): a bug.
-      // The batch in hand is kept and retried rather than lost.
-      this.#logger?.error({ err }, 'audit writer failed');
-      const b = this.#current;
-      if (b !== null && b.end > this.#durable && !this.#held.includes(b)) this.#hold(b);
+      this.#failed(err);
     } finally {
-      this.#current = null;
       this.#running = false;
     }
     if (this.#queue.length > 0 || this.#held.length > 0) this.#arm();
+  }
+
+  /** Commits a batch without `#run` waiting for it (see `commitsInFlight`). */
+  #detach(batch: Batch): void {
+    this.#detached++;
+    this.#current.add(batch);
+    this.#commit(batch)
+      .catch((err: unknown) => this.#failed(err))
+      .finally(() => {
+        this.#current.delete(batch);
+        this.#detached--;
+        this.#lastCommitEnd = performance.now();
+        if (!this.#closed && (this.#queue.length > 0 || this.#held.length > 0)) this.#arm();
+      });
+  }
+
+  /**
+   * Not a database or journal failure (those are handled where they happen): a bug. The
+   * batches in hand are kept and retried rather than lost.
+   */
+  #failed(err: unknown): void {
+    this.#logger?.error({ err }, 'audit writer failed');
+    for (const b of this.#current) if (b.end > this.#durable && !this.#held.includes(b)) this.#hold(b);
+    this.#current.clear();
   }
 
   /** Takes up to `max` queued entries as a batch: ids assigned, payloads serialized. */
@@ -439,12 +477,15 @@ export class AuditWriter implements AuditSink {
       return;
     }
     // The write may still commit; the journal copy makes the acknowledgement not wait for it.
-    this.#inflight = write.then(
-      () => this.#markDurable(batch),
-      () => undefined
-    ).finally(() => {
-      this.#inflight = null;
-    });
+    const settled: Promise<unknown> = write
+      .then(
+        () => this.#markDurable(batch),
+        () => undefined
+      )
+      .finally(() => {
+        this.#slowWrites.delete(settled);
+      });
+    this.#slowWrites.add(settled);
     this.#dbFailed(new Error(`write slower than ${this.#slowWriteMs} ms`), 'audit database writes are slow; journaling');
     this.#enterJournalMode();
     this.#toJournal(batch);
@@ -545,7 +586,7 @@ export class AuditWriter implements AuditSink {
     // thread's own SQLite writes wait for.
     const chunk = this.#batchRows;
     while (!this.#closed && this.#mode === 'journal') {
-      if (this.#inflight !== null) await this.#inflight;
+      if (this.#slowWrites.size > 0) await Promise.all(this.#slowWrites);
       const file = this.#journal;
       if (file === null) return;
       const read = file.read(chunk);
@@ -559,7 +600,7 @@ export class AuditWriter implements AuditSink {
       }
       file.commit(read);
       if (read.records.length > 0) this.#dbSucceeded();
-      if (file.drained && this.#inflight === null && this.#held.length === 0) {
+      if (file.drained && this.#slowWrites.size === 0 && this.#held.length === 0) {
         // Caught up (nothing can be appended between the check and the switch: one thread).
         this.#mode = 'direct';
         this.#journal = null;
@@ -854,7 +895,7 @@ export class AuditWriter implements AuditSink {
     const settle = Promise.all([this.#replaying, this.#orphanTask].filter((p) => p !== null));
     await Promise.race([settle, pause(1000)]);
     const deadline = Date.now() + 1000;
-    while (this.#running && Date.now() < deadline) await pause(5);
+    while ((this.#running || this.#detached > 0) && Date.now() < deadline) await pause(5);
     // A journal not fully replayed stays on disk; once this process is gone it is an orphan.
     this.#journal?.close();
     this.#journal = null;
@@ -876,7 +917,7 @@ export class AuditWriter implements AuditSink {
    */
   #lastResort(): void {
     const pending: Batch[] = [...this.#held];
-    if (this.#current !== null && this.#current.end > this.#durable) pending.push(this.#current);
+    for (const b of this.#current) if (b.end > this.#durable) pending.push(b);
     if (this.#queue.length > 0) pending.push(this.#take(Infinity));
     const rows = pending.filter((b) => b.end > this.#durable);
     this.#held = [];

@@ -39,6 +39,7 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
   const writer = new AuditWriter({
     store: o.store,
     asyncWrite: o.store.kind === 'postgres',
+    commitsInFlight: c.auditCommitsInFlight,
     serverId: o.serverId,
     durability: c.auditDurability === 'async' ? 'async' : 'ack',
     batchMs: c.auditBatchMs,

@@ -107,6 +107,7 @@ export interface Config {
   auditBatchMs: number;
   /** Audit rows queued in memory before the journal takes the overflow. Default 100000. */
   auditMaxQueue: number;
+  auditCommitsInFlight: number;
   /** Folder of the audit journal (rows not yet in the database). Default `./data/journal`. */
   auditJournalDir: string;
   /** `redis://HOST:PORT/DB` joins the nodes sharing it; unset = one machine. Default unset. */
@@ -167,6 +168,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   auditRetention: { type: 'string', default: null, doc: 'delete audit rows older than this (e.g. 30d, 12h); unset keeps all' },
   auditBatchMs: { type: 'integer', default: 5, min: 0, max: 10000, doc: 'audit group-commit window' },
   auditMaxQueue: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'audit rows held in memory before the journal takes the overflow' },
+  auditCommitsInFlight: { type: 'integer', default: 2, min: 1, max: 8, doc: 'PostgreSQL audit transactions in flight at once (SQLite: always 1)' },
   auditJournalDir: { type: 'string', default: './data/journal', doc: 'folder of the audit journal' },
   bus: { type: 'string', default: null, doc: 'redis://HOST:PORT/DB joins the nodes sharing it' },
   busPrefix: { type: 'string', default: 'zenconn:', doc: 'key and channel prefix on the bus' },

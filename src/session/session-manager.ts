@@ -127,9 +127,18 @@ export class SessionManager {
         return;
       case 'broadcast': {
         const channel = frame.channel;
-        const r = hub.broadcast(session, session.identity, channel, frame.data, (result) =>
-          session.send({ type: 'received', channel, count: result.count })
-        , frame.hasBinary);
+        const r = hub.broadcast(
+          session,
+          session.identity,
+          channel,
+          frame.data,
+          (result) => {
+            session.send({ type: 'received', channel, count: result.count });
+            // Sent once the audit rows are durable, i.e. after the fan-out was queued: go first.
+            session.expedite();
+          },
+          frame.hasBinary
+        );
         if (typeof r === 'string') {
           audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'broadcast', channel, payload: frame.data, recipients: null });
           hub.sendError(session, channel, [r]);

@@ -171,7 +171,16 @@ export class Session implements Corkable {
     }
   }
 
+  /**
+   * Puts what is corked for this session ahead of the turn's other writes (see
+   * CorkScheduler.scheduleFirst): its answers reach it before the fan-out's frames go out.
+   */
+  expedite(): void {
+    if (this.corked) this.scheduler.scheduleFirst(this);
+  }
+
   uncorkNow(): void {
+    if (!this.corked) return;
     this.corked = false;
     this.conn.uncork();
   }

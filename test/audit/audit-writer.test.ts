@@ -69,6 +69,41 @@ test('afterDurable calls back in call order, each only once the rows recorded be
   assert.ok(store.writes.length > 1);
 });
 
+test('commitsInFlight 2 (PostgreSQL): two transactions at most overlap, finish out of order, and acknowledgements stay in order', async () => {
+  let running = 0;
+  let peak = 0;
+  let n = 0;
+  const { store, writer } = await setup({
+    asyncWrite: true,
+    commitsInFlight: 2,
+    write: async (rows) => {
+      running++;
+      peak = Math.max(peak, running);
+      // Odd writes are slow, even ones fast: the second of a pair commits first.
+      await new Promise((r) => setTimeout(r, ++n % 2 === 1 ? 40 : 5));
+      try {
+        await store.writeAudit(rows);
+      } finally {
+        running--;
+      }
+    }
+  });
+  const calls: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    writer.record(entry({ messageId: `m${i}` }));
+    writer.afterDurable(() => {
+      assert.ok(store.committedMessages.has(`m${i}`), `m${i} acknowledged before it was committed`);
+      calls.push(`m${i}`);
+    });
+    await new Promise((r) => setImmediate(r)); // one turn each: a batch can start while one is in flight
+  }
+  await waitFor('callbacks', () => calls.length === 12);
+  assert.deepEqual(calls, Array.from({ length: 12 }, (_, i) => `m${i}`));
+  assert.equal(peak, 2, 'two transactions overlapped, never three');
+  assert.equal(store.committed.size, 12);
+  assert.ok(store.writes.length >= 3);
+});
+
 test('afterDurable with nothing pending calls back at once; with async durability always at once', async () => {
   const { writer } = await setup();
   let called = false;
