@@ -337,13 +337,15 @@ export class PostgresStore implements Store {
 
   async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
     if (rows.length === 0) return;
-    // One statement is one transaction: a single round trip per batch.
-    await this.#ready().query(
-      `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
+    // One statement is one transaction: a single round trip per batch. Named: parsed and
+    // planned once per connection, not at every commit.
+    await this.#ready().query({
+      name: 'zenconn_audit_insert',
+      text: `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
                             $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::int[])
        ON CONFLICT (id) DO NOTHING`,
-      [
+      values: [
         rows.map((r) => r.id),
         rows.map((r) => r.messageId),
         rows.map((r) => r.at.toISOString()),
@@ -357,7 +359,7 @@ export class PostgresStore implements Store {
         rows.map((r) => (r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength))),
         rows.map((r) => r.recipients)
       ]
-    );
+    });
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
