@@ -54,7 +54,7 @@ export interface Row {
    * lost messages and against another row of the same run: its deliveries/s ÷ that
    * row's, at each size, must be at least `minRatio`.
    */
-  compare?: { with: string; minRatio: number };
+  compare?: { with: string; minRatio?: number };
   /** The processes to start, in order; each must print its ready line before the next starts. */
   servers(ctx: RowContext): ServerSpec[];
   /** The publisher's token (zenconn: a token with the `publish` grant). */
@@ -104,7 +104,7 @@ export const ROWS: Row[] = [
     protocol: 'json',
     servers: zenconn('serve', ['--audit-durability', 'async']),
     publisherToken: zenconnPublisher,
-    compare: { with: 'zenconn json', minRatio: 0.85 }
+    compare: { with: 'zenconn json' }
   },
   {
     name: 'zenconn json, audit postgres',
@@ -113,6 +113,15 @@ export const ROWS: Row[] = [
     servers: zenconn('serve', ['--database', `${BENCH_POSTGRES}?options=-c%20search_path%3Dzenconn_bench`]),
     publisherToken: zenconnPublisher,
     compare: { with: 'zenconn json', minRatio: 0.85 }
+  },
+  // PostgreSQL with acknowledgements after its commit instead of the journal append (not the default).
+  {
+    name: 'zenconn json, audit postgres (ack from database)',
+    kind: 'variant',
+    protocol: 'json',
+    servers: zenconn('serve', ['--database', `${BENCH_POSTGRES}?options=-c%20search_path%3Dzenconn_bench`, '--audit-ack-from', 'database']),
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json' }
   },
   // The agent with two workers, on the same load and settings: not below the single process.
   {
@@ -345,7 +354,10 @@ function checks(outcomes: Outcome[], sizes: number[]): Check[] {
     if (!cmp) return;
     const ref = outcomes.find((x) => x.row === cmp.with && x.subscribers === o.subscribers && x.ok);
     const value = o.ok && ref ? o.load!.deliveriesPerSec / ref.load!.deliveriesPerSec : null;
-    out.push({ row: o.row, subscribers: o.subscribers, what: `deliveries/s ÷ ${cmp.with}`, value, target: `≥ ${cmp.minRatio}`, met: value === null ? null : value >= cmp.minRatio });
+    // Without minRatio the ratio is shown for information.
+    const min = cmp.minRatio;
+    const target = min === undefined ? 'none, for information' : `≥ ${min}`;
+    out.push({ row: o.row, subscribers: o.subscribers, what: `deliveries/s ÷ ${cmp.with}`, value, target, met: value === null || min === undefined ? null : value >= min });
   };
   for (const o of outcomes) {
     if (o.kind === 'variant') {

@@ -225,7 +225,7 @@ export class ZenNode {
       address = this.server.address() as AddressInfo;
     }
     this.state = 'ready';
-    this.logger.info({ role: this.role, address }, 'zenconn node ready');
+    this.logger.info({ address }, 'zenconn node ready'); // the logger's bindings carry the role
     return address;
   }
 

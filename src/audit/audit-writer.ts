@@ -23,6 +23,14 @@ export interface AuditWriterOptions {
   serverId: string;
   /** `ack`: `afterDurable` waits for the rows; `async`: it calls back at once. Default `ack`. */
   durability?: 'ack' | 'async';
+  /**
+   * Where rows count as durable in normal operation. `database`: committed there (the
+   * journal only takes over when the database is slow or down). `journal`: appended to
+   * this process's journal, which a background replayer copies into the database in
+   * batches of `batchRows` — an acknowledgement then costs a local `write(2)`, not a
+   * database round trip. Default `database`.
+   */
+  ackFrom?: 'database' | 'journal';
   /** The longest gap between two commits of a synchronous `write` (see `#window`): a row waits at most this long. 0 = commit every turn of the event loop. Default 5. */
   batchMs?: number;
   /**
@@ -140,6 +148,7 @@ export class AuditWriter implements AuditSink {
   readonly #write: (rows: readonly AuditRecord[]) => Promise<void>;
   readonly #serverId: string;
   readonly #async: boolean;
+  readonly #journalFirst: boolean;
   /** The cap of the window: `batchMs`, or 0 with an asynchronous write. */
   readonly #batchMs: number;
   readonly #batchRows: number;
@@ -212,6 +221,7 @@ export class AuditWriter implements AuditSink {
     this.#write = options.write ?? ((rows) => store.writeAudit(rows));
     this.#serverId = options.serverId;
     this.#async = (options.durability ?? 'ack') === 'async';
+    this.#journalFirst = options.ackFrom === 'journal';
     this.#batchMs = options.asyncWrite === true ? 0 : Math.max(0, options.batchMs ?? 5);
     this.#batchRows = Math.max(1, options.batchRows ?? 1000);
     this.#commitsInFlight = options.asyncWrite === true ? Math.max(1, options.commitsInFlight ?? 1) : 1;
@@ -451,7 +461,7 @@ export class AuditWriter implements AuditSink {
   }
 
   async #commit(batch: Batch): Promise<void> {
-    if (this.#mode === 'journal') {
+    if (this.#mode === 'journal' || this.#journalFirst) {
       this.#toJournal(batch);
       return;
     }
@@ -605,7 +615,8 @@ export class AuditWriter implements AuditSink {
         this.#mode = 'direct';
         this.#journal = null;
         file.remove();
-        this.#logger?.info({ file: file.path }, 'audit journal replayed; writing to the database again');
+        // With ackFrom 'journal' this is the normal cycle (the next batch opens a new file), not news.
+        if (!this.#journalFirst) this.#logger?.info({ file: file.path }, 'audit journal replayed; writing to the database again');
         return;
       }
       // Caught up but something still holds the switch (held rows): do not spin.

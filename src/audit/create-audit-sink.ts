@@ -39,6 +39,9 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
   const writer = new AuditWriter({
     store: o.store,
     asyncWrite: o.store.kind === 'postgres',
+    // A SQLite commit is local and cheap; a PostgreSQL one is a network round trip and a
+    // remote fsync (milliseconds under load), which the local journal saves the sender.
+    ackFrom: c.auditAckFrom === 'auto' ? (o.store.kind === 'postgres' ? 'journal' : 'database') : c.auditAckFrom === 'journal' ? 'journal' : 'database',
     commitsInFlight: c.auditCommitsInFlight,
     serverId: o.serverId,
     durability: c.auditDurability === 'async' ? 'async' : 'ack',

@@ -101,12 +101,15 @@ export interface Config {
   audit: boolean;
   /** `ack`: `received`/200 only once the audit rows are durable; `async`: don't wait. Default `ack`. */
   auditDurability: string;
+  /** `database`, `journal`, or `auto` (database for SQLite, journal for PostgreSQL): where `ack` rows count as durable. Default `auto`. */
+  auditAckFrom: string;
   /** Delete audit rows older than this (`30d`, `12h`, `90m`); unset = keep forever. Default unset. */
   auditRetention: string | null;
   /** Most time audit rows wait before their group commit. Default 5. */
   auditBatchMs: number;
   /** Audit rows queued in memory before the journal takes the overflow. Default 100000. */
   auditMaxQueue: number;
+  /** PostgreSQL audit transactions in flight at once. Default 2. */
   auditCommitsInFlight: number;
   /** Folder of the audit journal (rows not yet in the database). Default `./data/journal`. */
   auditJournalDir: string;
@@ -127,7 +130,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   accessLogFormat: {
     type: 'string',
     default: '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"',
-    doc: 'nginx-style access log format (default: combined)'
+    doc: 'nginx-style access log format ($variables as in nginx log_format)'
   },
   tlsCert: { type: 'string', default: null, doc: 'PEM certificate file (HTTPS and WSS on the same port)' },
   tlsKey: { type: 'string', default: null, doc: 'PEM private key file' },
@@ -165,6 +168,12 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   workerHeartbeatTimeoutMs: { type: 'integer', default: 10000, min: 500, max: 600000, doc: 'agent: kill and replace a worker whose heartbeat stopped this long' },
   audit: { type: 'boolean', default: true, doc: 'keep the audit trail of every message' },
   auditDurability: { type: 'string', default: 'ack', choices: ['ack', 'async'], doc: 'ack: answer senders once audit rows are durable; async: do not wait' },
+  auditAckFrom: {
+    type: 'string',
+    default: 'auto',
+    choices: ['auto', 'database', 'journal'],
+    doc: 'ack once rows are committed in the database, or appended to the local journal (copied to the database behind); auto: database for SQLite, journal for PostgreSQL'
+  },
   auditRetention: { type: 'string', default: null, doc: 'delete audit rows older than this (e.g. 30d, 12h); unset keeps all' },
   auditBatchMs: { type: 'integer', default: 5, min: 0, max: 10000, doc: 'audit group-commit window' },
   auditMaxQueue: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'audit rows held in memory before the journal takes the overflow' },

@@ -77,12 +77,40 @@ test('kill -9 under traffic (SQLite): every acknowledged message is in the audit
   }
 });
 
-test('kill -9 while PostgreSQL hangs (acks from the journal): the restart replays the journal, nothing missing, nothing twice', async () => {
+test('kill -9 under traffic (PostgreSQL, acks from the journal by default): the restart replays it, nothing missing, nothing twice', async () => {
+  const schema = await withSchema();
+  const dir = tempFolder();
+  let zen: ZenProcess | null = await startZen(serveArgs(dir, schema.url));
+  let again: ZenProcess | null = null;
+  const pubs = await publishers(zen.port, 'crash-pg');
+  try {
+    await sleep(600 + Math.random() * 600);
+    zen.child.kill('SIGKILL');
+    await zen.exited;
+    zen = null;
+    const acked = pubs.flatMap((p) => p.acked);
+    assert.ok(acked.length > 100, `only ${acked.length} messages acknowledged`);
+    again = await startZen(serveArgs(dir, schema.url));
+    await waitFor('journal replayed', () => readdirSync(join(dir, 'journal')).filter((f) => f.endsWith('.ndjson')).length === 0, 20_000);
+    const rows = await schema.query<{ direction: string; payload: string }>(
+      `SELECT direction, payload::text AS payload FROM audit WHERE channel = 'crash-pg' AND type IN ('broadcast', 'event')`
+    );
+    assertComplete(acked, tally(rows));
+  } finally {
+    for (const p of pubs) p.close();
+    zen?.child.kill('SIGKILL');
+    await again?.stop();
+    await schema.drop();
+  }
+});
+
+test('kill -9 while PostgreSQL hangs (--audit-ack-from database: acks from the journal once writes are slow): the restart replays the journal, nothing missing, nothing twice', async () => {
   const schema = await withSchema();
   const proxy = await startTcpProxy({ port: pgPort });
   const dir = tempFolder();
   const db = urlWithPort(schema.url, proxy.port);
-  let zen: ZenProcess | null = await startZen(serveArgs(dir, db));
+  const args = (): string[] => [...serveArgs(dir, db), '--audit-ack-from', 'database'];
+  let zen: ZenProcess | null = await startZen(args());
   let again: ZenProcess | null = null;
   const pubs = await publishers(zen.port, 'hang');
   try {
@@ -98,7 +126,7 @@ test('kill -9 while PostgreSQL hangs (acks from the journal): the restart replay
     zen = null;
     const acked = pubs.flatMap((p) => p.acked);
     proxy.restore();
-    again = await startZen(serveArgs(dir, db));
+    again = await startZen(args());
     await waitFor('journal replayed', () => readdirSync(join(dir, 'journal')).filter((f) => f.endsWith('.ndjson')).length === 0, 20_000);
     const rows = await schema.query<{ direction: string; payload: string }>(
       `SELECT direction, payload::text AS payload FROM audit WHERE channel = 'hang' AND type IN ('broadcast', 'event')`
@@ -113,10 +141,10 @@ test('kill -9 while PostgreSQL hangs (acks from the journal): the restart replay
   }
 });
 
-test('PostgreSQL goes away during traffic and comes back: acks continue from the journal, then everything is in the table once', async () => {
+test('PostgreSQL goes away during traffic and comes back (--audit-ack-from database): acks continue from the journal, then everything is in the table once', async () => {
   const schema = await withSchema();
   const proxy = await startTcpProxy({ port: pgPort });
-  const srv = await startAuditServer({ database: urlWithPort(schema.url, proxy.port) });
+  const srv = await startAuditServer({ database: urlWithPort(schema.url, proxy.port), 'audit-ack-from': 'database' });
   const writer = srv.node.audit as AuditWriter;
   const pubs = await publishers(srv.port, 'outage');
   try {

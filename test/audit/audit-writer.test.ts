@@ -104,6 +104,27 @@ test('commitsInFlight 2 (PostgreSQL): two transactions at most overlap, finish o
   assert.ok(store.writes.length >= 3);
 });
 
+test('ackFrom journal: acknowledged once in the journal, before the database commits; the replay copies the rows in and removes the file quietly', async () => {
+  const { store, writer, dir, logger } = await setup({ ackFrom: 'journal', retryMinMs: 20 });
+  store.delayMs = 150; // a distant database
+  for (let i = 0; i < 10; i++) writer.record(entry({ messageId: `m${i}` }));
+  let committedAtAck = -1;
+  writer.afterDurable(() => (committedAtAck = store.committed.size));
+  await waitFor('ack', () => committedAtAck >= 0, 1000);
+  assert.equal(committedAtAck, 0, 'acknowledged before the database committed');
+  const files = journalFiles(dir);
+  assert.equal(files.length, 1);
+  assert.equal(readFileSync(join(dir, files[0]!), 'utf8').trim().split('\n').length, 10, 'the rows are in the journal when acknowledged');
+  await waitFor('replayed', () => store.committed.size === 10, 3000);
+  await waitFor('journal removed', () => journalFiles(dir).length === 0, 3000);
+  // The next rows take the same path, in a new file.
+  writer.record(entry({ messageId: 'm10' }));
+  assert.equal(await writer.flush(3000), true);
+  await waitFor('replayed again', () => store.committedMessages.has('m10'), 3000);
+  assert.deepEqual(store.writes.filter((n) => n > 0).reduce((a, b) => a + b, 0), 11, 'each row written once');
+  assert.equal(logger.has('info', /replayed; writing to the database again/), false, 'the normal cycle is not logged as a recovery');
+});
+
 test('afterDurable with nothing pending calls back at once; with async durability always at once', async () => {
   const { writer } = await setup();
   let called = false;
