@@ -174,7 +174,7 @@ export class ZenNode {
       const ok = checks.database && checks.bus && checks.audit && this.state === 'ready';
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
-    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, c.maxHttpBodyBytes));
+    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, c.maxHttpBodyBytes, this.audit));
     router.add('GET', '/api/audit', auditApi(this.store, this.verifier));
     // The demo console's MessagePack codec, straight from the msgpackr package.
     const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });
@@ -206,7 +206,7 @@ export class ZenNode {
           referer: req.headers.referer ?? null
         });
       },
-      onRefused: (req, status) => this.logRefusedUpgrade(req, status)
+      onRefused: (req, status, body) => this.refusedUpgrade(req, status, body)
     });
     this.sessions.start();
     this.heartbeat = setInterval(() => void this.touch(), c.serverHeartbeatMs);
@@ -270,9 +270,32 @@ export class ZenNode {
     return fallback.startsWith('::ffff:') && fallback.includes('.') ? fallback.slice(7) : fallback;
   }
 
-  private logRefusedUpgrade(req: IncomingMessage, status: number): void {
+  /**
+   * A refused upgrade (bad or expired token, origin, protocol choice, draining): an
+   * access-log line, and a `system` `session.refused` row in the audit trail — no session
+   * exists, so its columns are null; the payload says who tried and why.
+   */
+  private refusedUpgrade(req: IncomingMessage, status: number, body: string): void {
+    const remoteAddr = this.remoteAddr(req, req.socket.remoteAddress ?? '');
+    let reason: { error?: unknown; code?: unknown } = {};
+    try {
+      reason = JSON.parse(body) as typeof reason;
+    } catch {
+      // not JSON: the status says it
+    }
+    this.audit.record({
+      messageId: null,
+      at: new Date(),
+      sessionId: null,
+      userId: null,
+      direction: 'system',
+      type: 'session.refused',
+      channel: null,
+      payload: { status, error: reason.error ?? null, code: reason.code ?? null, remoteAddr, userAgent: req.headers['user-agent'] ?? null },
+      recipients: null
+    });
     this.accessLog.log({
-      remoteAddr: this.remoteAddr(req, req.socket.remoteAddress ?? ''),
+      remoteAddr,
       remoteUser: null,
       time: new Date(),
       method: req.method ?? 'GET',

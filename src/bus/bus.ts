@@ -31,6 +31,11 @@ export interface BusMessage {
   frame: ServerFrame;
   /** A session that must not receive it (the sender), or null. */
   exclude: string | null;
+  /**
+   * Said by the bus itself, not by a process's hub (a vanished node's members leaving):
+   * nobody recorded it in the audit trail, so the process that delivers it does.
+   */
+  announced?: true;
 }
 
 export interface Bus {

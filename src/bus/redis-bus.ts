@@ -911,7 +911,7 @@ export class RedisBus implements Bus {
       if (!this.localCounts.has(channel)) continue;
       for (const [session, user] of members) {
         const frame: ServerFrame = { type: 'left', channel, data: { session, user } };
-        this.deliver({ channel, frame, exclude: null });
+        this.deliver({ channel, frame, exclude: null, announced: true });
         lefts++;
       }
     }

@@ -239,7 +239,11 @@ export class Hub {
 
   private deliverFromBus(message: BusMessage): void {
     const members = message.channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(message.channel);
-    this.fanOut(members, message.frame, message.exclude);
+    const n = this.fanOut(members, message.frame, message.exclude);
+    const f = message.frame;
+    if (message.announced && (f.type === 'left' || f.type === 'joined')) {
+      this.audit.record({ messageId: null, at: new Date(), sessionId: f.data.session, userId: f.data.user, direction: 'out', type: f.type, channel: f.channel, payload: f.data, recipients: n });
+    }
   }
 
   /**

@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
 import type { Store } from '../store/store.js';
 import { createStore } from '../store/open-store.js';
+import type { AuditSink } from '../audit/audit-sink.js';
+import { createAuditSink } from '../audit/create-audit-sink.js';
 import type { BusMessage } from '../bus/bus.js';
 import { RedisBus } from '../bus/redis-bus.js';
 import { CloseCode } from '../errors.js';
@@ -192,6 +194,8 @@ export class Agent {
   private nextKey = 1;
   private nextConn = 1;
   private store!: Store;
+  /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
+  private audit: AuditSink | null = null;
   private server: Server | null = null;
   private readonly waiting: Socket[] = [];
   private readonly timers: NodeJS.Timeout[] = [];
@@ -214,7 +218,17 @@ export class Agent {
       const nodes = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger });
       this.nodes = nodes;
       // Other nodes' messages go to the workers with members, as a worker's would.
-      nodes.onMessage((m) => this.router.publish(null, m.channel, serialize(m)));
+      nodes.onMessage((m) => {
+        const f = m.frame;
+        if (m.announced && (f.type === 'left' || f.type === 'joined')) {
+          // Recorded once, here, for all the workers (which get it as a plain message).
+          this.router.publish(null, m.channel, serialize({ channel: m.channel, frame: f, exclude: m.exclude }));
+          const recipients = this.router.total(m.channel);
+          this.audit?.record({ messageId: null, at: new Date(), sessionId: f.data.session, userId: f.data.user, direction: 'out', type: f.type, channel: f.channel, payload: f.data, recipients });
+          return;
+        }
+        this.router.publish(null, m.channel, serialize(m));
+      });
       nodes.onRemoteCountChange((channel, count) => this.router.setExternal(channel, count));
     }
   }
@@ -239,6 +253,7 @@ export class Agent {
       address: `${c.tlsCert ? 'https' : 'http'}://${c.host}:${c.port}`,
       startedAt: now
     });
+    if (c.audit) this.audit = await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger });
     const heartbeat = setInterval(() => void this.touch(), c.serverHeartbeatMs);
     heartbeat.unref();
     const watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));
@@ -364,6 +379,10 @@ export class Agent {
     this.flushAll();
     await this.nodes?.close();
     await Promise.allSettled([...this.dbWork]);
+    if (this.audit) {
+      await this.audit.flush(Math.max(0, deadline - Date.now()) + 1000);
+      await this.audit.close();
+    }
     if (this.store) {
       try {
         await this.store.stopServer(this.serverId, new Date());
@@ -471,14 +490,23 @@ export class Agent {
     const log = { slot: h.slot, pid: h.child.pid, workerId: h.serverId, code, signal, lostSessions: lost.length };
     if (crashed) this.logger.error(log, 'worker died');
     else this.logger.info(log, 'worker exited');
-    // Members elsewhere of a private channel learn that the lost sessions left.
+    // Members elsewhere of a private channel learn that the lost sessions left. A worker
+    // that crashed cannot record it: the agent writes the `left` rows and each lost
+    // session's `session.close` (1006) in the audit trail. (One that exited cleanly
+    // recorded its sessions' ends itself.)
+    const at = new Date();
+    const audit = crashed ? this.audit : null;
     for (const s of lost) {
       for (const channel of s.channels) {
         if (!channel.startsWith(PRIVATE_PREFIX)) continue;
-        const message: BusMessage = { channel, frame: { type: 'left', channel, data: { session: s.id, user: s.user } }, exclude: null };
+        const data = { session: s.id, user: s.user };
+        const message: BusMessage = { channel, frame: { type: 'left', channel, data }, exclude: null };
         this.router.publish(null, channel, serialize(message));
         this.nodes?.publish(message);
+        const recipients = this.router.total(channel) + (this.nodes?.remoteCount(channel) ?? 0);
+        audit?.record({ messageId: null, at, sessionId: s.id, userId: s.user, direction: 'out', type: 'left', channel, payload: data, recipients });
       }
+      audit?.record({ messageId: null, at, sessionId: s.id, userId: s.user, direction: 'system', type: 'session.close', channel: null, payload: { code: CloseCode.ABNORMAL }, recipients: null });
     }
     if (h.serverId !== null && this.store) {
       const workerId = h.serverId;

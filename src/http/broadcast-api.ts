@@ -4,17 +4,28 @@ import { ALL_CHANNEL, CHANNEL_RE } from '../protocol/frames.js';
 import type { Hub } from '../channels/hub.js';
 import type { Grant, Identity } from '../auth/grants.js';
 import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
+import type { AuditSink } from '../audit/audit-sink.js';
 import { parseBody, readBody, reply, replyError } from './respond.js';
+
+/** Resolves the bearer identity of an HTTP API request. Throws 401 (no/bad token). */
+export async function identify(req: IncomingMessage, url: URL, verifier: TokenVerifier): Promise<Identity> {
+  const token = bearerToken(req.headers.authorization, url.searchParams);
+  if (token === null) throw new ZenError('ERR_AUTH_TOKEN_MISSING');
+  return verifier.verify(token);
+}
+
+/** Throws 403 unless `identity` holds `grant`. */
+export function checkGrant(identity: Identity, grant: Grant): void {
+  if (!identity.grants.has(grant)) throw new ZenError('ERR_AUTH_FORBIDDEN', grant);
+}
 
 /**
  * Resolves the bearer identity of an HTTP API request and checks it holds `grant`.
  * Throws 401 (no/bad token) or 403 (grant missing).
  */
 export async function requireGrant(req: IncomingMessage, url: URL, verifier: TokenVerifier, grant: Grant): Promise<Identity> {
-  const token = bearerToken(req.headers.authorization, url.searchParams);
-  if (token === null) throw new ZenError('ERR_AUTH_TOKEN_MISSING');
-  const identity = await verifier.verify(token);
-  if (!identity.grants.has(grant)) throw new ZenError('ERR_AUTH_FORBIDDEN', grant);
+  const identity = await identify(req, url, verifier);
+  checkGrant(identity, grant);
   return identity;
 }
 
@@ -22,23 +33,38 @@ export async function requireGrant(req: IncomingMessage, url: URL, verifier: Tok
  * `POST /api/broadcast`: body `{"channel", "data"}` (JSON, or MessagePack with
  * `Content-Type: application/msgpack`), Bearer token with `publish` (`*` needs
  * `broadcast`) → 200 `{"id","count"}` once the audit rows are durable.
+ *
+ * A refused request (401, 403, 400, 413, 503) is recorded in the audit trail as a
+ * WebSocket refusal is: an `in` `broadcast` row (the token's user, the channel and data
+ * as far as they were read) and an `out` `error` row with the message.
  */
-export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number) {
+export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number, audit: AuditSink) {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    let identity: Identity | null = null;
+    let channel: string | null = null;
+    let data: unknown = null;
     try {
-      const identity = await requireGrant(req, url, verifier, 'publish');
+      identity = await identify(req, url, verifier);
+      checkGrant(identity, 'publish');
       const { value: body, hasBinary } = parseBody(req, await readBody(req, maxBodyBytes));
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'body must be an object {"channel","data"}');
-      const { channel, data } = body as { channel?: unknown; data?: unknown };
-      if (typeof channel !== 'string') throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing channel');
-      if (channel !== ALL_CHANNEL && !CHANNEL_RE.test(channel)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'invalid channel');
-      if (data === undefined) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing data');
-      const r = hub.broadcast(null, identity, channel, data, (result) => reply(req, res, 200, result), hasBinary);
+      const fields = body as { channel?: unknown; data?: unknown };
+      data = fields.data ?? null;
+      if (typeof fields.channel !== 'string') throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing channel');
+      if (fields.channel !== ALL_CHANNEL && !CHANNEL_RE.test(fields.channel)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'invalid channel');
+      channel = fields.channel;
+      if (fields.data === undefined) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing data');
+      const r = hub.broadcast(null, identity, channel, fields.data, (result) => reply(req, res, 200, result), hasBinary);
       if (r === 'forbidden') throw new ZenError('ERR_AUTH_FORBIDDEN', 'broadcast');
       if (r === 'not subscribed') throw new ZenError('ERR_AUTH_FORBIDDEN', 'publish');
       if (r === 'bus unavailable') throw new ZenError('ERR_BUS_UNAVAILABLE');
     } catch (err) {
-      replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err)));
+      const e = err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err));
+      const at = new Date();
+      const userId = identity?.userId ?? null;
+      audit.record({ messageId: null, at, sessionId: null, userId, direction: 'in', type: 'broadcast', channel, payload: data, recipients: null });
+      audit.record({ messageId: null, at, sessionId: null, userId, direction: 'out', type: 'error', channel, payload: [e.message], recipients: 1 });
+      replyError(req, res, e);
     }
   };
 }

@@ -60,8 +60,8 @@ export interface TransportOptions<T> {
   decide(req: IncomingMessage): Promise<UpgradeDecision<T>> | UpgradeDecision<T>;
   /** A connection was accepted. */
   onConnection(conn: Connection, req: IncomingMessage, context: T): void;
-  /** An upgrade was refused or failed (for the access log). */
-  onRefused?(req: IncomingMessage, status: number): void;
+  /** An upgrade was refused or failed (for the access log and the audit trail); `body` is the JSON sent with the status. */
+  onRefused?(req: IncomingMessage, status: number, body: string): void;
 }
 
 export interface Transport {

@@ -110,7 +110,7 @@ export class WsTransport implements Transport {
     this.wss = wss;
     this.server = server;
     const refuse = (req: IncomingMessage, socket: Duplex, status: number, body: string, headers: Record<string, string> = {}): void => {
-      options.onRefused?.(req, status);
+      options.onRefused?.(req, status, body);
       if (!socket.writable) {
         socket.destroy();
         return;

@@ -154,6 +154,50 @@ describe('the audit trail of a running server', () => {
     sub.ws.terminate();
   });
 
+  test('refused HTTP API broadcasts and refused upgrades are recorded: who tried, what, and why', async () => {
+    const post = async (token: string | null, body: string): Promise<number> => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (token !== null) headers.authorization = `Bearer ${token}`;
+      return (await fetch(`http://127.0.0.1:${srv.port}/api/broadcast`, { method: 'POST', headers, body })).status;
+    };
+    assert.equal(await post(null, JSON.stringify({ channel: 'vault', data: 1 })), 401);
+    assert.equal(await post(await makeToken('mallory'), JSON.stringify({ channel: 'vault', data: 2 })), 403);
+    assert.equal(await post(await makeToken('backend', ['publish']), JSON.stringify({ channel: '*', data: 3 })), 403);
+    assert.equal(await post(await makeToken('backend', ['publish']), JSON.stringify({ channel: 'vault' })), 400);
+    await assert.rejects(TestClient.connect(srv.port, { token: 'not-a-jwt' }), /HTTP 401/);
+    await srv.node.audit.flush(2000);
+
+    const http = (await allRows(srv.node.store, { sessionId: null }))
+      .filter((r) => r.type === 'broadcast' || r.type === 'error')
+      .filter((r) => r.channel === null || r.channel === 'vault' || (r.channel === '*' && r.userId === 'backend'));
+    const seen = http.map((r) => [r.direction, r.type, r.channel, r.userId, r.type === 'error' ? null : r.payload === null ? null : JSON.parse(r.payload)]);
+    assert.deepEqual(seen, [
+      ['in', 'broadcast', null, null, null],
+      ['out', 'error', null, null, null],
+      ['in', 'broadcast', null, 'mallory', null],
+      ['out', 'error', null, 'mallory', null],
+      ['in', 'broadcast', '*', 'backend', 3],
+      ['out', 'error', '*', 'backend', null],
+      ['in', 'broadcast', 'vault', 'backend', null],
+      ['out', 'error', 'vault', 'backend', null]
+    ]);
+    const errors = http.filter((r) => r.type === 'error').map((r) => (JSON.parse(r.payload!) as string[]).join());
+    assert.match(errors[0]!, /bearer token is required/);
+    assert.match(errors[1]!, /publish/);
+    assert.match(errors[2]!, /broadcast/);
+    assert.match(errors[3]!, /missing data/);
+
+    const refused = await allRows(srv.node.store, { type: 'session.refused' });
+    assert.ok(refused.length >= 1);
+    const r = refused[0]!;
+    assert.equal(r.direction, 'system');
+    assert.equal(r.sessionId, null);
+    const p = JSON.parse(r.payload!) as { status: number; code: string; remoteAddr: string };
+    assert.equal(p.status, 401);
+    assert.equal(p.code, 'ERR_AUTH_TOKEN_INVALID');
+    assert.equal(p.remoteAddr, '127.0.0.1');
+  });
+
   test('binary payloads from the binary protocol survive exactly', async () => {
     const a = await TestClient.connect(srv.port, { protocol: 'bin' });
     const b = await TestClient.connect(srv.port);

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import pino from 'pino';
 import type { Redis } from 'ioredis';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { allRows } from '../audit/helpers.js';
 import { TestClient, type ClientOptions } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import { ROOT } from '../helpers/process.js';
@@ -358,6 +359,13 @@ describe('a node that dies', () => {
       assert.equal(bus.remoteCount('private.desk'), 0);
       assert.equal(bus.knownNodes().length, 0);
       assert.ok(tookMs < 600 + 100 + 500, `gone after ${tookMs} ms (TTL 600 + resync 100)`);
+      // Nobody else can say it: this node records the announced `left` in its audit trail.
+      await srv.node.audit.flush(2000);
+      const lefts = await allRows(srv.node.store, { sessionId: ghostSession, type: 'left' });
+      assert.deepEqual(
+        lefts.map((r) => [r.direction, r.channel, r.userId, r.recipients, JSON.parse(r.payload!)]),
+        [['out', 'private.desk', 'ghost', 1, { session: ghostSession, user: 'ghost' }]]
+      );
       o.send({ type: 'broadcast', channel: 'news', data: 2 });
       assert.deepEqual(await o.nextOf('received'), { type: 'received', channel: 'news', count: 0 });
       assert.deepEqual(await redis.smembers(`${prefix}nodes`), [bus.nodeId]);

@@ -5,6 +5,8 @@ import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
 import { placement, startAgent, until } from './cluster-helpers.js';
+import { createStore } from '../../src/store/open-store.js';
+import { allRows } from '../audit/helpers.js';
 
 type EventFrame = Extract<ServerFrame, { type: 'event' }>;
 const REDIS_URL = process.env.ZENCONN_TEST_REDIS_URL || 'redis://127.0.0.1:6379/0';
@@ -46,6 +48,20 @@ describe('zenconn agent on a Redis bus (--bus): the agent is one node for all it
       process.kill(victim!, 'SIGKILL');
       const left = await y1.nextOf('left', 5000);
       assert.deepEqual(left.data, { session: x.sessionId, user: 'm' });
+      // Agent A writes what the dead worker cannot: x's `left` (heard on agent B) and its session.close (1006).
+      const store = createStore(a.database);
+      await store.open();
+      try {
+        const rows = (await until('the agent\'s audit rows of x', async () => {
+          const r = await allRows(store, { sessionId: x.sessionId });
+          return r.some((row) => row.type === 'left') && r.some((row) => row.type === 'session.close' && row.direction === 'system' && JSON.parse(row.payload!).code === 1006) ? r : null;
+        }, 5000))!;
+        const leftRow = rows.find((r) => r.type === 'left')!;
+        assert.equal(leftRow.channel, 'private.p');
+        assert.equal(leftRow.recipients, 1, 'y1, on the other agent');
+      } finally {
+        await store.close();
+      }
       await a.waitWorkers((w) => w.length === 2 && w.every((v) => v.state === 'ready' && v.pid !== victim), 3000);
       // The survivor on agent A still reaches agent B.
       x2.send({ type: 'broadcast', channel: 'news', data: 'still' });
