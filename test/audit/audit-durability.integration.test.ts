@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { startZen, type ZenProcess } from '../helpers/process.js';
 import { TEST_JWT_SECRET } from '../helpers/server.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
-import { testPostgresUrl, urlWithPort, withSchema } from '../helpers/pg.js';
+import { testPostgresUrl, urlWithPort, withSchema, type TestSchema } from '../helpers/pg.js';
 import { createStore } from '../../src/store/open-store.js';
 import type { AuditWriter } from '../../src/audit/audit-writer.js';
 import { Publisher, allRows, startAuditServer, tempFolder, waitFor } from './helpers.js';
@@ -44,16 +44,27 @@ function assertComplete(acked: string[], seen: Seen): void {
   }
 }
 
+/** After a restart: waits for the journal folder to be replayed, then checks the channel's rows against what was acknowledged. */
+async function assertReplayed(dir: string, schema: TestSchema, channel: string, acked: string[]): Promise<void> {
+  await waitFor('journal replayed', () => readdirSync(join(dir, 'journal')).filter((f) => f.endsWith('.ndjson')).length === 0, 20_000);
+  const rows = await schema.query<{ direction: string; payload: string }>(
+    `SELECT direction, payload::text AS payload FROM audit WHERE channel = '${channel}' AND type IN ('broadcast', 'event')`
+  );
+  assertComplete(acked, tally(rows));
+}
+
 async function publishers(port: number, channel: string): Promise<Publisher[]> {
   return Promise.all(['p1', 'p2', 'p3'].map((n) => Publisher.start(port, n, channel)));
 }
 
-test('kill -9 under traffic (SQLite): every acknowledged message is in the audit table after the restart', async () => {
-  const dir = tempFolder();
-  const db = `sqlite:${join(dir, 'zen.db')}`;
-  let zen: ZenProcess | null = await startZen(serveArgs(dir, db));
+/**
+ * Starts `serve` on `database`, has three clients publish on `channel`, kills it with
+ * SIGKILL mid-traffic, starts it again and hands what was acknowledged to `check`.
+ */
+async function crashUnderTraffic(dir: string, database: string, channel: string, check: (acked: string[]) => Promise<void>): Promise<void> {
+  let zen: ZenProcess | null = await startZen(serveArgs(dir, database));
   let again: ZenProcess | null = null;
-  const pubs = await publishers(zen.port, 'crash');
+  const pubs = await publishers(zen.port, channel);
   try {
     await sleep(600 + Math.random() * 600);
     zen.child.kill('SIGKILL');
@@ -61,7 +72,19 @@ test('kill -9 under traffic (SQLite): every acknowledged message is in the audit
     zen = null;
     const acked = pubs.flatMap((p) => p.acked);
     assert.ok(acked.length > 100, `only ${acked.length} messages acknowledged`);
-    again = await startZen(serveArgs(dir, db));
+    again = await startZen(serveArgs(dir, database));
+    await check(acked);
+  } finally {
+    for (const p of pubs) p.close();
+    zen?.child.kill('SIGKILL');
+    await again?.stop();
+  }
+}
+
+test('kill -9 under traffic (SQLite): every acknowledged message is in the audit table after the restart', async () => {
+  const dir = tempFolder();
+  const db = `sqlite:${join(dir, 'zen.db')}`;
+  await crashUnderTraffic(dir, db, 'crash', async (acked) => {
     const store = createStore(db);
     await store.open();
     try {
@@ -70,36 +93,15 @@ test('kill -9 under traffic (SQLite): every acknowledged message is in the audit
     } finally {
       await store.close();
     }
-  } finally {
-    for (const p of pubs) p.close();
-    zen?.child.kill('SIGKILL');
-    await again?.stop();
-  }
+  });
 });
 
 test('kill -9 under traffic (PostgreSQL, acks from the journal by default): the restart replays it, nothing missing, nothing twice', async () => {
   const schema = await withSchema();
   const dir = tempFolder();
-  let zen: ZenProcess | null = await startZen(serveArgs(dir, schema.url));
-  let again: ZenProcess | null = null;
-  const pubs = await publishers(zen.port, 'crash-pg');
   try {
-    await sleep(600 + Math.random() * 600);
-    zen.child.kill('SIGKILL');
-    await zen.exited;
-    zen = null;
-    const acked = pubs.flatMap((p) => p.acked);
-    assert.ok(acked.length > 100, `only ${acked.length} messages acknowledged`);
-    again = await startZen(serveArgs(dir, schema.url));
-    await waitFor('journal replayed', () => readdirSync(join(dir, 'journal')).filter((f) => f.endsWith('.ndjson')).length === 0, 20_000);
-    const rows = await schema.query<{ direction: string; payload: string }>(
-      `SELECT direction, payload::text AS payload FROM audit WHERE channel = 'crash-pg' AND type IN ('broadcast', 'event')`
-    );
-    assertComplete(acked, tally(rows));
+    await crashUnderTraffic(dir, schema.url, 'crash-pg', (acked) => assertReplayed(dir, schema, 'crash-pg', acked));
   } finally {
-    for (const p of pubs) p.close();
-    zen?.child.kill('SIGKILL');
-    await again?.stop();
     await schema.drop();
   }
 });
@@ -127,11 +129,7 @@ test('kill -9 while PostgreSQL hangs (--audit-ack-from database: acks from the j
     const acked = pubs.flatMap((p) => p.acked);
     proxy.restore();
     again = await startZen(args());
-    await waitFor('journal replayed', () => readdirSync(join(dir, 'journal')).filter((f) => f.endsWith('.ndjson')).length === 0, 20_000);
-    const rows = await schema.query<{ direction: string; payload: string }>(
-      `SELECT direction, payload::text AS payload FROM audit WHERE channel = 'hang' AND type IN ('broadcast', 'event')`
-    );
-    assertComplete(acked, tally(rows));
+    await assertReplayed(dir, schema, 'hang', acked);
   } finally {
     for (const p of pubs) p.close();
     zen?.child.kill('SIGKILL');

@@ -17,6 +17,9 @@ type EventFrame = Extract<ServerFrame, { type: 'event' }>;
  * that answered `subscribed` at once would lose the first broadcast every time.
  */
 const DELAY_MS = 80;
+const REDIS_PORT = Number(new URL(testRedisUrl()).port || 6379);
+/** The shared Redis, DELAY_MS away (each direction). */
+const distantRedis = (): Promise<TcpProxy> => startTcpProxy({ port: REDIS_PORT, delayMs: DELAY_MS });
 
 async function check(slowPort: number, fastPort: number): Promise<void> {
   const publisher = await makeToken('pub', ['publish']);
@@ -62,11 +65,10 @@ async function check(slowPort: number, fastPort: number): Promise<void> {
 describe('`subscribed` is sent once the subscription is routed on every node', () => {
   test('two `serve` nodes, one of them 80 ms from Redis', async () => {
     const prefix = randomPrefix();
-    const redisPort = Number(new URL(testRedisUrl()).port || 6379);
     let proxy: TcpProxy | null = null;
     const procs: ZenProcess[] = [];
     try {
-      proxy = await startTcpProxy({ port: redisPort, delayMs: DELAY_MS });
+      proxy = await distantRedis();
       procs.push(await serveOnBus(`redis://127.0.0.1:${proxy.port}/0`, prefix));
       procs.push(await serveOnBus(testRedisUrl(), prefix));
       await check(procs[0]!.port, procs[1]!.port);
@@ -78,12 +80,11 @@ describe('`subscribed` is sent once the subscription is routed on every node', (
 
   test('an agent whose workers reach Redis through it (80 ms away), and a `serve` node', async () => {
     const prefix = randomPrefix();
-    const redisPort = Number(new URL(testRedisUrl()).port || 6379);
     let proxy: TcpProxy | null = null;
     let agent: AgentUnderTest | null = null;
     let fast: ZenProcess | null = null;
     try {
-      proxy = await startTcpProxy({ port: redisPort, delayMs: DELAY_MS });
+      proxy = await distantRedis();
       agent = await startAgent(['--workers', '2', '--bus', `redis://127.0.0.1:${proxy.port}/0`, '--bus-prefix', prefix]);
       fast = await serveOnBus(testRedisUrl(), prefix);
       await check(agent.port, fast.port);
@@ -96,7 +97,6 @@ describe('`subscribed` is sent once the subscription is routed on every node', (
 
   test('what waits for a subscription counts toward --max-buffered-bytes, exactly at the edge', async () => {
     const prefix = randomPrefix();
-    const redisPort = Number(new URL(testRedisUrl()).port || 6379);
     let proxy: TcpProxy | null = null;
     let node: ZenProcess | null = null;
     const frame = (channel: string, size: number): string => {
@@ -104,7 +104,7 @@ describe('`subscribed` is sent once the subscription is routed on every node', (
       return head + 'x'.repeat(size - head.length - 2) + '"}';
     };
     try {
-      proxy = await startTcpProxy({ port: redisPort, delayMs: DELAY_MS });
+      proxy = await distantRedis();
       node = await serveOnBus(`redis://127.0.0.1:${proxy.port}/0`, prefix, ['--max-buffered-bytes', '2048']);
       const x = await TestClient.connect(node.port);
       // 2 × 1024 bytes wait for the subscription: at the limit, kept and handled in order.
