@@ -59,9 +59,14 @@ export function journalKey(databaseUrl: string): string {
   return createHash('sha256').update(identity).digest('hex').slice(0, 12);
 }
 
-/** The path of the journal file this process writes for `serverId`. */
-export function ownJournalPath(dir: string, key: string, serverId: string): string {
-  return join(dir, `audit-${key}-${serverId.replace(/[^A-Za-z0-9_-]/g, '_') || '_'}.${process.pid}.ndjson`);
+/**
+ * The path of the journal file this process writes for `serverId`; `seq` > 0 names the
+ * files that follow a rotation (`….r<seq>.ndjson`), so a new file never reuses the name
+ * of one still on disk.
+ */
+export function ownJournalPath(dir: string, key: string, serverId: string, seq = 0): string {
+  const suffix = seq > 0 ? `.r${seq}` : '';
+  return join(dir, `audit-${key}-${serverId.replace(/[^A-Za-z0-9_-]/g, '_') || '_'}.${process.pid}${suffix}.ndjson`);
 }
 
 /** Where rows the database refused for good are set aside (never replayed). */
@@ -150,7 +155,7 @@ export class JournalFile {
   #size: number;
   #offset = 0;
   #syncing = 0;
-  #closeWhenSynced: 'close' | 'remove' | null = null;
+  #closeWhenSynced = false;
 
   private constructor(path: string, fd: number, size: number) {
     this.path = path;
@@ -206,7 +211,7 @@ export class JournalFile {
     return new Promise<void>((resolve, reject) => {
       fdatasync(fd, (err) => {
         this.#syncing--;
-        if (this.#syncing === 0 && this.#closeWhenSynced !== null) this.#finish();
+        if (this.#syncing === 0 && this.#closeWhenSynced) this.#finish();
         if (err) reject(err);
         else resolve();
       });
@@ -227,27 +232,28 @@ export class JournalFile {
 
   /** Closes the descriptor (once pending syncs are done); the file stays on disk. */
   close(): void {
-    this.#closeWhenSynced ??= 'close';
+    this.#closeWhenSynced = true;
     if (this.#syncing === 0) this.#finish();
   }
 
-  /** Closes and deletes the file (everything in it is in the database). */
+  /**
+   * Deletes the file (everything in it is in the database) and closes it. The name goes
+   * at once — a file opened at the same path right after is a new one — while the
+   * descriptor waits for a pending fdatasync.
+   */
   remove(): void {
-    this.#closeWhenSynced = 'remove';
-    if (this.#syncing === 0) this.#finish();
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // Already gone.
+    }
+    this.close();
   }
 
   #finish(): void {
     const fd = this.#fd;
     this.#fd = null;
     if (fd !== null) closeSync(fd);
-    if (this.#closeWhenSynced === 'remove') {
-      try {
-        unlinkSync(this.path);
-      } catch {
-        // Already gone.
-      }
-    }
   }
 }
 

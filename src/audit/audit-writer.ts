@@ -48,6 +48,13 @@ export interface AuditWriterOptions {
    * for a synchronous `write`. Default 1.
    */
   commitsInFlight?: number;
+  /**
+   * A journal file still being appended to is set aside for its replay to finish (and
+   * then deleted) once it is this large, and appends go to a new file: under steady
+   * traffic the file in use is never empty, so it would otherwise never be deleted.
+   * Default 4 MiB.
+   */
+  journalRotateBytes?: number;
   /** Most rows in one database transaction; a queue this long is written at once. Default 1000. */
   batchRows?: number;
   /** Rows held in memory (queued, or refused by both the database and the journal) before the journal takes them all at once; beyond it, with the journal failing too, the oldest are dropped. Default 100000. */
@@ -153,6 +160,7 @@ export class AuditWriter implements AuditSink {
   readonly #batchMs: number;
   readonly #batchRows: number;
   readonly #commitsInFlight: number;
+  readonly #rotateBytes: number;
   readonly #maxQueue: number;
   /** min(batchRows, maxQueue): from this queue length on, `record` looks at the length. */
   readonly #threshold: number;
@@ -176,6 +184,10 @@ export class AuditWriter implements AuditSink {
 
   #mode: 'direct' | 'journal' = 'direct';
   #journal: JournalFile | null = null;
+  /** Rotated journal files: no longer appended to, replayed (oldest first) and then deleted. */
+  #sealed: JournalFile[] = [];
+  /** The next journal file's number (see ownJournalPath). */
+  #journalSeq = 0;
   readonly #journalPath: string;
   /** Appended since the last fdatasync started. */
   #journalDirty = false;
@@ -225,6 +237,7 @@ export class AuditWriter implements AuditSink {
     this.#batchMs = options.asyncWrite === true ? 0 : Math.max(0, options.batchMs ?? 5);
     this.#batchRows = Math.max(1, options.batchRows ?? 1000);
     this.#commitsInFlight = options.asyncWrite === true ? Math.max(1, options.commitsInFlight ?? 1) : 1;
+    this.#rotateBytes = Math.max(1, options.journalRotateBytes ?? 4 * 1024 * 1024);
     this.#maxQueue = Math.max(1, options.maxQueue ?? 100_000);
     this.#threshold = Math.min(this.#batchRows, this.#maxQueue);
     this.#dir = resolve(options.journalDir ?? './data/journal');
@@ -282,7 +295,7 @@ export class AuditWriter implements AuditSink {
       queued: this.#queue.length,
       held: this.#heldRows,
       mode: this.#mode,
-      journalBytes: this.#journal?.bytes ?? 0,
+      journalBytes: this.#sealed.reduce((n, f) => n + f.bytes, this.#journal?.bytes ?? 0),
       orphans: this.#orphans.length,
       rejected: this.#rejected,
       dropped: this.#dropped,
@@ -361,6 +374,8 @@ export class AuditWriter implements AuditSink {
   async #run(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    // Every transaction slot is taken: the end of one re-arms; arming here would spin.
+    let slotsFull = false;
     try {
       while (!this.#closed) {
         if (this.#held.length > 0) {
@@ -374,7 +389,10 @@ export class AuditWriter implements AuditSink {
         if (this.#flushing === 0 && this.#queue.length < this.#batchRows && this.#lastCommitEnd + this.#window() - performance.now() >= 1) break;
         if (this.#commitsInFlight > 1 && this.#mode === 'direct') {
           // Several transactions in flight: start this one and go on; its end re-arms.
-          if (this.#detached >= this.#commitsInFlight) break;
+          if (this.#detached >= this.#commitsInFlight) {
+            slotsFull = true;
+            break;
+          }
           this.#detach(this.#take(this.#batchRows));
           continue;
         }
@@ -382,17 +400,21 @@ export class AuditWriter implements AuditSink {
         const batch = this.#take(this.#mode === 'direct' ? this.#batchRows : this.#batchRows * 8);
         const started = performance.now();
         this.#current.add(batch);
-        await this.#commit(batch);
+        try {
+          await this.#commit(batch);
+        } catch (err) {
+          this.#failed(err, batch);
+        }
         this.#current.delete(batch);
         this.#lastCommitEnd = performance.now();
         this.#lastCommitMs = this.#lastCommitEnd - started;
       }
     } catch (err) {
-      this.#failed(err);
+      this.#logger?.error({ err }, 'audit writer failed');
     } finally {
       this.#running = false;
     }
-    if (this.#queue.length > 0 || this.#held.length > 0) this.#arm();
+    if (!slotsFull && (this.#queue.length > 0 || this.#held.length > 0)) this.#arm();
   }
 
   /** Commits a batch without `#run` waiting for it (see `commitsInFlight`). */
@@ -400,7 +422,7 @@ export class AuditWriter implements AuditSink {
     this.#detached++;
     this.#current.add(batch);
     this.#commit(batch)
-      .catch((err: unknown) => this.#failed(err))
+      .catch((err: unknown) => this.#failed(err, batch))
       .finally(() => {
         this.#current.delete(batch);
         this.#detached--;
@@ -411,12 +433,11 @@ export class AuditWriter implements AuditSink {
 
   /**
    * Not a database or journal failure (those are handled where they happen): a bug. The
-   * batches in hand are kept and retried rather than lost.
+   * batch is kept and retried rather than lost.
    */
-  #failed(err: unknown): void {
+  #failed(err: unknown, batch: Batch): void {
     this.#logger?.error({ err }, 'audit writer failed');
-    for (const b of this.#current) if (b.end > this.#durable && !this.#held.includes(b)) this.#hold(b);
-    this.#current.clear();
+    if (!this.#closed && batch.end > this.#durable && !this.#held.includes(batch)) this.#hold(batch);
   }
 
   /** Takes up to `max` queued entries as a batch: ids assigned, payloads serialized. */
@@ -475,12 +496,15 @@ export class AuditWriter implements AuditSink {
       outcome = await Promise.race([write, slow]);
     } catch (err) {
       clearTimeout(timer);
+      // Closed meanwhile: `close` put this batch in the stop file already.
+      if (this.#closed) return;
       this.#dbFailed(err, 'audit rows cannot be written to the database; journaling them');
       this.#enterJournalMode();
       this.#toJournal(batch);
       return;
     }
     clearTimeout(timer);
+    if (this.#closed && outcome === SLOW) return;
     if (outcome !== SLOW) {
       this.#dbSucceeded();
       this.#markDurable(batch);
@@ -546,7 +570,7 @@ export class AuditWriter implements AuditSink {
    */
   #toJournal(batch: Batch): void {
     try {
-      this.#journal ??= JournalFile.open(this.#journalPath, this.#dir);
+      this.#journal ??= this.#openJournal();
       let text = '';
       for (const r of batch.rows) text += encodeJournalLine(r);
       this.#journal.append(text);
@@ -562,6 +586,20 @@ export class AuditWriter implements AuditSink {
     this.#journalDirty = true;
     this.#syncJournal();
     this.#startReplay();
+  }
+
+  /** A new journal file to append to, under a name no file on disk has. */
+  #openJournal(): JournalFile {
+    const file = JournalFile.open(ownJournalPath(this.#dir, this.#key, this.#serverId, this.#journalSeq), this.#dir);
+    this.#journalSeq++;
+    LIVE_JOURNALS.add(file.path);
+    return file;
+  }
+
+  /** Deletes a journal file that is all in the database. */
+  #dropJournal(file: JournalFile): void {
+    file.remove();
+    if (file.path !== this.#journalPath) LIVE_JOURNALS.delete(file.path);
   }
 
   /** One fdatasync at a time, covering every append before it; bounds what a power loss can take. */
@@ -597,8 +635,11 @@ export class AuditWriter implements AuditSink {
     const chunk = this.#batchRows;
     while (!this.#closed && this.#mode === 'journal') {
       if (this.#slowWrites.size > 0) await Promise.all(this.#slowWrites);
-      const file = this.#journal;
-      if (file === null) return;
+      const file = this.#sealed[0] ?? this.#journal;
+      if (file === null) {
+        if (this.#slowWrites.size === 0 && this.#held.length === 0) this.#mode = 'direct';
+        return;
+      }
       const read = file.read(chunk);
       for (const line of read.bad) this.#logger?.warn({ line: line.slice(0, 200), file: file.path }, 'unreadable audit journal line skipped');
       try {
@@ -610,14 +651,29 @@ export class AuditWriter implements AuditSink {
       }
       file.commit(read);
       if (read.records.length > 0) this.#dbSucceeded();
+      if (file !== this.#journal) {
+        // A rotated file: nothing is appended to it any more.
+        if (file.drained) {
+          this.#sealed.shift();
+          this.#dropJournal(file);
+        }
+        continue;
+      }
       if (file.drained && this.#slowWrites.size === 0 && this.#held.length === 0) {
         // Caught up (nothing can be appended between the check and the switch: one thread).
         this.#mode = 'direct';
         this.#journal = null;
-        file.remove();
+        this.#dropJournal(file);
         // With ackFrom 'journal' this is the normal cycle (the next batch opens a new file), not news.
         if (!this.#journalFirst) this.#logger?.info({ file: file.path }, 'audit journal replayed; writing to the database again');
         return;
+      }
+      if (!file.drained && file.bytes >= this.#rotateBytes) {
+        // Rows keep coming while earlier ones are written: this file would never be
+        // empty. Appends go to a new file; this one is finished, then deleted.
+        this.#sealed.push(file);
+        this.#journal = null;
+        continue;
       }
       // Caught up but something still holds the switch (held rows): do not spin.
       if (read.lines === 0) await this.#sleep(this.#retryMinMs);
@@ -738,7 +794,7 @@ export class AuditWriter implements AuditSink {
       this.#toJournal(batch); // holds it again if the journal still fails
       if (this.#held.includes(batch)) return false;
     }
-    if (this.#mode === 'journal' && this.#journal === null && this.#held.length === 0) this.#mode = 'direct';
+    if (this.#mode === 'journal' && this.#journal === null && this.#sealed.length === 0 && this.#held.length === 0) this.#mode = 'direct';
     return this.#held.length === 0;
   }
 
@@ -908,8 +964,16 @@ export class AuditWriter implements AuditSink {
     const deadline = Date.now() + 1000;
     while ((this.#running || this.#detached > 0) && Date.now() < deadline) await pause(5);
     // A journal not fully replayed stays on disk; once this process is gone it is an orphan.
-    this.#journal?.close();
+    if (this.#journal !== null) {
+      this.#journal.close();
+      LIVE_JOURNALS.delete(this.#journal.path);
+    }
     this.#journal = null;
+    for (const f of this.#sealed) {
+      f.close();
+      LIVE_JOURNALS.delete(f.path);
+    }
+    this.#sealed = [];
     this.#lastResort();
     LIVE_JOURNALS.delete(this.#journalPath);
     for (const path of this.#orphans) LIVE_JOURNALS.delete(path);

@@ -96,3 +96,34 @@ test('orphans are claimed only for this database and only when their process is 
   assert.deepEqual(claimOrphanJournals(dir, key, new Set([...claimed])).length, 1);
   assert.deepEqual(claimOrphanJournals(join(dir, 'missing'), key, new Set()), []);
 });
+
+test('remove() with an fdatasync pending deletes the name at once: a file opened at the same path right after is a new one and stays', async () => {
+  const dir = tempFolder();
+  const path = ownJournalPath(dir, 'abcdefabcdef', 'srv');
+  const old = JournalFile.open(path, dir);
+  old.append(encodeJournalLine(record('a')));
+  const synced = old.sync(); // in the thread pool: its callback cannot run before this turn ends
+  old.remove();
+  assert.equal(existsSync(path), false);
+  const fresh = JournalFile.open(path, dir);
+  fresh.append(encodeJournalLine(record('b')));
+  await synced; // the old descriptor closes now; the new file must survive it
+  assert.equal(existsSync(path), true);
+  assert.deepEqual(fresh.read(10).records.map((r) => r.id), ['b']);
+  fresh.remove();
+});
+
+test('rotated journal files get names of their own that orphan claiming still recognizes', () => {
+  const dir = tempFolder();
+  const first = ownJournalPath(dir, 'abcdefabcdef', 'srv');
+  const third = ownJournalPath(dir, 'abcdefabcdef', 'srv', 2);
+  assert.notEqual(first, third);
+  assert.match(third, /\.r2\.ndjson$/);
+  // A dead process's rotated file is claimed like its first one.
+  const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const orphan = third.replace(`.${process.pid}.`, `.${dead.stdout}.`);
+  writeFileSync(orphan, encodeJournalLine(record('x')));
+  const claimed = claimOrphanJournals(dir, 'abcdefabcdef', new Set());
+  assert.equal(claimed.length, 1);
+  assert.equal(existsSync(orphan), false);
+});

@@ -1,7 +1,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AuditWriter, type AuditWriterOptions } from '../../src/audit/audit-writer.js';
 import { journalKey } from '../../src/audit/audit-journal.js';
@@ -123,6 +123,56 @@ test('ackFrom journal: acknowledged once in the journal, before the database com
   await waitFor('replayed again', () => store.committedMessages.has('m10'), 3000);
   assert.deepEqual(store.writes.filter((n) => n > 0).reduce((a, b) => a + b, 0), 11, 'each row written once');
   assert.equal(logger.has('info', /replayed; writing to the database again/), false, 'the normal cycle is not logged as a recovery');
+});
+
+test('ackFrom journal under steady traffic: the file in use is rotated, rotated files are deleted once replayed, every row lands once', async () => {
+  const { store, writer, dir } = await setup({ ackFrom: 'journal', retryMinMs: 10, journalRotateBytes: 4096, batchRows: 50 });
+  store.delayMs = 15; // every replay write takes a while, so rows keep arriving during it
+  let n = 0;
+  let maxFiles = 0;
+  let maxBytes = 0;
+  const started = Date.now();
+  while (Date.now() - started < 1200) {
+    for (let i = 0; i < 5; i++) writer.record(entry({ messageId: `s${n++}` }));
+    const files = journalFiles(dir);
+    maxFiles = Math.max(maxFiles, files.length);
+    maxBytes = Math.max(maxBytes, files.reduce((b, f) => b + (existsSync(join(dir, f)) ? statSync(join(dir, f)).size : 0), 0));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  assert.equal(await writer.flush(5000), true);
+  await waitFor('all replayed', () => store.committed.size === n, 5000);
+  await waitFor('journal gone', () => journalFiles(dir).length === 0, 3000);
+  assert.ok(maxFiles <= 4, `${maxFiles} journal files at once`);
+  // Without rotation the one file would hold every row of the run (a few hundred KiB).
+  assert.ok(maxBytes < 64 * 1024, `the journal reached ${maxBytes} bytes for ${n} rows`);
+  assert.ok(writer.stats().batches > 10);
+  // Each row written once: the ids of the rows committed equal the rows recorded.
+  assert.equal(store.writes.reduce((a, b) => a + b, 0), n);
+});
+
+test('with every transaction slot taken, the writer waits for one to end instead of spinning', async () => {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const { store, writer } = await setup({
+    asyncWrite: true,
+    commitsInFlight: 2,
+    write: async (rows) => {
+      await gate;
+      await store.writeAudit(rows);
+    }
+  });
+  writer.record(entry());
+  await new Promise((r) => setImmediate(r));
+  writer.record(entry());
+  await new Promise((r) => setImmediate(r));
+  writer.record(entry()); // queued: both slots are taken
+  const cpu = process.cpuUsage();
+  await new Promise((r) => setTimeout(r, 300));
+  const used = process.cpuUsage(cpu);
+  assert.ok((used.user + used.system) / 1000 < 100, `${(used.user + used.system) / 1000} ms of CPU while waiting 300 ms`);
+  release();
+  assert.equal(await writer.flush(2000), true);
+  assert.equal(store.committed.size, 3);
 });
 
 test('afterDurable with nothing pending calls back at once; with async durability always at once', async () => {
