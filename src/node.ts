@@ -271,9 +271,9 @@ export class ZenNode {
   }
 
   /**
-   * A refused upgrade (bad or expired token, origin, protocol choice, draining): an
-   * access-log line, and a `system` `session.refused` row in the audit trail — no session
-   * exists, so its columns are null; the payload says who tried and why.
+   * A refused upgrade: an access-log line, and — for a bad or expired token, an origin or
+   * a protocol choice refused — a `system` `session.refused` row in the audit trail (no
+   * session exists, so its columns are null; the payload says who tried and why).
    */
   private refusedUpgrade(req: IncomingMessage, status: number, body: string): void {
     const remoteAddr = this.remoteAddr(req, req.socket.remoteAddress ?? '');
@@ -283,7 +283,8 @@ export class ZenNode {
     } catch {
       // not JSON: the status says it
     }
-    this.audit.record({
+    // A wrong path (404) or a draining server (503) is no attempt to get in: access log only.
+    if (status !== 404 && status !== 503) this.audit.record({
       messageId: null,
       at: new Date(),
       sessionId: null,

@@ -8,8 +8,11 @@ export interface IpcPort {
   send(item: WorkerItem): boolean;
   /** Reports a member count; the last value of a turn wins. */
   setCount(channel: string, count: number): void;
-  /** Resolves once the agent routes `channel` here (and its nodes do, with `--bus`); never rejects. */
-  sync(channel: string): Promise<void>;
+  /**
+   * Resolves true once the agent routes `channel` here (and its nodes do, with `--bus`);
+   * false when it could not say (gone, or no answer in time). Never rejects.
+   */
+  sync(channel: string): Promise<boolean>;
   /** Whether the channel to the agent is open. */
   readonly connected: boolean;
 }
@@ -83,10 +86,11 @@ export class IpcBus implements Bus {
     if (this.closed || !this.port.connected || !this.interested.has(channel) || this.live.has(channel)) return null;
     const pending = this.syncing.get(channel);
     if (pending !== undefined) return pending;
-    const p: Promise<void> = this.port.sync(channel).then(() => {
+    const p: Promise<void> = this.port.sync(channel).then((confirmed) => {
       if (this.syncing.get(channel) !== p) return;
       this.syncing.delete(channel);
-      if (this.interested.has(channel)) this.live.add(channel);
+      // Unconfirmed: the next subscriber asks again.
+      if (confirmed && this.interested.has(channel)) this.live.add(channel);
     });
     this.syncing.set(channel, p);
     return p;

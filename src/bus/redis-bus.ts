@@ -390,7 +390,6 @@ export class RedisBus implements Bus {
     if (this.state === 'closed') return;
     this.restoreToken = null;
     this.rejectInflight(new Error(`Redis ${role} connection lost`));
-    this.settleSubWaiters();
     if (this.state === 'ready') {
       this.state = 'connecting';
       this.lostAt = Date.now();
@@ -401,6 +400,8 @@ export class RedisBus implements Bus {
         'Redis bus lost; not ready, holding publishes'
       );
     }
+    // Not ready now: nobody waits for a subscription any more (the restore subscribes all).
+    this.settleSubWaiters();
   }
 
   private maybeRestore(): void {
@@ -741,7 +742,18 @@ export class RedisBus implements Bus {
       const done = (): void => {
         for (const c of chunk) this.unacked.delete(c);
       };
-      calls.push(this.guard(this.sub.subscribe(...chunk)).finally(done));
+      const failed = (err: unknown): never => {
+        // Refused (not a lost connection, which the restore handles): not subscribed;
+        // try again with the next state write.
+        for (const c of chunk) this.subscribed.delete(c);
+        if (this.state === 'ready') {
+          const head = `${this.prefix}ch:`;
+          for (const c of chunk) if (c.startsWith(head)) this.interestDirty.add(c.slice(head.length));
+          this.scheduleFlush();
+        }
+        throw err;
+      };
+      calls.push(this.guard(this.sub.subscribe(...chunk)).catch(failed).finally(done));
     }
     await Promise.all(calls);
   }

@@ -45,7 +45,7 @@ export class AgentLink implements IpcPort {
   private dropped = 0;
   private nextRequestId = 1;
   private readonly pending = new Map<number, { resolve: (a: AgentAnswer) => void; timer: NodeJS.Timeout }>();
-  private readonly syncs = new Map<number, () => void>();
+  private readonly syncs = new Map<number, (confirmed: boolean) => void>();
   private syncTimer: NodeJS.Timeout | null = null;
   /** Syncs sent before the last sweep: resolved by the next one if still unanswered. */
   private syncsSeen = 0;
@@ -106,12 +106,12 @@ export class AgentLink implements IpcPort {
   }
 
   /**
-   * Asks the agent to confirm that it routes `channel` here. Resolves with its answer,
-   * or after SYNC_TIMEOUT_MS to 2×SYNC_TIMEOUT_MS (one sweep timer for all of them), or
-   * at once when the agent is gone.
+   * Asks the agent to confirm that it routes `channel` here. Resolves true with its
+   * answer; false after SYNC_TIMEOUT_MS to 2×SYNC_TIMEOUT_MS (one sweep timer for all of
+   * them) or at once when the agent is gone.
    */
-  sync(channel: string): Promise<void> {
-    if (!this.connected) return Promise.resolve();
+  sync(channel: string): Promise<boolean> {
+    if (!this.connected) return Promise.resolve(false);
     const id = this.nextRequestId++;
     return new Promise((resolve) => {
       this.syncs.set(id, resolve);
@@ -128,7 +128,7 @@ export class AgentLink implements IpcPort {
     for (const [id, resolve] of this.syncs) {
       if (id > this.syncsSeen) break;
       this.syncs.delete(id);
-      resolve();
+      resolve(false);
     }
     this.syncsSeen = this.nextRequestId - 1;
     if (this.syncs.size === 0 && this.syncTimer !== null) {
@@ -193,7 +193,7 @@ export class AgentLink implements IpcPort {
     this.pending.clear();
     if (this.syncTimer !== null) clearInterval(this.syncTimer);
     this.syncTimer = null;
-    for (const resolve of this.syncs.values()) resolve();
+    for (const resolve of this.syncs.values()) resolve(false);
     this.syncs.clear();
   }
 
@@ -226,7 +226,7 @@ export class AgentLink implements IpcPort {
       case 'batch':
         for (const item of message.items) {
           if (item.t === 'synced') {
-            this.syncs.get(item.id)?.();
+            this.syncs.get(item.id)?.(true);
             this.syncs.delete(item.id);
           } else if (item.t === 'response') {
             const p = this.pending.get(item.id);

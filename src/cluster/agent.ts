@@ -491,11 +491,11 @@ export class Agent {
     if (crashed) this.logger.error(log, 'worker died');
     else this.logger.info(log, 'worker exited');
     // Members elsewhere of a private channel learn that the lost sessions left. A worker
-    // that crashed cannot record it: the agent writes the `left` rows and each lost
-    // session's `session.close` (1006) in the audit trail. (One that exited cleanly
-    // recorded its sessions' ends itself.)
+    // that crashed, or was killed at the drain deadline, cannot record it: the agent
+    // writes the `left` rows and each lost session's `session.close` (1006) in the audit
+    // trail. (One that exited by itself recorded its sessions' ends.)
     const at = new Date();
-    const audit = crashed ? this.audit : null;
+    const audit = crashed || signal !== null ? this.audit : null;
     for (const s of lost) {
       for (const channel of s.channels) {
         if (!channel.startsWith(PRIVATE_PREFIX)) continue;

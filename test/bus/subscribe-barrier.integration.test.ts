@@ -72,6 +72,28 @@ describe('`subscribed` is sent once the subscription is routed on every node', (
       procs.push(await serveOnBus(`redis://127.0.0.1:${proxy.port}/0`, prefix));
       procs.push(await serveOnBus(testRedisUrl(), prefix));
       await check(procs[0]!.port, procs[1]!.port);
+
+      // A session that goes away while held leaves no member behind (counts go back to 0).
+      const ghost = await TestClient.connect(procs[0]!.port);
+      ghost.send({ type: 'subscribe', channel: 'fresh.ghost' });
+      await new Promise((r) => setTimeout(r, DELAY_MS / 2));
+      ghost.ws.terminate();
+      // Long enough for the slow node's count of it to have reached the other node.
+      await new Promise((r) => setTimeout(r, 8 * DELAY_MS));
+      const y = await TestClient.connect(procs[1]!.port);
+      try {
+        await y.subscribe('fresh.ghost');
+        let count = -1;
+        for (const end = Date.now() + 5000; Date.now() < end; ) {
+          y.send({ type: 'broadcast', channel: 'fresh.ghost', data: 'anyone?' });
+          count = (await y.nextOf('received', 5000)).count;
+          if (count === 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        assert.equal(count, 0, 'the held session that closed is counted nowhere');
+      } finally {
+        y.ws.terminate();
+      }
     } finally {
       await Promise.all(procs.map((p) => p.stop('SIGTERM')));
       await proxy?.close();

@@ -57,6 +57,33 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     assert.equal(got[0]!.exclude, 's1');
   });
 
+  test('whenSubscribed: one sync per channel newly in use, after its count; confirmed → in effect; unconfirmed → asked again', async () => {
+    const proc = new FakeProcess();
+    const link = new AgentLink(proc);
+    const bus = new IpcBus(link);
+    bus.setLocalCount('a', 1);
+    const wait = bus.whenSubscribed('a');
+    assert.ok(wait instanceof Promise);
+    assert.equal(bus.whenSubscribed('a'), wait, 'one sync in flight per channel');
+    await tick();
+    const items = proc.items();
+    assert.deepEqual(items.map((i) => i.t), ['count', 'sync']);
+    const sync = items[1] as Extract<WorkerItem, { t: 'sync' }>;
+    proc.emit('message', { t: 'batch', items: [{ t: 'synced', id: sync.id }] });
+    await wait;
+    assert.equal(bus.whenSubscribed('a'), null, 'confirmed: in effect');
+    // The agent goes away before confirming 'b': not marked in effect.
+    bus.setLocalCount('b', 1);
+    const waitB = bus.whenSubscribed('b')!;
+    link.close();
+    await waitB;
+    assert.ok(bus.whenSubscribed('b') !== null, 'unconfirmed: the next subscriber asks again');
+    // Back to no members and in use again: asked again.
+    bus.setLocalCount('a', 0);
+    bus.setLocalCount('a', 1);
+    assert.ok(bus.whenSubscribed('a') instanceof Promise);
+  });
+
   test('a batch of published messages alone waits until 1 ms after the previous batch; registry items never wait', async () => {
     const proc = new FakeProcess();
     const link = new AgentLink(proc);
