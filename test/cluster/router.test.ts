@@ -16,6 +16,14 @@ class FakeWorker implements RouteTarget {
 
 const P = new Uint8Array([1, 2, 3]);
 
+/** A router with a fake worker for each key, added in order. */
+function routerWith(...keys: number[]): [BusRouter, ...FakeWorker[]] {
+  const r = new BusRouter();
+  const workers = keys.map((k) => new FakeWorker(k));
+  for (const w of workers) r.addWorker(w);
+  return [r, ...workers];
+}
+
 describe('BusRouter', () => {
   test('a message goes once to each other worker with members, never back, never to workers without members', () => {
     const r = new BusRouter();
@@ -32,11 +40,7 @@ describe('BusRouter', () => {
   });
 
   test('the work per message depends on the workers, not on the recipients', () => {
-    const r = new BusRouter();
-    const a = new FakeWorker(1);
-    const b = new FakeWorker(2);
-    r.addWorker(a);
-    r.addWorker(b);
+    const [r, , b] = routerWith(1, 2);
     r.setCount(2, 'big', 1_000_000);
     assert.equal(r.publish(1, 'big', P), 1);
     assert.equal(b.delivered.length, 1);
@@ -53,11 +57,7 @@ describe('BusRouter', () => {
   });
 
   test('remote counts: each worker hears total minus its own; a new worker gets the snapshot; a dead one stops counting', () => {
-    const r = new BusRouter();
-    const a = new FakeWorker(1);
-    const b = new FakeWorker(2);
-    r.addWorker(a);
-    r.addWorker(b);
+    const [r, a, b] = routerWith(1, 2);
     r.setCount(1, 'x', 3);
     r.setCount(2, 'x', 4);
     assert.equal(a.remote.get('x'), 4);
@@ -77,11 +77,7 @@ describe('BusRouter', () => {
   });
 
   test('members on other nodes (the Redis bus) add to every worker\'s remote count, a new worker included', () => {
-    const r = new BusRouter();
-    const a = new FakeWorker(1);
-    const b = new FakeWorker(2);
-    r.addWorker(a);
-    r.addWorker(b);
+    const [r, a, b] = routerWith(1, 2);
     r.setCount(1, 'x', 2);
     r.setExternal('x', 10);
     r.setExternal('y', 4);
