@@ -167,12 +167,9 @@ function decode(protocol: Protocol, raw: Buffer): Decoded {
  * expected (another key order, say), so it is never wrong, only sometimes slower.
  */
 export function fastDelivery(protocol: Protocol, raw: Buffer): Delivery | undefined {
-  if (protocol === 'json') {
-    const text = raw.toString();
-    if (text.startsWith(JSON_EVENT_PREFIX)) {
-      const delivery = scanPayload(text);
-      if (delivery !== undefined) return delivery;
-    }
+  if (protocol === 'json' && startsWith(raw, JSON_EVENT_PREFIX_BYTES)) {
+    const delivery = scanPayloadBytes(raw, JSON_EVENT_PREFIX_BYTES.length);
+    if (delivery !== undefined) return delivery;
   }
   if (protocol === 'binary') {
     const delivery = scanBinaryPayload(raw);
@@ -222,17 +219,56 @@ function readUint(raw: Buffer, at: number): number | undefined {
   }
 }
 
-/** t, s and m of a payload inside JSON text, found by key (`"t":` matches no other key). */
-function scanPayload(text: string): Delivery | undefined {
-  const ti = text.indexOf('"t":');
-  const si = text.indexOf('"s":', ti);
-  const mi = text.indexOf('"m":', si);
-  if (ti < 0 || si < 0 || mi < 0) return undefined;
-  return {
-    t: Number.parseFloat(text.substring(ti + 4, si)),
-    s: Number.parseInt(text.substring(si + 4, mi), 10),
-    m: text.charCodeAt(mi + 4) === 49 ? 1 : 0
-  };
+const JSON_EVENT_PREFIX_BYTES = Buffer.from(JSON_EVENT_PREFIX);
+
+function startsWith(raw: Buffer, prefix: Buffer): boolean {
+  if (raw.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (raw[i] !== prefix[i]) return false;
+  return true;
+}
+
+const QUOTE = 0x22;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const DOT = 0x2e;
+const ZERO = 0x30;
+
+/** Index just past `"<key>":` (a one-letter key) at or after `from`, or -1. */
+function afterKey(raw: Buffer, key: number, from: number): number {
+  for (let i = from; i + 3 < raw.length; i++) {
+    if (raw[i] === QUOTE && raw[i + 1] === key && raw[i + 2] === QUOTE && raw[i + 3] === COLON) return i + 4;
+  }
+  return -1;
+}
+
+/**
+ * t, s and m of a payload inside JSON text, read from the bytes in place (no string is
+ * made): `"t":<digits>[.<digits>],"s":<digits>,"m":<0|1>`, as the bench's payload lays
+ * them out. Undefined (so the caller parses the whole frame) for anything else.
+ */
+function scanPayloadBytes(raw: Buffer, from: number): Delivery | undefined {
+  let i = afterKey(raw, 0x74, from);
+  if (i < 0) return undefined;
+  let t = 0;
+  let digits = 0;
+  for (; i < raw.length && raw[i]! >= ZERO && raw[i]! <= ZERO + 9; i++, digits++) t = t * 10 + (raw[i]! - ZERO);
+  if (digits === 0) return undefined;
+  if (raw[i] === DOT) {
+    let scale = 1;
+    for (i++; i < raw.length && raw[i]! >= ZERO && raw[i]! <= ZERO + 9; i++) {
+      scale /= 10;
+      t += (raw[i]! - ZERO) * scale;
+    }
+  }
+  if (raw[i] !== COMMA || raw[i + 1] !== QUOTE || raw[i + 2] !== 0x73 || raw[i + 3] !== QUOTE || raw[i + 4] !== COLON) return undefined;
+  let s = 0;
+  digits = 0;
+  for (i += 5; i < raw.length && raw[i]! >= ZERO && raw[i]! <= ZERO + 9; i++, digits++) s = s * 10 + (raw[i]! - ZERO);
+  if (digits === 0) return undefined;
+  if (raw[i] !== COMMA || raw[i + 1] !== QUOTE || raw[i + 2] !== 0x6d || raw[i + 3] !== QUOTE || raw[i + 4] !== COLON) return undefined;
+  const m = raw[i + 5]! - ZERO;
+  if (m !== 0 && m !== 1) return undefined;
+  return { t, s, m };
 }
 
 function asDelivery(data: unknown): Delivery | undefined {
@@ -392,6 +428,7 @@ function noop(): void {}
  */
 const SIO_PATH = '/socket.io/?EIO=4&transport=websocket';
 const SIO_EVENT_PREFIX = '42["event",';
+const SIO_EVENT_PREFIX_BYTES = Buffer.from(SIO_EVENT_PREFIX);
 
 function openSio(target: Target, timeoutMs: number, handlers: RawWsHandlers): RawWebSocket {
   return new RawWebSocket({ host: target.host, port: target.port, path: SIO_PATH, timeoutMs }, handlers);
@@ -417,10 +454,17 @@ function sioSubscriber(options: SubscriberOptions): Promise<Subscriber> {
         else fail(`socket.io subscriber closed before ready: ${code} ${reason}`);
       },
       message(raw) {
+        if (state === 'ready' && startsWith(raw, SIO_EVENT_PREFIX_BYTES)) {
+          const fast = scanPayloadBytes(raw, SIO_EVENT_PREFIX_BYTES.length);
+          if (fast !== undefined) {
+            options.onEvent(fast);
+            return;
+          }
+        }
         const text = raw.toString();
         if (state === 'ready') {
           if (text.startsWith(SIO_EVENT_PREFIX)) {
-            const delivery = scanPayload(text) ?? asDelivery((JSON.parse(text.slice(2)) as unknown[])[1]);
+            const delivery = asDelivery((JSON.parse(text.slice(2)) as unknown[])[1]);
             if (delivery !== undefined) {
               options.onEvent(delivery);
               return;

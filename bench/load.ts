@@ -38,6 +38,11 @@ export interface LoadOptions {
   window?: number;
   /** Most messages the publisher may be ahead of the slowest subscriber (default 32). */
   maxLag?: number;
+  /**
+   * Offered load, messages per second (default 0: as fast as `window` and `maxLag` allow).
+   * At a fixed rate below saturation, rows compare by CPU per delivery for the same work.
+   */
+  rate?: number;
   warmupMs: number;
   measureMs: number;
   /** After the last send, how long to wait for every subscriber to catch up (default 10 s). */
@@ -73,6 +78,8 @@ export interface LoadResult {
   clientProcesses: number;
   window: number;
   maxLag: number;
+  /** Offered messages per second (0: unlimited). */
+  rate: number;
   payloadBytes: number;
   /** Time to open and subscribe all subscribers, ms. */
   connectMs: number;
@@ -126,6 +133,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   );
   const window = options.window ?? 16;
   const maxLag = options.maxLag ?? 32;
+  const rate = options.rate ?? 0;
   const drainTimeoutMs = options.drainTimeoutMs ?? 10_000;
   const log = options.log ?? (() => {});
   const hooks = options.hooks ?? {};
@@ -237,10 +245,21 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       if (count !== options.subscribers) ackCountMismatches++;
       pump();
     };
+    // With a rate: message k may go at rateStart + k / rate; a timer wakes the pump for the next.
+    const rateStart = performance.now();
+    let rateTimer: NodeJS.Timeout | undefined;
+    const due = (): number => (rate > 0 ? Math.floor(((performance.now() - rateStart) * rate) / 1000) + 1 : Number.POSITIVE_INFINITY);
     const pump = (): void => {
-      while (running && publisherFailure === undefined && inFlight < window && seq - 1 - minWatermark() < maxLag) {
+      while (running && publisherFailure === undefined && inFlight < window && seq - 1 - minWatermark() < maxLag && seq < due()) {
         inFlight++;
         pub.publish(makePayload(seq++, measuring), onAck);
+      }
+      if (rate > 0 && running && rateTimer === undefined && seq >= due()) {
+        const at = rateStart + (seq * 1000) / rate;
+        rateTimer = setTimeout(() => {
+          rateTimer = undefined;
+          pump();
+        }, Math.max(0, at - performance.now()));
       }
     };
     let wakeScheduled = false;
@@ -262,6 +281,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const measureStarted = performance.now();
     await sleep(options.measureMs);
     running = false;
+    clearTimeout(rateTimer);
     const endSeq = seq;
     const measuredMs = performance.now() - measureStarted;
 
@@ -307,6 +327,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       clientProcesses,
       window,
       maxLag,
+      rate,
       payloadBytes: PAYLOAD_BYTES,
       connectMs,
       measuredMs,

@@ -15,7 +15,7 @@ import { connect, type Socket } from 'node:net';
 export interface RawWsHandlers {
   /** The upgrade succeeded; messages may follow at once. */
   open(): void;
-  /** A complete message. `payload` is only valid during the call (it views the read buffer). */
+  /** A complete message. `payload` is only valid during the call (it views the shared read buffer). */
   message(payload: Buffer, binary: boolean): void;
   /** The handshake failed (refused, timed out, connection error); `close` follows. */
   error(message: string): void;
@@ -34,6 +34,12 @@ export interface RawWsOptions {
 }
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/**
+ * The read buffer of every connection in the process (net's `onread`): the kernel's
+ * bytes land here and are parsed in place during the read callback, with no Buffer
+ * allocated and no stream event per read; what is left of a partial frame is copied out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 const OP_CONTINUATION = 0x0;
 const OP_TEXT = 0x1;
 const OP_BINARY = 0x2;
@@ -52,6 +58,8 @@ export class RawWebSocket {
   private closeReason = '';
   private closeSent = false;
   private closed = false;
+  /** Reads before the upgrade completed: the handshake's (set in the constructor). */
+  private onHandshakeData: (chunk: Buffer) => void = () => {};
 
   constructor(
     options: RawWsOptions,
@@ -60,7 +68,18 @@ export class RawWebSocket {
     const timeoutMs = options.timeoutMs ?? 15_000;
     const key = randomBytes(16).toString('base64');
     const expectedAccept = createHash('sha1').update(key + GUID).digest('base64');
-    const socket = connect({ host: options.host, port: options.port, noDelay: true });
+    const socket = connect({
+      host: options.host,
+      port: options.port,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.onRead(Buffer.from(buf.buffer, buf.byteOffset, n));
+          return true;
+        }
+      }
+    });
     this.socket = socket;
     let head: Buffer = Buffer.alloc(0);
     let failed = false;
@@ -84,11 +103,7 @@ export class RawWebSocket {
       ];
       socket.write(lines.join('\r\n') + '\r\n\r\n');
     });
-    socket.on('data', (chunk: Buffer) => {
-      if (this.open) {
-        this.onData(chunk);
-        return;
-      }
+    this.onHandshakeData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
       const end = head.indexOf('\r\n\r\n');
       if (end < 0) {
@@ -111,7 +126,7 @@ export class RawWebSocket {
       this.handlers.open();
       // The server's first frames may have come in the same read as the response head.
       if (head.length > end + 4) this.onData(head.subarray(end + 4));
-    });
+    };
     socket.on('error', (err) => fail(err.message));
     socket.on('close', () => {
       clearTimeout(timer);
@@ -169,6 +184,12 @@ export class RawWebSocket {
     this.socket.write(frame);
   }
 
+  /** One read (a view of READ_BUFFER, valid only during this call). */
+  private onRead(chunk: Buffer): void {
+    if (this.open) this.onData(chunk);
+    else this.onHandshakeData(chunk);
+  }
+
   private onData(chunk: Buffer): void {
     const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
     this.pending = null;
@@ -200,7 +221,8 @@ export class RawWebSocket {
       this.onFrame((b0 & 0x80) !== 0, b0 & 0x0f, payload);
       if (this.closed) return;
     }
-    if (offset < buf.length) this.pending = buf.subarray(offset);
+    // The read buffer is reused by the next read: keep a copy of the partial frame.
+    if (offset < buf.length) this.pending = Buffer.from(buf.subarray(offset));
   }
 
   private onFrame(fin: boolean, opcode: number, payload: Buffer): void {

@@ -14,10 +14,14 @@
  *   --warmup-ms N           warm-up before the measured window, default 5000 (BENCH_WARMUP_MS)
  *   --measure-ms N          measured window, default 10000 (BENCH_MEASURE_MS)
  *   --sizes 500,5000        subscriber counts (BENCH_SIZES)
- *   --rows a,b              only rows whose name contains one of these (BENCH_ROWS)
+ *   --rows a,b              only rows whose name contains one of these, or is it with a
+ *                           leading `=` (`--rows "=zenconn json"`) (BENCH_ROWS)
  *   --window N              broadcasts awaiting their ack, default 16 (BENCH_WINDOW)
  *   --max-lag N             publisher lead over the slowest subscriber, default 32 (BENCH_MAX_LAG)
  *   --client-procs N        client processes, default 2 (BENCH_CLIENT_PROCS)
+ *   --rate N                offered messages per second, default 0 = as fast as the window
+ *                           and max lag allow (BENCH_RATE); below saturation, rows compare
+ *                           by CPU per delivery for the same work
  *   --out FILE              results JSON, default bench/results/latest.json (BENCH_OUT)
  *   --list                  print the rows and exit
  */
@@ -132,6 +136,15 @@ export const ROWS: Row[] = [
     publisherToken: zenconnPublisher,
     compare: { with: 'zenconn json', minRatio: 1 }
   },
+  // One worker: the worker path's own cost (handoff, IPC registry), without a second fan-out process.
+  {
+    name: 'zenconn agent 1 worker',
+    kind: 'variant',
+    protocol: 'json',
+    servers: zenconn('agent', ['--workers', '1', '--no-audit']),
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json' }
+  },
   // Two nodes on one Redis (a Redis of the bench's own on a spare port); subscribers are
   // spread over both nodes, the publisher talks to the first: half the deliveries cross.
   {
@@ -175,6 +188,7 @@ interface Settings {
   window: number;
   maxLag: number;
   clientProcesses: number;
+  rate: number;
   out: string;
   list: boolean;
 }
@@ -229,6 +243,7 @@ function settings(): Settings {
       window: { type: 'string' },
       'max-lag': { type: 'string' },
       'client-procs': { type: 'string' },
+      rate: { type: 'string' },
       out: { type: 'string' },
       list: { type: 'boolean', default: false }
     }
@@ -252,6 +267,7 @@ function settings(): Settings {
     window: int(values.window, env.BENCH_WINDOW, 16, 'window') || 1,
     maxLag: int(values['max-lag'], env.BENCH_MAX_LAG, 32, 'max-lag') || 1,
     clientProcesses: int(values['client-procs'], env.BENCH_CLIENT_PROCS, 2, 'client-procs') || 1,
+    rate: int(values.rate, env.BENCH_RATE, 0, 'rate'),
     out: resolve(values.out ?? env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'latest.json')),
     list: values.list
   };
@@ -292,6 +308,7 @@ async function runRow(row: Row, subscribers: number, s: Settings): Promise<Outco
       clientProcesses: s.clientProcesses,
       window: s.window,
       maxLag: s.maxLag,
+      rate: s.rate,
       warmupMs: s.warmupMs,
       measureMs: s.measureMs,
       ...(token === undefined ? {} : { publisherToken: token }),
@@ -523,7 +540,9 @@ function sleep(ms: number): Promise<void> {
 
 async function main(): Promise<void> {
   const s = settings();
-  const rows = s.rows.length === 0 ? ROWS : ROWS.filter((r) => s.rows.some((f) => r.name.toLowerCase().includes(f)));
+  // `--rows a,b`: rows whose name contains a or b; `=name`: that row alone.
+  const pick = (r: Row, f: string): boolean => (f.startsWith('=') ? r.name.toLowerCase() === f.slice(1) : r.name.toLowerCase().includes(f));
+  const rows = s.rows.length === 0 ? ROWS : ROWS.filter((r) => s.rows.some((f) => pick(r, f)));
   if (s.list) {
     for (const r of ROWS) console.log(`${r.name} (${r.kind}, ${r.protocol})`);
     return;
@@ -531,7 +550,8 @@ async function main(): Promise<void> {
   if (rows.length === 0) throw new Error(`no row matches --rows ${s.rows.join(',')}`);
   console.log(
     `zenconn bench: ${rows.length} rows × sizes ${s.sizes.join(', ')}; warm-up ${s.warmupMs} ms, measured ${s.measureMs} ms; ` +
-      `window ${s.window}, max lag ${s.maxLag}, ${s.clientProcesses} client processes`
+      `window ${s.window}, max lag ${s.maxLag}, ${s.clientProcesses} client processes` +
+      (s.rate > 0 ? `, ${s.rate} messages/s offered` : '')
   );
   const outcomes: Outcome[] = [];
   for (const row of rows) {
