@@ -175,7 +175,7 @@ export class ZenNode {
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
     router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, c.maxHttpBodyBytes, this.audit));
-    router.add('GET', '/api/audit', auditApi(this.store, this.verifier));
+    router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
     // The demo console's MessagePack codec, straight from the msgpackr package.
     const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });
     router.add('GET', '/zenconn/msgpackr.js', (req, res) => {
@@ -268,6 +268,35 @@ export class ZenNode {
       if (first) return first;
     }
     return fallback.startsWith('::ffff:') && fallback.includes('.') ? fallback.slice(7) : fallback;
+  }
+
+  /**
+   * A refused request to an admin route (`GET /api/audit`, `/agent/*`): a `system`
+   * `http.refused` row in the audit trail (the token's user when it was valid; the payload
+   * says what was asked, by whom, and why it was refused). The access log has its line too.
+   */
+  recordRefusedRequest(req: IncomingMessage, err: ZenError, userId: string | null): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    this.audit.record({
+      messageId: null,
+      at: new Date(),
+      sessionId: null,
+      userId,
+      direction: 'system',
+      type: 'http.refused',
+      channel: null,
+      payload: {
+        status: err.status,
+        error: err.message,
+        code: err.code,
+        method: req.method ?? 'GET',
+        path: q === -1 ? url : url.slice(0, q),
+        remoteAddr: this.remoteAddr(req, req.socket.remoteAddress ?? ''),
+        userAgent: req.headers['user-agent'] ?? null
+      },
+      recipients: null
+    });
   }
 
   /**

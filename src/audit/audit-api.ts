@@ -3,7 +3,7 @@ import { ZenError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { RouteHandler } from '../http/router.js';
-import { requireGrant } from '../http/broadcast-api.js';
+import { requireGrant, type OnRefused } from '../http/broadcast-api.js';
 import { reply, replyError, wantsBinary } from '../http/respond.js';
 import { decodeCursor, iterateAudit, parseFilter, parseLimit, queryPage, rowView, type AuditFilter } from './audit-query.js';
 
@@ -32,14 +32,14 @@ function wantsNdjson(req: IncomingMessage): boolean {
  * Errors: 400 bad filter or cursor, 401 no or bad token, 403 without `audit`, 503 when
  * the database cannot be read.
  */
-export function auditApi(store: Store, verifier: TokenVerifier): RouteHandler {
+export function auditApi(store: Store, verifier: TokenVerifier, onRefused?: OnRefused): RouteHandler {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     let filter: AuditFilter;
     let after: { at: Date; id: string } | null;
     let limit: number;
     const ndjson = wantsNdjson(req);
     try {
-      await requireGrant(req, url, verifier, 'audit');
+      await requireGrant(req, url, verifier, 'audit', onRefused);
       const q = url.searchParams;
       filter = parseFilter((name) => q.get(name));
       const cursor = q.get('cursor');

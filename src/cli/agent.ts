@@ -113,7 +113,9 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
         return { status: 202, body: { status: 'reloading', workers: 0 } };
     }
   };
-  registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask);
+  registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask, (req, err, userId) =>
+    node.recordRefusedRequest(req, err, userId)
+  );
   installSignals(node, config.shutdownTimeoutMs);
   const scheme = config.tlsCert ? 'https' : 'http';
   process.stdout.write(`listening on ${scheme}://${config.host}:${address!.port}\n`);

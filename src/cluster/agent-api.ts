@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Router } from '../http/router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
-import { requireGrant } from '../http/broadcast-api.js';
+import { requireGrant, type OnRefused } from '../http/broadcast-api.js';
 import { reply, replyError } from '../http/respond.js';
 import { ZenError } from '../errors.js';
 import type { AgentAnswer, AgentQuery } from './ipc-messages.js';
@@ -20,16 +20,23 @@ export const SESSIONS_LIMIT_MAX = 10000;
  * - `GET /agent/sessions?channel=&user=&limit=` — the live sessions (grant `admin`).
  * - `POST /agent/reload` — rolling restart of the workers, as SIGHUP (grant `admin`); 202.
  *
+ * A request refused for its token or grant is told to `onRefused` (the node records it).
+ *
  * Returns the removers of the routes.
  */
-export function registerAgentRoutes(router: Router, verifier: TokenVerifier, ask: (query: AgentQuery) => Promise<AgentAnswer>): Array<() => void> {
+export function registerAgentRoutes(
+  router: Router,
+  verifier: TokenVerifier,
+  ask: (query: AgentQuery) => Promise<AgentAnswer>,
+  onRefused?: OnRefused
+): Array<() => void> {
   const answer = async (req: IncomingMessage, res: ServerResponse, query: AgentQuery): Promise<void> => {
     const a = await ask(query);
     reply(req, res, a.status, a.body);
   };
   const admin = (handler: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>) => async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     try {
-      await requireGrant(req, url, verifier, 'admin');
+      await requireGrant(req, url, verifier, 'admin', onRefused);
     } catch (err) {
       replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err)));
       return;

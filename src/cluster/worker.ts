@@ -175,7 +175,7 @@ export async function runWorker(): Promise<void> {
   node.server.on('request', onRequest);
   node.server.on('upgrade', onUpgrade);
   const verifier = new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey });
-  registerAgentRoutes(node.router, verifier, (query) => link.request(query));
+  registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
   link.send({ t: 'stats', stats: stats.sample(node.hub) });

@@ -19,14 +19,23 @@ export function checkGrant(identity: Identity, grant: Grant): void {
   if (!identity.grants.has(grant)) throw new ZenError('ERR_AUTH_FORBIDDEN', grant);
 }
 
+/** Told of a request refused for its token or grant (401/403): the user when the token was valid. */
+export type OnRefused = (req: IncomingMessage, err: ZenError, userId: string | null) => void;
+
 /**
  * Resolves the bearer identity of an HTTP API request and checks it holds `grant`.
- * Throws 401 (no/bad token) or 403 (grant missing).
+ * Throws 401 (no/bad token) or 403 (grant missing), after telling `onRefused`.
  */
-export async function requireGrant(req: IncomingMessage, url: URL, verifier: TokenVerifier, grant: Grant): Promise<Identity> {
-  const identity = await identify(req, url, verifier);
-  checkGrant(identity, grant);
-  return identity;
+export async function requireGrant(req: IncomingMessage, url: URL, verifier: TokenVerifier, grant: Grant, onRefused?: OnRefused): Promise<Identity> {
+  let identity: Identity | null = null;
+  try {
+    identity = await identify(req, url, verifier);
+    checkGrant(identity, grant);
+    return identity;
+  } catch (err) {
+    if (err instanceof ZenError) onRefused?.(req, err, identity?.userId ?? null);
+    throw err;
+  }
 }
 
 /**

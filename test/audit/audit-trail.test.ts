@@ -198,6 +198,26 @@ describe('the audit trail of a running server', () => {
     assert.equal(p.remoteAddr, '127.0.0.1');
   });
 
+  test('refused reads of the audit trail are recorded: who asked, and why not', async () => {
+    const get = async (token: string | null): Promise<number> =>
+      (await fetch(`http://127.0.0.1:${srv.port}/api/audit?type=event`, token === null ? {} : { headers: { authorization: `Bearer ${token}` } })).status;
+    assert.equal(await get(null), 401);
+    assert.equal(await get('not-a-jwt'), 401);
+    assert.equal(await get(await makeToken('snoop', ['publish'])), 403);
+    assert.equal(await get(await makeToken('auditor', ['audit'])), 200);
+    await srv.node.audit.flush(2000);
+    const rows = await allRows(srv.node.store, { type: 'http.refused' });
+    const seen = rows.map((r) => {
+      const p = JSON.parse(r.payload!) as { status: number; code: string; method: string; path: string; remoteAddr: string };
+      return [r.direction, r.sessionId, r.userId, p.status, p.code, p.method, p.path, p.remoteAddr];
+    });
+    assert.deepEqual(seen, [
+      ['system', null, null, 401, 'ERR_AUTH_TOKEN_MISSING', 'GET', '/api/audit', '127.0.0.1'],
+      ['system', null, null, 401, 'ERR_AUTH_TOKEN_INVALID', 'GET', '/api/audit', '127.0.0.1'],
+      ['system', null, 'snoop', 403, 'ERR_AUTH_FORBIDDEN', 'GET', '/api/audit', '127.0.0.1']
+    ]);
+  });
+
   test('binary payloads from the binary protocol survive exactly', async () => {
     const a = await TestClient.connect(srv.port, { protocol: 'bin' });
     const b = await TestClient.connect(srv.port);

@@ -91,6 +91,19 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
       assert.deepEqual(byUser.map((s) => s.id), [a.sessionId]);
       assert.equal((await fetch(`http://127.0.0.1:${agent.port}/agent/sessions`)).status, 401);
       assert.equal((await fetch(`http://127.0.0.1:${agent.port}/agent/sessions`, { headers: { authorization: `Bearer ${await makeToken('x', ['publish'])}` } })).status, 403);
+      // Both refusals are in the audit trail, written by the worker that answered.
+      const refusals = async () =>
+        sqliteRows(agent.database)
+          .system.filter((r) => r.type === 'http.refused')
+          .map((r) => ({ user: r.user_id, ...(JSON.parse(r.payload as string) as { status: number; code: string; path: string }) }));
+      await until('2 http.refused rows', async () => (await refusals()).length === 2, 3000);
+      assert.deepEqual(
+        (await refusals()).map((r) => [r.user, r.status, r.code, r.path]),
+        [
+          [null, 401, 'ERR_AUTH_TOKEN_MISSING', '/agent/sessions'],
+          ['x', 403, 'ERR_AUTH_FORBIDDEN', '/agent/sessions']
+        ]
+      );
 
       // Static files and health from whichever worker answers.
       assert.equal((await fetch(`http://127.0.0.1:${agent.port}/`)).status, 200);

@@ -179,12 +179,18 @@ export function childPids(ppid: number): number[] {
 }
 
 /** Rows of the SQLite database of an agent under test. */
-export function sqliteRows(database: string): { servers: Array<Record<string, unknown>>; sessions: Array<Record<string, unknown>> } {
+export function sqliteRows(database: string): {
+  servers: Array<Record<string, unknown>>;
+  sessions: Array<Record<string, unknown>>;
+  system: Array<Record<string, unknown>>;
+} {
   const db = new Database(database.slice('sqlite:'.length), { readonly: true });
   try {
     return {
       servers: db.prepare('SELECT * FROM servers ORDER BY started_at').all() as Array<Record<string, unknown>>,
-      sessions: db.prepare('SELECT * FROM sessions ORDER BY connected_at').all() as Array<Record<string, unknown>>
+      sessions: db.prepare('SELECT * FROM sessions ORDER BY connected_at').all() as Array<Record<string, unknown>>,
+      /** The audit trail's `system` rows. */
+      system: db.prepare("SELECT * FROM audit WHERE direction = 'system' ORDER BY at, id").all() as Array<Record<string, unknown>>
     };
   } finally {
     db.close();
