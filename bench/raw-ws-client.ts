@@ -58,6 +58,8 @@ export class RawWebSocket {
   private closeReason = '';
   private closeSent = false;
   private closed = false;
+  /** Whether this turn's frames are being gathered (see writeFrame). */
+  private corked = false;
   /** Reads before the upgrade completed: the handshake's (set in the constructor). */
   private onHandshakeData: (chunk: Buffer) => void = () => {};
 
@@ -181,8 +183,20 @@ export class RawWebSocket {
     randomBytes(4).copy(frame, maskAt);
     const dataAt = maskAt + 4;
     for (let i = 0; i < length; i++) frame[dataAt + i] = payload[i]! ^ frame[maskAt + (i & 3)]!;
+    // Frames sent in one turn (a publisher answering a read full of acks) leave in one
+    // write, as a client library that batches its commands would send them.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
     this.socket.write(frame);
   }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   /** One read (a view of READ_BUFFER, valid only during this call). */
   private onRead(chunk: Buffer): void {
