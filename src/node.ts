@@ -278,23 +278,21 @@ export class ZenNode {
   recordRefusedRequest(req: IncomingMessage, err: ZenError, userId: string | null): void {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    this.recordRefusal('http.refused', req, userId, { status: err.status, error: err.message, code: err.code, method: req.method ?? 'GET', path });
+  }
+
+  /** A `system` row for a refused attempt (no session): `why` plus the client's address and user agent. */
+  private recordRefusal(type: 'http.refused' | 'session.refused', req: IncomingMessage, userId: string | null, why: Record<string, unknown>): void {
     this.audit.record({
       messageId: null,
       at: new Date(),
       sessionId: null,
       userId,
       direction: 'system',
-      type: 'http.refused',
+      type,
       channel: null,
-      payload: {
-        status: err.status,
-        error: err.message,
-        code: err.code,
-        method: req.method ?? 'GET',
-        path: q === -1 ? url : url.slice(0, q),
-        remoteAddr: this.remoteAddr(req, req.socket.remoteAddress ?? ''),
-        userAgent: req.headers['user-agent'] ?? null
-      },
+      payload: { ...why, remoteAddr: this.remoteAddr(req, req.socket.remoteAddress ?? ''), userAgent: req.headers['user-agent'] ?? null },
       recipients: null
     });
   }
@@ -313,17 +311,7 @@ export class ZenNode {
       // not JSON: the status says it
     }
     // A wrong path (404) or a draining server (503) is no attempt to get in: access log only.
-    if (status !== 404 && status !== 503) this.audit.record({
-      messageId: null,
-      at: new Date(),
-      sessionId: null,
-      userId: null,
-      direction: 'system',
-      type: 'session.refused',
-      channel: null,
-      payload: { status, error: reason.error ?? null, code: reason.code ?? null, remoteAddr, userAgent: req.headers['user-agent'] ?? null },
-      recipients: null
-    });
+    if (status !== 404 && status !== 503) this.recordRefusal('session.refused', req, null, { status, error: reason.error ?? null, code: reason.code ?? null });
     this.accessLog.log({
       remoteAddr,
       remoteUser: null,
