@@ -1,6 +1,9 @@
 import { serialize, deserialize } from 'node:v8';
 import type { Bus, BusMessage } from './bus.js';
+import type { Socket } from 'node:net';
 import type { WorkerItem } from '../cluster/ipc-messages.js';
+import { PeerLink, type PeerControl } from '../cluster/peer-link.js';
+import { SYNC_TIMEOUT_MS } from '../cluster/agent-link.js';
 
 /** The worker's end of the IPC channel, as the bus uses it (see cluster/agent-link.ts). */
 export interface IpcPort {
@@ -17,53 +20,109 @@ export interface IpcPort {
   readonly connected: boolean;
 }
 
+/** One other worker, as this worker's bus sees it. */
+interface Peer {
+  readonly link: PeerLink;
+  /** Its member counts (> 0 only); routing follows them. */
+  readonly counts: Map<string, number>;
+  /** It sent its whole table (`table-end`). */
+  ready: boolean;
+  /** This worker's syncs it has not answered yet. */
+  readonly syncs: Map<number, () => void>;
+}
+
 /**
- * The bus of a worker: messages go to the agent, which routes each one to every OTHER
- * worker that has members of its channel (every other worker with sessions for `*`),
- * once per worker, never once per recipient — and, with `--bus`, to the other nodes
- * through the agent's own Redis bus, whose messages it routes to its workers alike.
+ * The bus of a worker. A message goes straight to every OTHER worker with members of its
+ * channel (every other worker with sessions for `*`), over a direct link to each one that
+ * the agent set up (peer-link.ts): once per worker, never once per recipient, without
+ * waking the agent. With `--bus` it also goes to the agent, which is the node of the
+ * Redis bus for all its workers and routes the other nodes' messages to them (`deliver`).
  *
+ * - Routing: each worker tells every peer its member counts (coalesced per turn); a peer
+ *   publishes to it while its count is above 0. The agent gets them too (the registry,
+ *   its own messages, the other nodes).
  * - `publish` serializes the message once (v8 structured clone: binary data, dates,
- *   NaN survive) and queues it with the turn's batch; the agent forwards the same bytes
- *   without decoding them.
- * - `setLocalCount` is coalesced per turn and sent ahead of the turn's other items.
- * - `whenSubscribed`: a channel new to this worker is routed here once the agent has
- *   read its count — and, on a Redis bus, once the agent's subscription is acknowledged.
- *   One `sync` round trip per channel newly in use here answers it; a channel already
- *   in use answers null at once.
+ *   NaN survive) and queues the same bytes on each target link with the turn's write.
+ * - `whenSubscribed`: a channel new to this worker is routed here once every peer and
+ *   the agent have read its count — and, on a Redis bus, once the agent's subscription is
+ *   acknowledged: one `sync` round trip to each, in parallel, per channel newly in use
+ *   here; a channel already in use answers null at once. A peer that exits meanwhile no
+ *   longer needs to know.
+ * - A new worker is linked to every worker alive when it starts and reads each one's
+ *   whole table before it takes connections (`whenPeersReady`): a message it publishes
+ *   reaches every member that was already told `subscribed`.
  * - `remoteCount` is what the agent last pushed: the members on the other workers.
  *   It is eventually consistent: a subscription on another worker counts here a few
- *   milliseconds later (one IPC hop to the agent, one back), so a `received.count`
- *   sent in that window may miss it. Routing does not depend on it: the agent routes
- *   with its own, fresher counts.
- * - Ordering: the channel to the agent is FIFO and so is the agent's channel to each
- *   worker, so messages from one worker reach another in the order they were published.
- * - `publish` refuses (returns false) when the agent is gone, or when it has stopped
- *   reading and MAX_UNSENT_BATCHES batches wait for the pipe: the hub then answers the
- *   sender `bus unavailable`. What was in flight to a worker that dies is lost
- *   (delivery is at most once).
+ *   milliseconds later, so a `received.count` sent in that window may miss it.
+ * - Ordering: each link is a FIFO stream, so messages from one worker reach another in
+ *   the order they were published.
+ * - `publish` refuses (returns false) when the agent is gone, or, with `--bus`, when it
+ *   has stopped reading and MAX_UNSENT_BATCHES batches wait for its pipe: the hub then
+ *   answers the sender `bus unavailable`. A worker that has stopped reading (a blocked
+ *   event loop, until the agent's watchdog replaces it) gets nothing more once
+ *   MAX_PEER_UNSENT_BATCHES writes wait for its link: its deliveries are dropped and
+ *   counted (`dropped`), the other workers still get theirs. What was in flight to a
+ *   worker that dies is lost (delivery is at most once).
  */
 export class IpcBus implements Bus {
   private readonly remote = new Map<string, number>();
   private readonly handlers = new Set<(message: BusMessage) => void>();
-  /** Channels with members here (count > 0 reported). */
-  private readonly interested = new Set<string>();
-  /** Of those, the ones the agent confirmed it routes here. */
+  /** This worker's member counts (> 0 only): the table a new peer is sent. */
+  private readonly local = new Map<string, number>();
+  /** Of those channels, the ones every peer and the agent confirmed they route here. */
   private readonly live = new Set<string>();
   /** Confirmations awaited, per channel. */
   private readonly syncing = new Map<string, Promise<void>>();
+  private readonly peers = new Map<number, Peer>();
+  private readonly peerWaiters = new Set<() => void>();
+  /** Workers the agent said exited (a link to one of them is not waited for). */
+  private readonly gone = new Set<number>();
+  private nextSyncId = 1;
+  private droppedCount = 0;
   private closed = false;
   private nodesReady = true;
 
-  constructor(private readonly port: IpcPort) {}
+  /**
+   * @param port the IPC channel to the agent
+   * @param viaAgent whether messages also go to the agent (it is on a Redis bus, `--bus`)
+   */
+  constructor(
+    private readonly port: IpcPort,
+    private readonly viaAgent = false
+  ) {}
 
   get ready(): boolean {
     return !this.closed && this.port.connected && this.nodesReady;
   }
 
+  /** Deliveries not queued for a worker that had stopped reading (see MAX_PEER_UNSENT_BATCHES). */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  /** Links to other workers that are open. */
+  get peerCount(): number {
+    return this.peers.size;
+  }
+
   publish(message: BusMessage): boolean {
     if (this.closed || !this.port.connected) return false;
-    return this.port.send({ t: 'publish', channel: message.channel, payload: serialize(message) });
+    const channel = message.channel;
+    let payload: Uint8Array | null = null;
+    if (this.viaAgent) {
+      payload = serialize(message);
+      if (!this.port.send({ t: 'publish', channel, payload })) return false;
+    }
+    for (const peer of this.peers.values()) {
+      if (!peer.counts.has(channel)) continue;
+      // A worker that stopped reading is the watchdog's to replace; the others still get it.
+      if (peer.link.saturated) {
+        this.droppedCount++;
+        continue;
+      }
+      peer.link.deliver((payload ??= serialize(message)));
+    }
+    return true;
   }
 
   remoteCount(channel: string): number {
@@ -72,25 +131,28 @@ export class IpcBus implements Bus {
 
   setLocalCount(channel: string, count: number): void {
     if (this.closed) return;
-    if (count > 0) this.interested.add(channel);
+    if (count > 0) this.local.set(channel, count);
     else {
       // A confirmation in flight covered the earlier interest, not the next one.
-      this.interested.delete(channel);
+      this.local.delete(channel);
       this.live.delete(channel);
       this.syncing.delete(channel);
     }
     this.port.setCount(channel, count);
+    for (const peer of this.peers.values()) peer.link.control({ t: 'count', channel, count });
   }
 
   whenSubscribed(channel: string): Promise<void> | null {
-    if (this.closed || !this.port.connected || !this.interested.has(channel) || this.live.has(channel)) return null;
+    if (this.closed || !this.port.connected || !this.local.has(channel) || this.live.has(channel)) return null;
     const pending = this.syncing.get(channel);
     if (pending !== undefined) return pending;
-    const p: Promise<void> = this.port.sync(channel).then((confirmed) => {
+    const answers: Array<Promise<boolean>> = [this.port.sync(channel)];
+    for (const peer of this.peers.values()) answers.push(this.syncPeer(peer));
+    const p: Promise<void> = Promise.all(answers).then((confirmed) => {
       if (this.syncing.get(channel) !== p) return;
       this.syncing.delete(channel);
       // Unconfirmed: the next subscriber asks again.
-      if (confirmed && this.interested.has(channel)) this.live.add(channel);
+      if (confirmed.every(Boolean) && this.local.has(channel)) this.live.add(channel);
     });
     this.syncing.set(channel, p);
     return p;
@@ -101,11 +163,81 @@ export class IpcBus implements Bus {
     return () => this.handlers.delete(handler);
   }
 
-  /** A message routed here by the agent (`deliver`). */
+  /** A message from another worker, or routed here by the agent (`deliver`). */
   receive(payload: Uint8Array): void {
     if (this.closed) return;
     const message = deserialize(payload) as BusMessage;
     for (const h of this.handlers) h(message);
+  }
+
+  /**
+   * Takes this worker's end of a link to worker `key` (from the agent): sends it this
+   * worker's whole table, then routes to it by the counts it sends back.
+   */
+  addPeer(key: number, socket: Socket): void {
+    if (this.closed || this.peers.has(key)) {
+      socket.destroy();
+      return;
+    }
+    const counts = new Map<string, number>();
+    const syncs = new Map<number, () => void>();
+    const link: PeerLink = new PeerLink(key, socket, {
+      deliver: (payload) => this.receive(payload),
+      control: (item) => this.onControl(peer, item),
+      closed: () => {
+        if (this.peers.get(key) === peer) this.peers.delete(key);
+        peer.ready = true;
+        // A worker that is gone needs no more telling.
+        for (const resolve of syncs.values()) resolve();
+        syncs.clear();
+        this.wakePeerWaiters();
+      }
+    });
+    const peer: Peer = { link, counts, ready: false, syncs };
+    if (link.closed) return;
+    this.peers.set(key, peer);
+    for (const [channel, count] of this.local) link.control({ t: 'count', channel, count });
+    link.control({ t: 'table-end' });
+  }
+
+  /**
+   * Resolves once every worker in `keys` has sent its whole table or is gone, or after
+   * `timeoutMs` (false then: a link the agent promised never came).
+   */
+  whenPeersReady(keys: readonly number[], timeoutMs: number): Promise<boolean> {
+    const done = (): boolean => keys.every((k) => this.peers.get(k)?.ready === true || this.gone.has(k));
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.peerWaiters.delete(check);
+        resolve(false);
+      }, timeoutMs);
+      const check = (): void => {
+        if (!done()) return;
+        clearTimeout(timer);
+        this.peerWaiters.delete(check);
+        resolve(true);
+      };
+      this.peerWaiters.add(check);
+    });
+  }
+
+  /** The agent says worker `key` exited: a link to it that never came is not waited for. */
+  peerGone(key: number): void {
+    this.gone.add(key);
+    this.wakePeerWaiters();
+  }
+
+  /** Writes what every link has queued (a stopping worker's last words). */
+  flushPeers(): void {
+    for (const peer of this.peers.values()) peer.link.flush();
+  }
+
+  /** Writes waiting for the kernel on all links. */
+  get unsentToPeers(): number {
+    let n = 0;
+    for (const peer of this.peers.values()) n += peer.link.unsentBatches;
+    return n;
   }
 
   /** The agent's count of `channel`'s members on the other workers (`remote`). */
@@ -122,5 +254,53 @@ export class IpcBus implements Bus {
   async close(): Promise<void> {
     this.closed = true;
     this.handlers.clear();
+    for (const peer of this.peers.values()) peer.link.close();
+    this.peers.clear();
+    for (const w of [...this.peerWaiters]) w();
+  }
+
+  /** Asks a peer to confirm it read this worker's counts; false after SYNC_TIMEOUT_MS. */
+  private syncPeer(peer: Peer): Promise<boolean> {
+    if (peer.link.closed) return Promise.resolve(true);
+    const id = this.nextSyncId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        peer.syncs.delete(id);
+        resolve(false);
+      }, SYNC_TIMEOUT_MS);
+      timer.unref();
+      peer.syncs.set(id, () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      peer.link.control({ t: 'sync', id });
+    });
+  }
+
+  private onControl(peer: Peer, item: PeerControl): void {
+    switch (item.t) {
+      case 'count':
+        if (item.count > 0) peer.counts.set(item.channel, item.count);
+        else peer.counts.delete(item.channel);
+        return;
+      case 'table-end':
+        peer.ready = true;
+        this.wakePeerWaiters();
+        return;
+      case 'sync':
+        // The counts before it were read: they are in effect.
+        peer.link.control({ t: 'synced', id: item.id });
+        return;
+      case 'synced': {
+        const resolve = peer.syncs.get(item.id);
+        peer.syncs.delete(item.id);
+        resolve?.();
+        return;
+      }
+    }
+  }
+
+  private wakePeerWaiters(): void {
+    for (const w of [...this.peerWaiters]) w();
   }
 }

@@ -49,8 +49,13 @@ export class AgentLink implements IpcPort {
   private syncTimer: NodeJS.Timeout | null = null;
   /** Syncs sent before the last sweep: resolved by the next one if still unanswered. */
   private syncsSeen = 0;
-  private itemHandler: (item: AgentItem) => void = () => undefined;
+  /** Items that came before `onItem` (a batch can follow `init` in the same read). */
+  private earlyItems: AgentItem[] | null = [];
+  private itemHandler: (item: AgentItem) => void = (item) => this.earlyItems?.push(item);
   private connHandler: (conn: number, socket: Socket) => void = (_c, s) => s.destroy();
+  /** Links that came before `onPeer` (they follow `init` at once). */
+  private earlyPeers: Array<[number, Socket]> | null = [];
+  private peerHandler: (key: number, socket: Socket) => void = (k, s) => this.earlyPeers?.push([k, s]);
   private initWaiter: ((init: WorkerInit) => void) | null = null;
   private initMessage: WorkerInit | null = null;
 
@@ -81,11 +86,22 @@ export class AgentLink implements IpcPort {
   /** Handles every item the agent sends (after `init`). */
   onItem(handler: (item: AgentItem) => void): void {
     this.itemHandler = handler;
+    const early = this.earlyItems ?? [];
+    this.earlyItems = null;
+    for (const item of early) handler(item);
   }
 
   /** Handles each connection the agent hands over. */
   onConnection(handler: (conn: number, socket: Socket) => void): void {
     this.connHandler = handler;
+  }
+
+  /** Handles each direct link to another worker that the agent hands over. */
+  onPeer(handler: (key: number, socket: Socket) => void): void {
+    this.peerHandler = handler;
+    const early = this.earlyPeers ?? [];
+    this.earlyPeers = null;
+    for (const [key, socket] of early) handler(key, socket);
   }
 
   send(item: WorkerItem): boolean {
@@ -222,6 +238,9 @@ export class AgentLink implements IpcPort {
         return;
       case 'conn':
         if (handle) this.connHandler(message.conn, handle as Socket);
+        return;
+      case 'peer':
+        if (handle) this.peerHandler(message.key, handle as Socket);
         return;
       case 'batch':
         for (const item of message.items) {

@@ -1,6 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { hostname } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
@@ -202,6 +204,12 @@ export class Agent {
   private readonly dbWork = new Set<Promise<unknown>>();
   private reloading: Promise<void> | null = null;
   private startupFailure: ((err: Error) => void) | null = null;
+  /** Makes the connected socket pairs that link workers to each other (see `link`). */
+  private pairServer: Server | null = null;
+  private pairDir: string | null = null;
+  /** Accepted ends waiting for their connecting end (pairs are made one at a time). */
+  private pairAccepted: ((socket: Socket) => void) | null = null;
+  private pairChain: Promise<void> = Promise.resolve();
   private readonly startedAt = Date.now();
   private dbReachable = true;
   /** With `--bus`: the agent is one node of the Redis bus on behalf of all its workers. */
@@ -265,6 +273,7 @@ export class Agent {
     }
 
     try {
+      await this.openPairServer();
       const failed = new Promise<never>((_, reject) => (this.startupFailure = reject));
       const handles = this.slots.map((_, slot) => (this.slots[slot] = this.spawn(slot)));
       await Promise.race([Promise.all(handles.map((h) => h.whenReady())), failed]);
@@ -371,6 +380,7 @@ export class Agent {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
     this.server?.close();
+    this.closePairServer();
     for (const s of this.waiting.splice(0)) s.destroy();
     for (const c of this.crashes) if (c.timer) clearTimeout(c.timer);
     const deadline = Date.now() + Math.min(this.config.shutdownTimeoutMs + 1000, 13000);
@@ -402,12 +412,21 @@ export class Agent {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     });
     const h = new WorkerHandle(key, slot, child, (w) => this.markDirty(w));
+    const peers = [...this.handles.values()].filter((p) => !p.exited);
     this.handles.set(key, h);
     this.registry.addWorker(key, slot, child.pid ?? 0);
     this.router.addWorker(h);
     if (this.nodes) h.push({ t: 'bus-ready', ready: this.nodesReady });
-    const init: WorkerInit = { t: 'init', config: { ...this.config }, slot, parentId: this.serverId, statsIntervalMs: statsIntervalMs(this.config.workerHeartbeatTimeoutMs) };
+    const init: WorkerInit = {
+      t: 'init',
+      config: { ...this.config },
+      slot,
+      parentId: this.serverId,
+      statsIntervalMs: statsIntervalMs(this.config.workerHeartbeatTimeoutMs),
+      peers: peers.map((p) => p.key)
+    };
     child.send(init);
+    for (const p of peers) this.link(h, p);
     child.on('message', (m: WorkerMessage) => this.onWorkerMessage(h, m));
     child.on('error', (err) => this.logger.error({ err, slot, pid: child.pid }, 'worker process error'));
     child.once('exit', (code, signal) => this.onWorkerExit(h, code, signal));
@@ -424,8 +443,8 @@ export class Agent {
   private onItem(h: WorkerHandle, item: WorkerItem): void {
     switch (item.t) {
       case 'publish':
-        this.router.publish(h.key, item.channel, item.payload);
-        // The other nodes get it from here: decoded once, encoded by the Redis bus.
+        // The other workers got it over their links; the other nodes get it from here:
+        // decoded once, encoded by the Redis bus.
         this.nodes?.publish(deserialize(item.payload) as BusMessage);
         return;
       case 'count':
@@ -484,6 +503,7 @@ export class Agent {
     this.handles.delete(h.key);
     this.dirty.delete(h);
     const lost = this.registry.removeWorker(h.key);
+    for (const other of this.handles.values()) other.push({ t: 'peer-gone', key: h.key });
     for (const channel of this.router.removeWorker(h.key)) this.nodes?.setLocalCount(channel, this.router.total(channel));
     h.markExited();
     const crashed = !h.expectedExit;
@@ -695,6 +715,101 @@ export class Agent {
       this.flushScheduled = true;
       setTimeout(() => this.flushAll(false), wait);
     }
+  }
+
+  /**
+   * Links workers `a` and `b` directly: a connected pair of Unix-domain sockets, made by
+   * connecting to the agent's own pair server, one end handed to each (the agent keeps
+   * neither). Pairs are made one at a time, so an accepted end is its connecting end's
+   * pair. A worker that exits before it gets its end leaves the other one's end closed,
+   * which it reads as "gone".
+   */
+  private link(a: WorkerHandle, b: WorkerHandle): void {
+    this.pairChain = this.pairChain.then(async () => {
+      const server = this.pairServer;
+      if (server === null || a.exited || b.exited) return;
+      const path = server.address() as string;
+      let pair: [Socket, Socket];
+      try {
+        pair = await new Promise<[Socket, Socket]>((resolve, reject) => {
+          let accepted: Socket | null = null;
+          let connected = false;
+          const client = connect({ path, allowHalfOpen: false }, () => {
+            connected = true;
+            settle();
+          });
+          const timer = setTimeout(() => {
+            client.destroy();
+            accepted?.destroy();
+            reject(new Error('pair connection timed out'));
+          }, 5000);
+          const settle = (): void => {
+            if (!connected || accepted === null) return;
+            clearTimeout(timer);
+            client.removeAllListeners('error');
+            client.pause();
+            resolve([client, accepted]);
+          };
+          client.once('error', (err) => {
+            clearTimeout(timer);
+            accepted?.destroy();
+            reject(err);
+          });
+          this.pairAccepted = (socket) => {
+            accepted = socket;
+            settle();
+          };
+        });
+      } catch (err) {
+        this.pairAccepted = null;
+        this.logger.error({ err: (err as Error).message, a: a.slot, b: b.slot }, 'could not link two workers');
+        return;
+      } finally {
+        this.pairAccepted = null;
+      }
+      this.handPeer(a, b.key, pair[0]);
+      this.handPeer(b, a.key, pair[1]);
+    });
+  }
+
+  private handPeer(h: WorkerHandle, key: number, socket: Socket): void {
+    socket.on('error', () => socket.destroy());
+    if (h.exited || !h.child.connected) {
+      socket.destroy();
+      return;
+    }
+    try {
+      h.child.send({ t: 'peer', key }, socket, (err) => {
+        if (err) socket.destroy();
+      });
+    } catch {
+      socket.destroy();
+    }
+  }
+
+  private async openPairServer(): Promise<void> {
+    this.pairDir = mkdtempSync(join(tmpdir(), 'zenconn-'));
+    const server = createServer({ pauseOnConnect: true }, (socket) => {
+      const take = this.pairAccepted;
+      this.pairAccepted = null;
+      if (take === null) socket.destroy();
+      else take(socket);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(join(this.pairDir!, 'peers.sock'), () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.pairServer = server;
+  }
+
+  private closePairServer(): void {
+    this.pairServer?.close();
+    this.pairServer = null;
+    if (this.pairDir !== null) rmSync(this.pairDir, { recursive: true, force: true });
+    this.pairDir = null;
   }
 
   /** Refreshes the agent's `last_seen_at`; an outage is logged once, not every beat. */

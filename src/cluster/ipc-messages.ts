@@ -9,8 +9,9 @@ import type { ProtocolName } from '../store/store.js';
  * write and one (de)serialization per turn however many sessions subscribed or
  * messages were published. Items inside a batch keep their order, and the channel is
  * FIFO, so everything one worker sends reaches the agent (and what the agent routes
- * reaches each worker) in the order it was produced. The only message outside a batch
- * is `conn`, which carries a socket handle.
+ * reaches each worker) in the order it was produced. The only messages outside a batch
+ * are `conn` and `peer`, which carry a socket handle. Channel messages between workers
+ * do not pass here: they take the direct links (peer-link.ts).
  */
 
 /** What the agent knows about one session (from the worker that holds it). */
@@ -33,6 +34,8 @@ export interface WorkerStats {
   rssBytes: number;
   /** Worst event-loop delay seen since the previous report, ms. */
   loopLagMs: number;
+  /** Open direct links to other workers. */
+  peers: number;
 }
 
 /** What a worker asks the agent on behalf of an HTTP request it answers. */
@@ -53,7 +56,7 @@ export type WorkerItem =
   | { t: 'hello'; serverId: string; pid: number }
   /** The node is listening (on its direct port, if any) and takes connections. */
   | { t: 'ready'; port: number | null }
-  /** A channel message for the members on other workers: `payload` is a v8-serialized `BusMessage`, opaque to the agent. */
+  /** With `--bus`: a channel message for the other nodes (`payload` is a v8-serialized `BusMessage`); the workers got it directly. */
   | { t: 'publish'; channel: string; payload: Uint8Array }
   /** This worker's member count of a channel (`*` = its sessions). Coalesced per turn. */
   | { t: 'count'; channel: string; count: number }
@@ -74,7 +77,7 @@ export type WorkerItem =
 
 /** Agent → worker, inside a `batch`. */
 export type AgentItem =
-  /** From another worker (or the agent): a v8-serialized `BusMessage` for the local members. */
+  /** From the agent (another node's message, a dead worker's `left`): a v8-serialized `BusMessage` for the local members. */
   | { t: 'deliver'; payload: Uint8Array }
   /** Members of `channel` on the other workers, as the agent knows them now. */
   | { t: 'remote'; channel: string; count: number }
@@ -83,6 +86,8 @@ export type AgentItem =
   | { t: 'synced'; id: number }
   /** Whether the agent's bus to other nodes (`--bus`) is ready; `/readyz` follows it. */
   | { t: 'bus-ready'; ready: boolean }
+  /** Worker `key` exited: a link to it that has not come is not waited for. */
+  | { t: 'peer-gone'; key: number }
   /** Close the direct port (a replacement is about to take it); keep everything else. */
   | { t: 'release-port' }
   /** Stop: close every session with 1001, write the rows, exit 0. */
@@ -98,6 +103,8 @@ export interface WorkerInit {
   parentId: string;
   /** Interval of the stats/heartbeat message, ms. */
   statsIntervalMs: number;
+  /** The workers alive now: a link to each follows (`peer`), and their tables are read before taking connections. */
+  peers: number[];
 }
 
 /** A batch of items, in order. */
@@ -112,7 +119,13 @@ export interface ConnMessage {
   conn: number;
 }
 
+/** This worker's end of a direct link to worker `key`; the socket travels as the message's handle. */
+export interface PeerMessage {
+  t: 'peer';
+  key: number;
+}
+
 /** Everything the agent sends on the IPC channel. */
-export type AgentMessage = WorkerInit | Batch<AgentItem> | ConnMessage;
+export type AgentMessage = WorkerInit | Batch<AgentItem> | ConnMessage | PeerMessage;
 /** Everything a worker sends on the IPC channel. */
 export type WorkerMessage = Batch<WorkerItem>;

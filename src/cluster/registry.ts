@@ -41,6 +41,8 @@ export interface WorkerView {
   heapUsedBytes: number;
   rssBytes: number;
   loopLagMs: number;
+  /** Open direct links to other workers (from the last stats report). */
+  peers: number;
 }
 
 /** A session as `GET /agent/sessions` shows it. */
@@ -174,7 +176,8 @@ export class Registry {
         messagesOutPerSec: w.stats?.messagesOutPerSec ?? 0,
         heapUsedBytes: w.stats?.heapUsedBytes ?? 0,
         rssBytes: w.stats?.rssBytes ?? 0,
-        loopLagMs: w.stats?.loopLagMs ?? 0
+        loopLagMs: w.stats?.loopLagMs ?? 0,
+        peers: w.stats?.peers ?? 0
       }));
   }
 

@@ -36,8 +36,8 @@ export class StatsCollector {
     this.closedOut += session.messagesOut;
   }
 
-  /** The figures since the previous sample; `hub` is null before the node started. */
-  sample(hub: Hub | null): WorkerStats {
+  /** The figures since the previous sample; `hub` is null before the node started; `peers`: open links to other workers. */
+  sample(hub: Hub | null, peers = 0): WorkerStats {
     let totalIn = this.closedIn;
     let totalOut = this.closedOut;
     if (hub !== null) {
@@ -55,7 +55,8 @@ export class StatsCollector {
       messagesOutPerSec: Math.max(0, Math.round((totalOut - this.lastOut) / secs)),
       heapUsedBytes: process.memoryUsage().heapUsed,
       rssBytes: process.memoryUsage.rss(),
-      loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100
+      loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100,
+      peers
     };
     this.lastIn = totalIn;
     this.lastOut = totalOut;

@@ -5,7 +5,7 @@ import type { HubObserver } from '../channels/hub.js';
 import { IpcBus } from '../bus/ipc-bus.js';
 import { TokenVerifier } from '../auth/tokens.js';
 import { createLogger } from '../cli/common.js';
-import { AgentLink } from './agent-link.js';
+import { AgentLink, SYNC_TIMEOUT_MS } from './agent-link.js';
 import { registerAgentRoutes } from './agent-api.js';
 import { StatsCollector } from './stats.js';
 import type { AgentItem } from './ipc-messages.js';
@@ -36,7 +36,9 @@ export async function runWorker(): Promise<void> {
   const init = await link.init();
   const { config, slot, parentId } = init;
   const logger = createLogger(config.logLevel, { role: 'worker', slot });
-  const bus = new IpcBus(link);
+  // With --bus, messages also go to the agent, the Redis node of all its workers.
+  const bus = new IpcBus(link, config.bus !== null);
+  link.onPeer((key, socket) => bus.addPeer(key, socket));
   const stats = new StatsCollector();
   // Handed-over sockets count as load for the agent's placement until they are settled:
   // at their first plain request, when a session opens (right after the `open` item, in
@@ -74,7 +76,7 @@ export async function runWorker(): Promise<void> {
   });
   link.send({ t: 'hello', serverId: node.serverId, pid: process.pid });
   let started = false;
-  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null) }), init.statsIntervalMs);
+  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount) }), init.statsIntervalMs);
 
   let stopping = false;
   const stop = (reason: string): void => {
@@ -91,7 +93,7 @@ export async function runWorker(): Promise<void> {
       clearInterval(heartbeat);
       stats.close();
       link.close();
-      void lastWords(link).then(() => process.exit(code));
+      void lastWords(link, bus).then(() => process.exit(code));
     };
     if (!started) return done(0);
     node.stop().then(
@@ -123,6 +125,9 @@ export async function runWorker(): Promise<void> {
         return;
       case 'bus-ready':
         bus.setNodesReady(item.ready);
+        return;
+      case 'peer-gone':
+        bus.peerGone(item.key);
         return;
       case 'release-port':
         if (node.server?.listening) node.server.close();
@@ -163,12 +168,14 @@ export async function runWorker(): Promise<void> {
     node.acceptConnection(socket);
   });
 
+  // Every worker alive says what it has members of before this one takes a connection.
+  if (!(await bus.whenPeersReady(init.peers, SYNC_TIMEOUT_MS))) logger.error({ peers: init.peers }, 'a link to another worker did not come up; messages to it are lost');
   let address;
   try {
     address = await node.start();
   } catch (err) {
     logger.fatal({ err }, 'worker could not start');
-    await lastWords(link);
+    await lastWords(link, bus);
     process.exit(1);
   }
   started = true;
@@ -178,13 +185,14 @@ export async function runWorker(): Promise<void> {
   registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
-  link.send({ t: 'stats', stats: stats.sample(node.hub) });
+  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount) });
   logger.info({ directPort: address?.port ?? null }, 'worker ready');
 }
 
 /** Writes what is queued and waits (briefly) until the pipe took it. */
-async function lastWords(link: AgentLink): Promise<void> {
+async function lastWords(link: AgentLink, bus: IpcBus): Promise<void> {
   link.flush();
+  bus.flushPeers();
   const until = Date.now() + LAST_WORDS_MS;
-  while (link.unsentBatches > 0 && link.connected && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  while ((link.unsentBatches > 0 || bus.unsentToPeers > 0) && link.connected && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
 }

@@ -124,6 +124,48 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
     }
   });
 
+  test('three workers: each linked to the two others; a broadcast from any worker reaches the other two once; a replacement is linked in', async () => {
+    const agent = await startAgent(['--workers', '3']);
+    const clients: TestClient[] = [];
+    try {
+      clients.push(...(await Promise.all(Array.from({ length: 6 }, () => TestClient.connect(agent.port)))));
+      await Promise.all(clients.map((c) => c.subscribe('mesh')));
+      const linked = await agent.waitWorkers((w) => w.length === 3 && w.every((x) => x.sessions === 2 && x.peers === 2), 3000);
+      const pids = await placement(agent, clients);
+      assert.equal(new Set(pids).size, 3);
+      for (const [i, sender] of clients.entries()) {
+        sender.send({ type: 'broadcast', channel: 'mesh', data: i });
+        assert.equal((await sender.nextOf('received')).count, 5);
+      }
+      await sleep(100);
+      for (const [i, c] of clients.entries()) {
+        const got = c.frames.filter((f): f is EventFrame => f.type === 'event').map((f) => f.data as number);
+        assert.deepEqual(got.sort(), [0, 1, 2, 3, 4, 5].filter((n) => n !== i), `client ${i} (worker ${pids[i]})`);
+      }
+      // The worker of clients 0 dies; its replacement is linked to both survivors before it takes a connection.
+      const victim = pids[0]!;
+      process.kill(victim, 'SIGKILL');
+      await agent.waitWorkers((w) => w.length === 3 && !w.some((x) => x.pid === victim) && w.every((x) => x.state === 'ready' && x.peers === 2), 5000);
+      const fresh = await TestClient.connect(agent.port);
+      clients.push(fresh);
+      await fresh.subscribe('mesh');
+      const fromFresh = (await placement(agent, [fresh]))[0]!;
+      assert.ok(!linked.some((w) => w.pid === fromFresh), 'the newcomer is on the replacement');
+      const survivors = clients.filter((_, i) => i < 6 && pids[i] !== victim);
+      for (const sender of survivors) sender.send({ type: 'broadcast', channel: 'mesh', data: `s${sender.sessionId}` });
+      const want = survivors.map((c) => `s${c.sessionId}`).sort();
+      const got: string[] = [];
+      for (let i = 0; i < want.length; i++) got.push(((await fresh.nextOf('event')) as EventFrame).data as string);
+      assert.deepEqual(got.sort(), want);
+      fresh.send({ type: 'broadcast', channel: 'mesh', data: 'fresh' });
+      assert.equal((await fresh.nextOf('received')).count, survivors.length);
+      for (const c of survivors) await c.next((f) => f.type === 'event' && f.data === 'fresh');
+    } finally {
+      for (const c of clients) c.ws.terminate();
+      await agent.cleanup();
+    }
+  });
+
   test('--workers 0 serves sessions in the agent itself (role agent) and /agent/workers lists it', async () => {
     const agent = await startAgent(['--workers', '0']);
     try {

@@ -31,10 +31,10 @@ class FakeProcess extends EventEmitter {
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
-  test('one batch per turn; counts coalesced and first; publish carries the serialized message', async () => {
+  test('with --bus: one batch per turn to the agent; counts coalesced and first; publish carries the serialized message', async () => {
     const proc = new FakeProcess();
     const link = new AgentLink(proc);
-    const bus = new IpcBus(link);
+    const bus = new IpcBus(link, true);
     bus.setLocalCount('news', 1);
     const msg: BusMessage = { channel: 'news', frame: { type: 'event', channel: 'news', data: { b: new Uint8Array([1, 2]), at: new Date(0), n: NaN }, from: null, id: 'x' }, exclude: 's1' };
     assert.equal(bus.publish(msg), true);
@@ -85,16 +85,22 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
   });
 
   test('a batch of published messages alone waits until 1 ms after the previous batch; registry items never wait', async () => {
-    const proc = new FakeProcess();
-    const link = new AgentLink(proc);
-    const bus = new IpcBus(link);
     const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
-    bus.publish(msg);
-    link.flush();
-    assert.equal(proc.sent.length, 1);
-    // Within the millisecond after that batch (synchronous code: microseconds later):
-    bus.publish(msg);
-    bus.publish(msg);
+    let proc: FakeProcess, link: AgentLink, bus: IpcBus;
+    // Within the millisecond after that batch (synchronous code: microseconds later,
+    // unless this machine is busy enough to stall it: then the try is made again).
+    for (let attempt = 1; ; attempt++) {
+      proc = new FakeProcess();
+      link = new AgentLink(proc);
+      bus = new IpcBus(link, true);
+      bus.publish(msg);
+      link.flush();
+      assert.equal(proc.sent.length, 1);
+      const t0 = performance.now();
+      bus.publish(msg);
+      bus.publish(msg);
+      if (performance.now() - t0 < 0.5 || attempt === 10) break;
+    }
     await new Promise<void>((r) => process.nextTick(r));
     assert.equal(proc.sent.length, 1, 'the next ones are gathered');
     await new Promise((r) => setTimeout(r, 5));
@@ -107,6 +113,15 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['publish', 'sub']);
   });
 
+  test('without --bus, published messages do not go to the agent (the workers get them over their links)', async () => {
+    const proc = new FakeProcess();
+    const bus = new IpcBus(new AgentLink(proc));
+    bus.setLocalCount('c', 1);
+    assert.equal(bus.publish({ channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null }), true);
+    await tick();
+    assert.deepEqual(proc.items().map((i) => i.t), ['count']);
+  });
+
   test('remote counts come from the agent; zero forgets the channel', () => {
     const bus = new IpcBus(new AgentLink(new FakeProcess()));
     bus.setRemoteCount('x', 4);
@@ -115,11 +130,11 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     assert.equal(bus.remoteCount('x'), 0);
   });
 
-  test('publish is refused when the agent is gone or has stopped reading (bounded backlog)', async () => {
+  test('publish is refused when the agent is gone or (with --bus) has stopped reading (bounded backlog)', async () => {
     const proc = new FakeProcess();
     proc.hold = true;
     const link = new AgentLink(proc);
-    const bus = new IpcBus(link);
+    const bus = new IpcBus(link, true);
     const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
     for (let i = 0; i < MAX_UNSENT_BATCHES; i++) {
       assert.equal(bus.publish(msg), true);
@@ -165,7 +180,7 @@ describe('agent policies', () => {
   });
 
   test('zenconn status prints one row per worker and the totals', () => {
-    const w = { id: 'w', slot: 0, pid: 42, state: 'ready' as const, startedAt: '', uptimeMs: 65000, port: null, sessions: 5, channels: 1, messagesInPerSec: 3, messagesOutPerSec: 30, heapUsedBytes: 1048576, rssBytes: 10485760, loopLagMs: 1.25 };
+    const w = { id: 'w', slot: 0, pid: 42, state: 'ready' as const, startedAt: '', uptimeMs: 65000, port: null, sessions: 5, channels: 1, messagesInPerSec: 3, messagesOutPerSec: 30, heapUsedBytes: 1048576, rssBytes: 10485760, loopLagMs: 1.25, peers: 1 };
     const out = formatStatus({
       agent: { id: 'a', pid: 1, state: 'ready', uptimeMs: 70000, workers: 2 },
       workers: [w, { ...w, slot: 1, pid: 43 }],

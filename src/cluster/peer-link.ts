@@ -1,0 +1,190 @@
+import type { Socket } from 'node:net';
+import { serialize, deserialize } from 'node:v8';
+
+/** Writes to a peer not yet taken by the kernel above which deliveries to it are dropped (it stopped reading). */
+export const MAX_PEER_UNSENT_BATCHES = 4096;
+/** Largest record a peer may send (a message is bounded by `maxPayloadBytes` long before this). */
+export const MAX_PEER_RECORD_BYTES = 256 * 1024 * 1024;
+
+/** Record kinds on a peer link. */
+const DELIVER = 1;
+const CONTROL = 2;
+/** Record header: u32 body length, u8 kind. */
+const HEADER_BYTES = 5;
+
+/** What a worker tells a peer about routing (inside a CONTROL record). */
+export type PeerControl =
+  /** My member count of `channel` (`*` = my sessions); 0 = send me nothing for it. Coalesced per turn. */
+  | { t: 'count'; channel: string; count: number }
+  /** All my counts were sent: route by them from now on. */
+  | { t: 'table-end' }
+  /** Answer `synced` once the counts before this are in effect. */
+  | { t: 'sync'; id: number }
+  | { t: 'synced'; id: number };
+
+/** What a link hands to its owner. */
+export interface PeerLinkHandler {
+  /** A v8-serialized `BusMessage` for this worker's members. */
+  deliver(payload: Uint8Array): void;
+  control(item: PeerControl): void;
+  /** The link closed (the peer exited, or sent something unreadable). */
+  closed(): void;
+}
+
+/**
+ * A direct stream between two workers of one agent: a connected pair of Unix-domain
+ * sockets that the agent makes and hands one end of to each. A worker publishes to the
+ * other workers with members of a channel over these links, so a message crosses from
+ * its worker to another in one hop, without waking the agent.
+ *
+ * - Framing: records of `u32 length, u8 kind, body`; kind 1 = a serialized `BusMessage`
+ *   (the same bytes for every peer), kind 2 = a serialized `PeerControl`.
+ * - Writes: records queued during a turn go out as one write on `process.nextTick`,
+ *   count updates (coalesced per channel) first, then the rest in order; the stream is
+ *   FIFO, so a peer reads a worker's messages in the order they were published.
+ * - Bound: `saturated` once MAX_PEER_UNSENT_BATCHES writes wait for the kernel (the
+ *   peer stopped reading); the bus then drops what it would send to that peer.
+ * - A record longer than MAX_PEER_RECORD_BYTES, or a body that does not deserialize,
+ *   closes the link (the peer is not a zenconn worker of this version).
+ */
+export class PeerLink {
+  private records: Buffer[] = [];
+  private bytes = 0;
+  private counts = new Map<string, number>();
+  private scheduled = false;
+  private unsent = 0;
+  private pending: Buffer | null = null;
+  private isClosed = false;
+
+  constructor(
+    readonly key: number,
+    private readonly socket: Socket,
+    private readonly handler: PeerLinkHandler
+  ) {
+    socket.setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.onClose());
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Whether the peer has stopped reading (see MAX_PEER_UNSENT_BATCHES). */
+  get saturated(): boolean {
+    return this.unsent >= MAX_PEER_UNSENT_BATCHES;
+  }
+
+  /** Writes not yet taken by the kernel. */
+  get unsentBatches(): number {
+    return this.unsent;
+  }
+
+  deliver(payload: Uint8Array): void {
+    this.push(DELIVER, payload);
+  }
+
+  control(item: PeerControl): void {
+    if (item.t === 'count') {
+      this.counts.set(item.channel, item.count);
+      this.schedule();
+      return;
+    }
+    this.push(CONTROL, serialize(item));
+  }
+
+  /** Writes what is queued now (normally done at the end of the turn). */
+  readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.isClosed || (this.records.length === 0 && this.counts.size === 0)) return;
+    const parts: Buffer[] = [];
+    let bytes = 0;
+    for (const [channel, count] of this.counts) {
+      const r = record(CONTROL, serialize({ t: 'count', channel, count } satisfies PeerControl));
+      parts.push(r);
+      bytes += r.length;
+    }
+    this.counts.clear();
+    for (const r of this.records) parts.push(r);
+    bytes += this.bytes;
+    this.records = [];
+    this.bytes = 0;
+    this.unsent++;
+    this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), () => {
+      this.unsent--;
+    });
+  };
+
+  /** Closes the link (the worker is exiting). */
+  close(): void {
+    this.flush();
+    this.socket.end();
+  }
+
+  private push(kind: number, body: Uint8Array): void {
+    if (this.isClosed) return;
+    const r = record(kind, body);
+    this.records.push(r);
+    this.bytes += r.length;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(this.flush);
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = chunk;
+    if (this.pending !== null) {
+      buf = Buffer.concat([this.pending, chunk]);
+      this.pending = null;
+    }
+    let at = 0;
+    while (!this.isClosed && buf.length - at >= HEADER_BYTES) {
+      const length = buf.readUInt32BE(at);
+      if (length > MAX_PEER_RECORD_BYTES) return this.fail();
+      const end = at + HEADER_BYTES + length;
+      if (end > buf.length) break;
+      const kind = buf[at + 4];
+      const body = buf.subarray(at + HEADER_BYTES, end);
+      at = end;
+      if (kind === DELIVER) this.handler.deliver(body);
+      else if (kind === CONTROL) {
+        let item: PeerControl;
+        try {
+          item = deserialize(body) as PeerControl;
+        } catch {
+          return this.fail();
+        }
+        this.handler.control(item);
+      } else return this.fail();
+    }
+    // A partial record is copied out: the chunk's memory is not kept alive by a view.
+    if (at < buf.length) this.pending = Buffer.from(buf.subarray(at));
+  }
+
+  private fail(): void {
+    this.socket.destroy();
+    this.onClose();
+  }
+
+  private onClose(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.records = [];
+    this.counts.clear();
+    this.pending = null;
+    this.handler.closed();
+  }
+}
+
+function record(kind: number, body: Uint8Array): Buffer {
+  const r = Buffer.allocUnsafe(HEADER_BYTES + body.length);
+  r.writeUInt32BE(body.length, 0);
+  r[4] = kind;
+  r.set(body, HEADER_BYTES);
+  return r;
+}
