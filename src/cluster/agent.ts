@@ -164,11 +164,13 @@ class WorkerHandle implements RouteTarget {
  *   settled; the worker does the HTTP, TLS and WebSocket work.
  * - Registry: workers report session and membership events as they happen and their
  *   figures every second (see registry.ts); `GET /agent/*` on any worker asks here.
- * - Bus: workers publish through here; the router forwards each message once to each
- *   other worker with members of the channel (see router.ts). With `--bus`, the agent
- *   is one node of the Redis bus for all its workers: their messages go out once, the
- *   other nodes' come in once and are routed like a worker's, member counts are summed
- *   out and relayed in.
+ * - Bus: every two workers get a direct link (`link`: a socket pair the agent makes and
+ *   hands over), over which they send each other their messages and member counts; the
+ *   agent is not on that path. It keeps every worker's counts (router.ts) for the
+ *   messages it says itself and for `received.count`. With `--bus`, the agent is one
+ *   node of the Redis bus for all its workers: their messages go out once, the other
+ *   nodes' come in once and are routed to the workers with members, member counts are
+ *   summed out and relayed in.
  * - Database: the agent's `servers` row (role `agent`) is the workers' `parent_id`; a
  *   worker that dies has its row and open sessions closed out (1006) at once.
  * - Supervision: a worker that exits unasked is replaced at once, then with exponential

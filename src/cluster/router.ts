@@ -9,11 +9,14 @@ export interface RouteTarget {
 
 /**
  * The agent's half of the IPC bus: per channel, how many members each worker has, and
- * the routing that follows from it.
+ * the routing that follows from it. Workers send their own messages to each other over
+ * direct links (peer-link.ts); the agent routes the messages it says itself: the other
+ * nodes' (with `--bus`) and the `left` notices of a dead worker's sessions.
  *
- * - `publish` forwards a message to each OTHER worker with members of its channel, once
- *   per worker: O(workers) per message, whatever the number of recipients. `*` is a
- *   channel like the others (each worker reports its session count under it).
+ * - `publish` forwards a message to each worker (but `from`) with members of its
+ *   channel, once per worker: O(workers) per message, whatever the number of
+ *   recipients. `*` is a channel like the others (each worker reports its session
+ *   count under it).
  * - Each count change is pushed to the other workers as their remote count
  *   (total − their own, plus the members on other nodes when the agent is on a Redis
  *   bus), so `received.count` is computed without asking the agent.
