@@ -27,9 +27,12 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.ZENCONN_TEST_CONCURRENCY ?? '2';
+// A hang guard per test file, not a speed target: the image build test alone allows its
+// npm ci and tsc 280 s (it took 178 s on this machine in a slow phase), so a file gets 10 min.
+const timeoutMs = process.env.ZENCONN_TEST_TIMEOUT_MS ?? '600000';
 const r = spawnSync(
   process.execPath,
-  ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...files],
+  ['--test', `--test-concurrency=${concurrency}`, `--test-timeout=${timeoutMs}`, ...files],
   { stdio: 'inherit', cwd: root }
 );
 process.exit(r.status ?? 1);
