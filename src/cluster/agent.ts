@@ -763,8 +763,8 @@ export class Agent {
           };
         });
       } catch (err) {
-        this.pairAccepted = null;
-        this.logger.error({ err: (err as Error).message, a: a.slot, b: b.slot }, 'could not link two workers');
+        // While stopping, the pair server is gone: nothing to say.
+        if (this.state !== 'draining' && this.state !== 'closed') this.logger.error({ err: (err as Error).message, a: a.slot, b: b.slot }, 'could not link two workers');
         return;
       } finally {
         this.pairAccepted = null;

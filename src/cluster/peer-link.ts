@@ -53,7 +53,10 @@ export class PeerLink {
   private counts = new Map<string, number>();
   private scheduled = false;
   private unsent = 0;
-  private pending: Buffer | null = null;
+  /** Chunks of a record not yet whole, their bytes, and the bytes that record needs (0 = header not read yet). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private pendingNeed = 0;
   private isClosed = false;
 
   constructor(
@@ -138,9 +141,15 @@ export class PeerLink {
 
   private onData(chunk: Buffer): void {
     let buf = chunk;
-    if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = null;
+    if (this.pending.length > 0) {
+      // A long record comes in many chunks: they are joined once, when it is whole.
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < Math.max(this.pendingNeed, HEADER_BYTES)) return;
+      buf = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.pendingNeed = 0;
     }
     let at = 0;
     while (!this.isClosed && buf.length - at >= HEADER_BYTES) {
@@ -162,8 +171,12 @@ export class PeerLink {
         this.handler.control(item);
       } else return this.fail();
     }
+    if (this.isClosed || at === buf.length) return;
     // A partial record is copied out: the chunk's memory is not kept alive by a view.
-    if (at < buf.length) this.pending = Buffer.from(buf.subarray(at));
+    const rest = Buffer.from(buf.subarray(at));
+    this.pending = [rest];
+    this.pendingBytes = rest.length;
+    this.pendingNeed = rest.length >= HEADER_BYTES ? HEADER_BYTES + rest.readUInt32BE(0) : 0;
   }
 
   private fail(): void {
@@ -176,7 +189,8 @@ export class PeerLink {
     this.isClosed = true;
     this.records = [];
     this.counts.clear();
-    this.pending = null;
+    this.pending = [];
+    this.pendingBytes = 0;
     this.handler.closed();
   }
 }

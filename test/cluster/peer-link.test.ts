@@ -90,6 +90,20 @@ describe('PeerLink (a direct link between two workers)', () => {
     await until('close', () => got.isClosed);
   });
 
+  test('a record of 4 MiB arrives whole, between two small ones', async () => {
+    const [a, b] = await socketPair();
+    const got = recorder();
+    new PeerLink(1, b, got);
+    const big = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
+    a.write(Buffer.concat([record(1, new Uint8Array([1])), record(1, big), record(1, new Uint8Array([2]))]));
+    await until('three records', () => got.payloads.length === 3, 5000);
+    assert.deepEqual([...got.payloads[0]!], [1]);
+    assert.ok(Buffer.compare(got.payloads[1]! as Buffer, big) === 0);
+    assert.deepEqual([...got.payloads[2]!], [2]);
+    a.destroy();
+  });
+
   test('one write per turn: counts coalesced per channel and first, then records in order', async () => {
     const [a, b] = await socketPair();
     const link = new PeerLink(1, a, recorder());
