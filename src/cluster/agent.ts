@@ -206,12 +206,14 @@ export class Agent {
   private readonly dbWork = new Set<Promise<unknown>>();
   private reloading: Promise<void> | null = null;
   private startupFailure: ((err: Error) => void) | null = null;
-  /** Makes the connected socket pairs that link workers to each other (see `link`). */
+  /** Makes the connected socket pairs that link workers to each other (see `link`); open only while it does. */
   private pairServer: Server | null = null;
   private pairDir: string | null = null;
   /** Accepted ends waiting for their connecting end (pairs are made one at a time). */
   private pairAccepted: ((socket: Socket) => void) | null = null;
   private pairChain: Promise<void> = Promise.resolve();
+  /** Links queued or being made; the pair server closes when it drops to 0. */
+  private pendingLinks = 0;
   private readonly startedAt = Date.now();
   private dbReachable = true;
   /** With `--bus`: the agent is one node of the Redis bus on behalf of all its workers. */
@@ -275,7 +277,6 @@ export class Agent {
     }
 
     try {
-      await this.openPairServer();
       const failed = new Promise<never>((_, reject) => (this.startupFailure = reject));
       const handles = this.slots.map((_, slot) => (this.slots[slot] = this.spawn(slot)));
       await Promise.race([Promise.all(handles.map((h) => h.whenReady())), failed]);
@@ -723,54 +724,60 @@ export class Agent {
    * Links workers `a` and `b` directly: a connected pair of Unix-domain sockets, made by
    * connecting to the agent's own pair server, one end handed to each (the agent keeps
    * neither). Pairs are made one at a time, so an accepted end is its connecting end's
-   * pair. A worker that exits before it gets its end leaves the other one's end closed,
-   * which it reads as "gone".
+   * pair. The pair server listens only while links are being made (a socket in a fresh
+   * directory only this user can enter, removed once the last pending link is made), so
+   * an agent that is killed leaves nothing behind but in that moment. A worker that exits
+   * before it gets its end leaves the other one's end closed, which it reads as "gone".
    */
   private link(a: WorkerHandle, b: WorkerHandle): void {
+    this.pendingLinks++;
     this.pairChain = this.pairChain.then(async () => {
-      const server = this.pairServer;
-      if (server === null || a.exited || b.exited) return;
-      const path = server.address() as string;
-      let pair: [Socket, Socket];
       try {
-        pair = await new Promise<[Socket, Socket]>((resolve, reject) => {
-          let accepted: Socket | null = null;
-          let connected = false;
-          const client = connect({ path, allowHalfOpen: false }, () => {
-            connected = true;
-            settle();
-          });
-          const timer = setTimeout(() => {
-            client.destroy();
-            accepted?.destroy();
-            reject(new Error('pair connection timed out'));
-          }, 5000);
-          const settle = (): void => {
-            if (!connected || accepted === null) return;
-            clearTimeout(timer);
-            client.removeAllListeners('error');
-            client.pause();
-            resolve([client, accepted]);
-          };
-          client.once('error', (err) => {
-            clearTimeout(timer);
-            accepted?.destroy();
-            reject(err);
-          });
-          this.pairAccepted = (socket) => {
-            accepted = socket;
-            settle();
-          };
-        });
+        if (this.state === 'draining' || this.state === 'closed' || a.exited || b.exited) return;
+        if (this.pairServer === null) await this.openPairServer();
+        const pair = await this.makePair(this.pairServer!.address() as string);
+        this.handPeer(a, b.key, pair[0]);
+        this.handPeer(b, a.key, pair[1]);
       } catch (err) {
         // While stopping, the pair server is gone: nothing to say.
         if (this.state !== 'draining' && this.state !== 'closed') this.logger.error({ err: (err as Error).message, a: a.slot, b: b.slot }, 'could not link two workers');
-        return;
       } finally {
         this.pairAccepted = null;
+        if (--this.pendingLinks === 0) this.closePairServer();
       }
-      this.handPeer(a, b.key, pair[0]);
-      this.handPeer(b, a.key, pair[1]);
+    });
+  }
+
+  /** Connects to the pair server at `path`: resolves with both ends once both are up. */
+  private makePair(path: string): Promise<[Socket, Socket]> {
+    return new Promise<[Socket, Socket]>((resolve, reject) => {
+      let accepted: Socket | null = null;
+      let connected = false;
+      const client = connect({ path, allowHalfOpen: false }, () => {
+        connected = true;
+        settle();
+      });
+      const timer = setTimeout(() => {
+        client.destroy();
+        accepted?.destroy();
+        reject(new Error('pair connection timed out'));
+      }, 5000);
+      const settle = (): void => {
+        if (!connected || accepted === null) return;
+        clearTimeout(timer);
+        client.removeAllListeners('error');
+        client.pause();
+        resolve([client, accepted]);
+      };
+      client.once('error', (err) => {
+        clearTimeout(timer);
+        accepted?.destroy();
+        reject(err);
+      });
+      this.pairAccepted = (socket) => {
+        accepted = socket;
+        settle();
+      };
     });
   }
 
@@ -797,13 +804,18 @@ export class Agent {
       if (take === null) socket.destroy();
       else take(socket);
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(join(this.pairDir!, 'peers.sock'), () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(join(this.pairDir!, 'peers.sock'), () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      this.closePairServer();
+      throw err;
+    }
     this.pairServer = server;
   }
 

@@ -1,6 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestClient } from '../helpers/client.js';
 import { runZen } from '../helpers/process.js';
@@ -125,12 +127,15 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
   });
 
   test('three workers: each linked to the two others; a broadcast from any worker reaches the other two once; a replacement is linked in', async () => {
-    const agent = await startAgent(['--workers', '3']);
+    // The agent's pair socket lives under TMPDIR only while it links workers.
+    const tmp = mkdtempSync(join(tmpdir(), 'zenconn-tmp-'));
+    const agent = await startAgent(['--workers', '3'], { env: { TMPDIR: tmp } });
     const clients: TestClient[] = [];
     try {
       clients.push(...(await Promise.all(Array.from({ length: 6 }, () => TestClient.connect(agent.port)))));
       await Promise.all(clients.map((c) => c.subscribe('mesh')));
       const linked = await agent.waitWorkers((w) => w.length === 3 && w.every((x) => x.sessions === 2 && x.peers === 2), 3000);
+      assert.deepEqual(readdirSync(tmp), [], 'nothing left under TMPDIR once the workers are linked');
       const pids = await placement(agent, clients);
       assert.equal(new Set(pids).size, 3);
       for (const [i, sender] of clients.entries()) {
@@ -146,6 +151,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
       const victim = pids[0]!;
       process.kill(victim, 'SIGKILL');
       await agent.waitWorkers((w) => w.length === 3 && !w.some((x) => x.pid === victim) && w.every((x) => x.state === 'ready' && x.peers === 2), 5000);
+      assert.deepEqual(readdirSync(tmp), []);
       const fresh = await TestClient.connect(agent.port);
       clients.push(fresh);
       await fresh.subscribe('mesh');
