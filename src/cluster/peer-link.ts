@@ -44,8 +44,9 @@ export interface PeerLinkHandler {
  *   FIFO, so a peer reads a worker's messages in the order they were published.
  * - Bound: `saturated` once MAX_PEER_UNSENT_BATCHES writes wait for the kernel (the
  *   peer stopped reading); the bus then drops what it would send to that peer.
- * - A record longer than MAX_PEER_RECORD_BYTES, or a body that does not deserialize,
- *   closes the link (the peer is not a zenconn worker of this version).
+ * - A record longer than MAX_PEER_RECORD_BYTES, of an unknown kind, or a control record
+ *   that does not deserialize closes the link (the peer is not a zenconn worker of this
+ *   version). Message bodies are decoded by the bus, as the agent's are.
  */
 export class PeerLink {
   private records: Buffer[] = [];
