@@ -11,6 +11,7 @@ describe('zenconn agent: workers that die', () => {
   test('kill -9 of a worker mid-traffic: replaced within 2 s, its rows closed with 1006, `left` sent, survivors unaffected', async () => {
     const agent = await startAgent(['--workers', '2', '--server-heartbeat-ms', '200']);
     const clients: TestClient[] = [];
+    let pump: NodeJS.Timeout | undefined;
     try {
       const token = await makeToken('member', ['private', 'publish']); // publish: no inbound rate limit for the pump
       for (let i = 0; i < 6; i++) clients.push(await TestClient.connect(agent.port, { token }));
@@ -29,16 +30,18 @@ describe('zenconn agent: workers that die', () => {
       // Traffic among the survivors (all on the other worker) while the victim dies.
       const [sender, ...listeners] = survivors;
       let seq = 0;
-      const pump = setInterval(() => sender!.send({ type: 'broadcast', channel: 'news', data: seq++ }), 5);
+      pump = setInterval(() => sender!.send({ type: 'broadcast', channel: 'news', data: seq++ }), 5);
       await sleep(100);
       process.kill(victimPid, 'SIGKILL');
       const t0 = Date.now();
       const closes = await Promise.all(victims.map((c) => c.closed()));
       for (const code of closes) assert.equal(code, 1006);
 
-      // A new worker in the list within 2 s.
-      const after = await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready') && !w.some((x) => x.pid === victimPid), 2000);
+      // A new worker in the list within 2 s (as the issue says: it appears; it may still be
+      // starting then on a loaded machine), ready soon after.
+      await agent.waitWorkers((w) => w.length === 2 && !w.some((x) => x.pid === victimPid), 2000);
       assert.ok(Date.now() - t0 < 2000);
+      const after = await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready') && !w.some((x) => x.pid === victimPid), 10000);
       assert.ok(!alive(victimPid));
       const fresh = after.find((w) => !pids.includes(w.pid))!;
       assert.equal(fresh.sessions, 0);
@@ -75,6 +78,8 @@ describe('zenconn agent: workers that die', () => {
         assert.deepEqual(got, Array.from({ length: seq }, (_, i) => i));
       }
     } finally {
+      // A failure above must not leave the pump holding the test process open.
+      clearInterval(pump);
       for (const c of clients) c.ws.terminate();
       await agent.cleanup();
     }
