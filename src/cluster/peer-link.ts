@@ -49,7 +49,8 @@ export interface PeerLinkHandler {
  *   version). Message bodies are decoded by the bus, as the agent's are.
  */
 export class PeerLink {
-  private records: Buffer[] = [];
+  /** Headers and bodies queued this turn, in order. */
+  private records: Uint8Array[] = [];
   private bytes = 0;
   private counts = new Map<string, number>();
   private scheduled = false;
@@ -102,12 +103,12 @@ export class PeerLink {
   readonly flush = (): void => {
     this.scheduled = false;
     if (this.isClosed || (this.records.length === 0 && this.counts.size === 0)) return;
-    const parts: Buffer[] = [];
+    const parts: Uint8Array[] = [];
     let bytes = 0;
     for (const [channel, count] of this.counts) {
-      const r = record(CONTROL, serialize({ t: 'count', channel, count } satisfies PeerControl));
-      parts.push(r);
-      bytes += r.length;
+      const body = serialize({ t: 'count', channel, count } satisfies PeerControl);
+      parts.push(header(CONTROL, body.length), body);
+      bytes += HEADER_BYTES + body.length;
     }
     this.counts.clear();
     for (const r of this.records) parts.push(r);
@@ -115,7 +116,7 @@ export class PeerLink {
     this.records = [];
     this.bytes = 0;
     this.unsent++;
-    this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), () => {
+    this.socket.write(Buffer.concat(parts, bytes), () => {
       this.unsent--;
     });
   };
@@ -126,11 +127,11 @@ export class PeerLink {
     this.socket.end();
   }
 
+  /** Queues a header and the body as they are: the turn's write copies each byte once. */
   private push(kind: number, body: Uint8Array): void {
     if (this.isClosed) return;
-    const r = record(kind, body);
-    this.records.push(r);
-    this.bytes += r.length;
+    this.records.push(header(kind, body.length), body);
+    this.bytes += HEADER_BYTES + body.length;
     this.schedule();
   }
 
@@ -196,10 +197,9 @@ export class PeerLink {
   }
 }
 
-function record(kind: number, body: Uint8Array): Buffer {
-  const r = Buffer.allocUnsafe(HEADER_BYTES + body.length);
-  r.writeUInt32BE(body.length, 0);
-  r[4] = kind;
-  r.set(body, HEADER_BYTES);
-  return r;
+function header(kind: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER_BYTES);
+  h.writeUInt32BE(length, 0);
+  h[4] = kind;
+  return h;
 }
