@@ -10,7 +10,7 @@ import {
   rejectedPath,
   removeFile
 } from './audit-journal.js';
-import { uuidV7Batch } from './audit-ids.js';
+import { uuidV7Batch } from '../protocol/ids.js';
 import type { AuditRecord, Store, StoreLogger } from '../store/store.js';
 
 /** Options of {@link AuditWriter}. Every time is in milliseconds. */

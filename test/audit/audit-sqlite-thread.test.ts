@@ -4,11 +4,10 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SqliteAuditThread } from '../../src/audit/audit-sqlite-thread.js';
 import { AuditWriter } from '../../src/audit/audit-writer.js';
-import { uuidV7Batch } from '../../src/audit/audit-ids.js';
+import { newId, uuidV7Batch } from '../../src/protocol/ids.js';
 import { rejectedPath } from '../../src/audit/audit-journal.js';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { newId } from '../../src/protocol/ids.js';
 import type { AuditRecord } from '../../src/store/store.js';
 import { MemoryLogger, allRows, entry, tempFolder, waitFor } from './helpers.js';
 
