@@ -14,17 +14,15 @@
  * of those (the common case) costs one walk and one JSON.stringify, in the writer,
  * never on the hot path.
  */
-import { Unpackr } from 'msgpackr';
-import { packValue } from '../protocol/binary-codec.js';
 import { binaryToBase64 } from '../protocol/json-codec.js';
+import { packValue } from '../protocol/msgpack-encoder.js';
+import { unpackValue } from '../protocol/msgpack-reader.js';
 
 /** The stored form of one payload; both null for no payload. */
 export interface EncodedPayload {
   json: string | null;
   bin: Buffer | null;
 }
-
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /** A JSON escape jsonb refuses: `\u0000`, or a surrogate JSON.stringify escaped because it is unpaired (preceded by an even run of backslashes). */
 const UNSAFE_ESCAPE = /(?<!\\)((?:\\\\)*)\\u(?:0000|d[89a-f][0-9a-f]{2})/gi;
@@ -84,7 +82,12 @@ export function encodePayload(value: unknown): EncodedPayload {
 
 /** The exact stored value: MessagePack when there is some, otherwise the JSON. */
 export function decodePayload(json: string | null, bin: Uint8Array | null): unknown {
-  if (bin !== null) return unpackr.unpack(bin);
+  if (bin !== null) {
+    // packValue wrote it; no depth bound beyond the stack's, as with msgpackr's unpacker before.
+    const r = unpackValue(bin, Infinity);
+    if (!r.ok) throw new Error(`invalid payload_bin: ${r.reason}`);
+    return r.value;
+  }
   return json === null ? null : JSON.parse(json);
 }
 

@@ -2,7 +2,8 @@ import { Redis, type ChainableCommander, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Bus, BusMessage } from './bus.js';
 import { ALL_CHANNEL, MAX_DATA_DEPTH, type MemberInfo, type ServerFrame } from '../protocol/frames.js';
-import { packValue, unpackValue } from '../protocol/binary-codec.js';
+import { packValue } from '../protocol/msgpack-encoder.js';
+import { unpackValue } from '../protocol/msgpack-reader.js';
 
 /**
  * The bus of the nodes sharing one Redis (`--bus redis://HOST:PORT/DB`) and key prefix

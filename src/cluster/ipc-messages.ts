@@ -1,5 +1,5 @@
 import type { Config } from '../config/options.js';
-import type { ProtocolName } from '../store/store.js';
+import type { ProtocolName } from '../protocol/codec.js';
 
 /**
  * Every message between the agent and a worker, over the `child_process` IPC channel

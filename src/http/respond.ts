@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pack } from 'msgpackr';
-import { unpackValue } from '../protocol/binary-codec.js';
+import { packValue } from '../protocol/msgpack-encoder.js';
+import { unpackValue } from '../protocol/msgpack-reader.js';
 import { ZenError } from '../errors.js';
 
 /** Whether the client asked for MessagePack answers (`X-Bin-Protocol`). */
@@ -8,10 +8,10 @@ export function wantsBinary(req: IncomingMessage): boolean {
   return req.headers['x-bin-protocol'] !== undefined;
 }
 
-/** Answers with a JSON body, or MessagePack (plain maps) when the request carries X-Bin-Protocol. */
+/** Answers with a JSON body, or plain MessagePack (the protocol's encoder) when the request carries X-Bin-Protocol. */
 export function reply(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const bin = wantsBinary(req);
-  const bytes = bin ? pack(body) : Buffer.from(JSON.stringify(body));
+  const bytes = bin ? packValue(body) : Buffer.from(JSON.stringify(body));
   res.writeHead(status, {
     ...headers,
     'Content-Type': bin ? 'application/msgpack' : 'application/json; charset=utf-8',

@@ -2,16 +2,15 @@
  * The client's side of both protocols, for tests, the load generator and Node clients:
  * encode what a client sends, decode what the server sends.
  */
-import type { ProtocolName } from '../store/store.js';
-import {
-  decodeServerFrame as decodeBinaryServerFrame,
-  encodeClientFrame as encodeBinaryClientFrame
-} from './binary-codec.js';
-import type { ClientFrame, ServerFrame } from './frames.js';
+import type { ProtocolName } from './codec.js';
+import { Kind, MAX_DATA_DEPTH, type ClientFrame, type ServerFrame } from './frames.js';
+import { bytesToId } from './ids.js';
 import {
   decodeServerFrame as decodeJsonServerFrame,
   encodeClientFrame as encodeJsonClientFrame
 } from './json-codec.js';
+import { packValue } from './msgpack-encoder.js';
+import { unpackValue } from './msgpack-reader.js';
 
 /**
  * A client frame ready for `WebSocket.send`: a string (text frame) for `json`, a Buffer
@@ -31,4 +30,77 @@ export function decodeServerFrame(protocol: ProtocolName, data: string | Uint8Ar
     return decodeBinaryServerFrame(data);
   }
   return decodeJsonServerFrame(data);
+}
+
+/** The MessagePack bytes of a client frame (what a client sends in a binary frame). */
+export function encodeBinaryClientFrame(frame: ClientFrame): Buffer {
+  switch (frame.type) {
+    case 'subscribe':
+      return packValue(
+        frame.token === undefined ? [Kind.subscribe, frame.channel] : [Kind.subscribe, frame.channel, frame.token]
+      );
+    case 'unsubscribe':
+      return packValue([Kind.unsubscribe, frame.channel]);
+    case 'broadcast':
+      return packValue([Kind.broadcast, frame.channel, frame.data === undefined ? null : frame.data]);
+    default:
+      throw new TypeError(`unknown client frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
+  }
+}
+
+function fail(what: string): never {
+  throw new TypeError(`malformed server frame: ${what}`);
+}
+function str(v: unknown, what: string): string {
+  return typeof v === 'string' ? v : fail(`${what} is not a string`);
+}
+function id(v: unknown, what: string): string {
+  return v instanceof Uint8Array && v.length === 16 ? bytesToId(v) : fail(`${what} is not a 16-byte bin`);
+}
+
+/**
+ * Reads a binary server frame from MessagePack bytes. Ids come back as canonical
+ * UUID strings, bin inside data as Uint8Array; trailing unknown elements are ignored.
+ * Throws a TypeError on anything that is not a well-formed server frame.
+ */
+export function decodeBinaryServerFrame(data: Uint8Array | ArrayBuffer): ServerFrame {
+  const res = unpackValue(data, MAX_DATA_DEPTH + 1);
+  if (!res.ok) fail(res.reason);
+  const a = res.value;
+  if (!Array.isArray(a) || a.length === 0) fail('not a non-empty array');
+  const [kind, channel, x, y, z] = a as unknown[];
+  switch (kind) {
+    case Kind.accepted:
+      return { type: 'accepted', data: id(channel, 'session') };
+    case Kind.subscribed:
+      return { type: 'subscribed', channel: str(channel, 'channel') };
+    case Kind.unauthorized:
+      return { type: 'unauthorized', channel: str(channel, 'channel') };
+    case Kind.unsubscribed:
+      return { type: 'unsubscribed', channel: str(channel, 'channel') };
+    case Kind.received:
+      return { type: 'received', channel: str(channel, 'channel'), count: typeof x === 'number' ? x : fail('count is not a number') };
+    case Kind.event:
+      if (a.length < 5) fail('event with fewer than 5 elements');
+      return {
+        type: 'event',
+        channel: str(channel, 'channel'),
+        data: x,
+        from: y === null ? null : id(y, 'from'),
+        id: id(z, 'id')
+      };
+    case Kind.joined:
+    case Kind.left:
+      if (a.length < 4) fail('member notice with fewer than 4 elements');
+      return {
+        type: kind === Kind.joined ? 'joined' : 'left',
+        channel: str(channel, 'channel'),
+        data: { session: id(x, 'session'), user: y === null ? null : str(y, 'user') }
+      };
+    case Kind.error:
+      if (!Array.isArray(x) || !x.every((e) => typeof e === 'string')) fail('errors is not an array of strings');
+      return { type: 'error', channel: str(channel, 'channel'), errors: x as string[] };
+    default:
+      return fail(`unknown kind ${String(kind)}`);
+  }
 }

@@ -1,5 +1,7 @@
 import type { ClientFrame, DecodeFailure, ServerFrame } from './frames.js';
-import type { ProtocolName } from '../store/store.js';
+
+/** The wire protocol a session speaks; stored in `sessions.protocol`. */
+export type ProtocolName = 'json' | 'bin';
 
 /**
  * An encoding of the protocol. `json-codec.ts` and `binary-codec.ts` implement it.

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import { ZenError } from '../errors.js';
 import { ANONYMOUS, type Identity } from '../auth/grants.js';
 import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
-import type { ProtocolName } from '../store/store.js';
+import type { ProtocolName } from '../protocol/codec.js';
 import type { UpgradeDecision } from '../transport/transport.js';
 
 /** What an accepted upgrade carries into the session. */

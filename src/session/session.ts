@@ -2,7 +2,7 @@ import type { Connection, PreparedFrame, Transport } from '../transport/transpor
 import type { Codec } from '../protocol/codec.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Identity } from '../auth/grants.js';
-import type { ProtocolName } from '../store/store.js';
+import type { ProtocolName } from '../protocol/codec.js';
 import { CloseCode } from '../errors.js';
 import type { CorkScheduler, Corkable } from './cork-scheduler.js';
 import { RateLimiter } from './rate-limiter.js';

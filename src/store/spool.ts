@@ -12,7 +12,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { readNdjson } from './ndjson-read.js';
-import type { ProtocolName, SessionCloseRecord, SessionOpenRecord } from './store.js';
+import type { ProtocolName } from '../protocol/codec.js';
+import type { SessionCloseRecord, SessionOpenRecord } from './store.js';
 
 /**
  * The record writer's on-disk spool: append-only ndjson files, one JSON object per

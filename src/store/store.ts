@@ -16,12 +16,10 @@
  * - Methods reject on a lost connection; they never hang for longer than the
  *   backend's statement timeout. Durability: a resolved promise means committed.
  */
+import type { ProtocolName } from '../protocol/codec.js';
 
 /** The role a server instance plays; stored in `servers.role`. */
 export type ServerRole = 'standalone' | 'agent' | 'worker';
-
-/** The wire protocol a session speaks; stored in `sessions.protocol`. */
-export type ProtocolName = 'json' | 'bin';
 
 /** A row of `servers`, as written when an instance starts. */
 export interface ServerRecord {

@@ -4,7 +4,7 @@ import { startServer, TEST_CHANNEL_SECRET, type TestServer } from '../helpers/se
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import { signChannel } from '../../src/auth/channel-signature.js';
-import type { ProtocolName } from '../../src/store/store.js';
+import type { ProtocolName } from '../../src/protocol/codec.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

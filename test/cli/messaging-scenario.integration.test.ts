@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { startZen, runZen } from '../helpers/process.js';
 import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
-import type { ProtocolName } from '../../src/store/store.js';
+import type { ProtocolName } from '../../src/protocol/codec.js';
 
 // The issue's "done when", on a running `zenconn serve`, with tokens from the CLI itself.
 for (const protocol of ['json', 'bin'] as ProtocolName[]) {

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import type { ProtocolName } from '../../src/store/store.js';
+import type { ProtocolName } from '../../src/protocol/codec.js';
 import type { ClientFrame, ServerFrame } from '../../src/protocol/frames.js';
 import { encodeClientFrame, decodeServerFrame } from '../../src/protocol/client-codec.js';
 

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packr, pack } from 'msgpackr';
-import { binaryCodec, decodeServerFrame, encodeClientFrame, unpackValue } from '../../src/protocol/binary-codec.js';
+import { binaryCodec } from '../../src/protocol/binary-codec.js';
+import { decodeBinaryServerFrame as decodeServerFrame, encodeBinaryClientFrame as encodeClientFrame } from '../../src/protocol/client-codec.js';
+import { unpackValue } from '../../src/protocol/msgpack-reader.js';
 import { jsonCodec } from '../../src/protocol/json-codec.js';
 import { Kind, MAX_DATA_DEPTH, type ClientFrame } from '../../src/protocol/frames.js';
 import { idToBytes } from '../../src/protocol/ids.js';

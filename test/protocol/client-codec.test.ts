@@ -1,18 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { codecFor, decodeServerFrame, encodeClientFrame, isDecodeFailure, binaryCodec, jsonCodec } from '../../src/protocol/index.js';
+import { binaryCodec } from '../../src/protocol/binary-codec.js';
+import { decodeServerFrame, encodeClientFrame } from '../../src/protocol/client-codec.js';
+import { isDecodeFailure, type Codec } from '../../src/protocol/codec.js';
+import { jsonCodec } from '../../src/protocol/json-codec.js';
 import { CLIENT_FRAMES, SERVER_FRAMES, withoutHint } from './helpers.js';
 
-test('codecFor picks the codec by protocol name', () => {
-  assert.equal(codecFor('json'), jsonCodec);
-  assert.equal(codecFor('bin'), binaryCodec);
-  assert.equal(codecFor('json').binary, false);
-  assert.equal(codecFor('bin').binary, true);
+const codecs: Record<'json' | 'bin', Codec> = { json: jsonCodec, bin: binaryCodec };
+
+test('each codec carries its protocol name and its frame opcode', () => {
+  assert.equal(jsonCodec.name, 'json');
+  assert.equal(binaryCodec.name, 'bin');
+  assert.equal(jsonCodec.binary, false);
+  assert.equal(binaryCodec.binary, true);
 });
 
 for (const protocol of ['json', 'bin'] as const) {
   test(`${protocol}: what a client encodes, the server codec decodes`, () => {
-    const codec = codecFor(protocol);
+    const codec = codecs[protocol];
     for (const f of CLIENT_FRAMES) {
       const wire = encodeClientFrame(protocol, f);
       assert.equal(typeof wire === 'string', protocol === 'json');
@@ -23,7 +28,7 @@ for (const protocol of ['json', 'bin'] as const) {
   });
 
   test(`${protocol}: what the server codec encodes, a client decodes from any input shape`, () => {
-    const codec = codecFor(protocol);
+    const codec = codecs[protocol];
     for (const f of SERVER_FRAMES) {
       const bytes = codec.encode(f);
       const arrayBuffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);

@@ -8,7 +8,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
-import { binaryCodec, encodeClientFrame as encodeBin, unpackValue } from '../../src/protocol/binary-codec.js';
+import { binaryCodec } from '../../src/protocol/binary-codec.js';
+import { encodeBinaryClientFrame as encodeBin } from '../../src/protocol/client-codec.js';
+import { unpackValue } from '../../src/protocol/msgpack-reader.js';
 import { jsonCodec, encodeClientFrame as encodeJson } from '../../src/protocol/json-codec.js';
 import type { Codec } from '../../src/protocol/codec.js';
 import { isDecodeFailure } from '../../src/protocol/codec.js';

@@ -5,7 +5,7 @@ import { pack } from 'msgpackr';
 import { startServer } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
-import type { ProtocolName } from '../../src/store/store.js';
+import type { ProtocolName } from '../../src/protocol/codec.js';
 
 function mutate(b: Buffer): Buffer {
   const out = Buffer.from(b);
