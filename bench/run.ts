@@ -440,15 +440,15 @@ function checks(outcomes: Outcome[], sizes: number[]): Check[] {
   return out;
 }
 
-/** The binary/JSON size ratio from src/protocol/size-corpus.ts, when that module exists. */
+/** The binary/JSON size ratio from bench/size-corpus.ts, when that module exists. */
 async function sizeCorpus(): Promise<{ ratio: number | null; note: string; detail?: unknown }> {
-  const url = pathToFileURL(join(ROOT, 'dist', 'src', 'protocol', 'size-corpus.js')).href;
+  const url = pathToFileURL(join(ROOT, 'dist', 'bench', 'size-corpus.js')).href;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') return { ratio: null, note: 'src/protocol/size-corpus.ts not there yet: skipped' };
+    if (code === 'ERR_MODULE_NOT_FOUND') return { ratio: null, note: 'bench/size-corpus.ts not there yet: skipped' };
     return { ratio: null, note: `size corpus failed to load: ${(err as Error).message}` };
   }
   // The module's shape is its author's; accept a ratio, a function giving one, or byte totals.

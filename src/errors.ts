@@ -46,22 +46,17 @@ export class ZenError extends Error {
 }
 
 /**
- * WebSocket close codes zenconn sends. 1001/1013 invite a reconnect (with backoff);
- * 1008/1009 mean the client did something it must not repeat.
+ * The close codes zenconn's own code sends or records. 1001/1013 invite a reconnect (with
+ * backoff); 1008 means the client did something it must not repeat. The WebSocket layer
+ * sends 1007 and 1009 itself; docs/protocol.md lists every code a client can see.
  */
 export const CloseCode = {
-  /** Normal close, initiated by the client or by unsubscribe-all. */
-  NORMAL: 1000,
   /** The server is shutting down or restarting this worker: reconnect. */
   GOING_AWAY: 1001,
   /** Recorded (never sent) when a session ended without a close frame. */
   ABNORMAL: 1006,
   /** Policy violation: the inbound rate limit was exceeded and kept being exceeded. */
   POLICY: 1008,
-  /** A frame over maxPayloadBytes. */
-  TOO_BIG: 1009,
-  /** Internal error. */
-  INTERNAL: 1011,
   /** Slow consumer: the outbound buffer went over maxBufferedBytes. Reconnect later. */
   TRY_AGAIN_LATER: 1013
 } as const;

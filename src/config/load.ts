@@ -84,8 +84,6 @@ function coerce(key: keyof Config, spec: OptionSpec, raw: unknown, source: strin
       if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
       throw invalid(name, 'expected a comma-separated list');
     }
-    case 'duration':
-      throw invalid(name, 'unsupported type');
   }
 }
 

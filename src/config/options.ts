@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
  */
 
 /** How an option's text value is parsed. */
-export type OptionType = 'string' | 'integer' | 'boolean' | 'list' | 'duration';
+export type OptionType = 'string' | 'integer' | 'boolean' | 'list';
 
 export interface OptionSpec {
   type: OptionType;

@@ -8,7 +8,7 @@ import { encodeBinaryClientFrame as encodeClientFrame } from '../../src/protocol
 import { jsonCodec } from '../../src/protocol/json-codec.js';
 import { DecodeReason, Kind, MAX_DATA_DEPTH } from '../../src/protocol/frames.js';
 import { CloseCode } from '../../src/errors.js';
-import { measureSizeRatio } from '../../src/protocol/size-corpus.js';
+import { measureSizeRatio } from '../../bench/size-corpus.js';
 import { EVENT_ID, OTHER, SESSION } from './helpers.js';
 
 // Compiled to dist/test/protocol/: the repository root is three levels up.

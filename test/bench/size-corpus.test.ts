@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SIZE_CORPUS, measureSizeRatio } from '../../src/protocol/size-corpus.js';
+import { SIZE_CORPUS, measureSizeRatio } from '../../bench/size-corpus.js';
 
 test('the binary protocol is at most half the size of JSON on the size corpus', (t) => {
   const report = measureSizeRatio();

@@ -4,9 +4,9 @@
  * price ticks, one error). The protocol tests assert the binary protocol's share of the
  * JSON size on it, and the benchmark prints the same figure. docs/protocol.md quotes it.
  */
-import { binaryCodec } from './binary-codec.js';
-import type { ServerFrame } from './frames.js';
-import { jsonCodec } from './json-codec.js';
+import { binaryCodec } from '../src/protocol/binary-codec.js';
+import type { ServerFrame } from '../src/protocol/frames.js';
+import { jsonCodec } from '../src/protocol/json-codec.js';
 
 const ALICE = '0193a8c2-5f00-7a3b-8c1d-2e4f6a8b0c1d';
 const BOB = '0193a8c2-5f01-7b4c-9d2e-3f5a7b9c1d2e';
