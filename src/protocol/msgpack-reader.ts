@@ -1,18 +1,10 @@
 /**
  * The strict MessagePack reader for everything zenconn decodes: client frames, HTTP
- * bodies, bus messages, stored audit payloads. See docs/protocol.md.
- *
- * Not msgpackr's unpacker: that one honours msgpackr's own extensions on any input
- * (records compiled with `new Function`, structured-clone cycles, Error/RegExp/Set/BigInt),
- * keeps module-global state and recurses without a bound. This reader:
- * - reads exactly one value (trailing bytes are an error) and checks lengths against the
- *   bytes left before allocating;
- * - fails with `data too deep` past `maxDepth` nested containers;
- * - makes maps plain objects; keys may be strings, numbers, booleans or nil (stringified,
- *   later duplicates win, as in JSON.parse); `__proto__` becomes an own property;
- * - copies `bin` into a fresh Uint8Array (it does not pin the source buffer);
- * - turns ext -1 (timestamp) into a Date and rejects every other ext type;
- * - gives 64-bit integers as numbers (exact up to 2^53); invalid UTF-8 becomes U+FFFD.
+ * bodies, bus messages, stored audit payloads. Its rules (one value, bounded depth, plain
+ * objects, `__proto__` an own key, bin copied, only the timestamp ext) are in
+ * docs/protocol.md. Not msgpackr's unpacker: that one honours msgpackr's extensions on any
+ * input (records compiled with `new Function`, cycles), keeps global state and recurses
+ * without a bound.
  */
 import { DecodeReason, MAX_DATA_DEPTH } from './frames.js';
 
