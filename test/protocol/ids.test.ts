@@ -1,12 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytesToId, idToBytes, newId } from '../../src/protocol/ids.js';
+import { bytesToId, idToBytes, newId, uuidV7Batch } from '../../src/protocol/ids.js';
 
 test('newId returns distinct, time-ordered UUID v7 strings', () => {
   const ids = Array.from({ length: 1000 }, () => newId());
   for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   assert.equal(new Set(ids).size, ids.length);
   assert.deepEqual([...ids].sort(), ids);
+});
+
+test('newId and uuidV7Batch share one clock: interleaved ids keep increasing, past 4096 in a millisecond', () => {
+  const ids: string[] = [];
+  for (let i = 0; i < 3000; i++) {
+    ids.push(newId());
+    if (i % 100 === 0) ids.push(...uuidV7Batch(50));
+  }
+  for (const id of ids) assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  assert.equal(new Set(ids).size, ids.length);
+  for (let i = 1; i < ids.length; i++) assert.ok(ids[i - 1]! < ids[i]!, `${ids[i - 1]} !< ${ids[i]}`);
 });
 
 test('idToBytes and bytesToId round-trip', () => {
