@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { ROOT } from '../helpers/process.js';
 import { withSchema, type TestSchema } from '../helpers/pg.js';
 import { TestClient } from '../helpers/client.js';
+import { waitFor } from '../helpers/wait.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
 import { buildContext, interpolateDocument, parseDotenv, readComposeFile, serviceEnvironment, argv, type ComposeFile, type ComposeService } from './compose-file.js';
 import { imageConfig, parseDockerfile, type ImageConfig } from './dockerfile.js';
@@ -187,13 +188,16 @@ test('both replicas record their agent and sessions in the one PostgreSQL databa
   const pids = replicas.map((r) => r.proc.pid);
   const agents = await schema.query<{ n: number }>(`SELECT count(*)::int AS n FROM servers WHERE role = 'agent' AND pid = ANY($1::int[])`, [pids]);
   assert.equal(agents[0]!.n, 2);
-  const deadline = Date.now() + 5000;
   let sessions = 0;
-  while (Date.now() < deadline) {
-    sessions = (await schema.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions'))[0]!.n;
-    if (sessions >= clients.length) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    `a session row for each of the ${clients.length} clients`,
+    async () => {
+      sessions = (await schema.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions'))[0]!.n;
+      return sessions >= clients.length;
+    },
+    5000,
+    100
+  );
   assert.ok(sessions >= clients.length, `sessions recorded: ${sessions}`);
 });
 
