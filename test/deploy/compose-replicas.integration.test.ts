@@ -141,18 +141,24 @@ test('each replica is an agent with a worker per CPU, all with the open-files li
 
 /** Broadcasts from `sender` until `receiver` gets the event (interest crosses the bus asynchronously); returns the event's data. */
 async function deliver(sender: TestClient, receiver: TestClient, channel: string, label: string): Promise<string> {
-  const deadline = Date.now() + 15_000;
-  for (let attempt = 0; Date.now() < deadline; attempt++) {
-    const marker = `${label}-${attempt}-${randomBytes(4).toString('hex')}`;
-    sender.send({ type: 'broadcast', channel, data: { marker } });
-    try {
-      await receiver.next((f: ServerFrame) => f.type === 'event' && f.channel === channel && (f.data as { marker?: string }).marker === marker, 500);
-      return marker;
-    } catch {
-      /* not yet: try again */
-    }
-  }
-  throw new Error(`${label}: no event from ${sender.sessionId} reached ${receiver.sessionId} within 15 s`);
+  let marker = '';
+  let attempt = 0;
+  await waitFor(
+    `${label}: an event from ${sender.sessionId} to reach ${receiver.sessionId}`,
+    async () => {
+      marker = `${label}-${attempt++}-${randomBytes(4).toString('hex')}`;
+      sender.send({ type: 'broadcast', channel, data: { marker } });
+      try {
+        await receiver.next((f: ServerFrame) => f.type === 'event' && f.channel === channel && (f.data as { marker?: string }).marker === marker, 500);
+        return true;
+      } catch {
+        return false; // not yet: send again
+      }
+    },
+    15_000,
+    0
+  );
+  return marker;
 }
 
 test("a broadcast from one replica's client reaches the other replica's subscribers, both ways", async () => {
