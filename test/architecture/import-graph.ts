@@ -107,7 +107,7 @@ export function layerViolations(edges: readonly ImportEdge[], files: readonly st
   for (const e of edges) {
     const line = `src/${e.from} imports '${e.spec}' (src/${e.to})`;
     if (!known.has(e.to)) {
-      out.push(`${line}: no such file under src/`);
+      out.push(`${line}: ${e.to.startsWith('../') ? 'src/ may not import from outside it' : 'no such file under src/'}`);
       continue;
     }
     const a = areaOf(e.from);
