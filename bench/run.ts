@@ -28,7 +28,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Protocol } from './client-protocols.js';
 import { newSecret, signToken } from './jwt.js';
@@ -36,6 +36,7 @@ import { runLoad, type LoadResult } from './load.js';
 import { cpuMicros, machineBusyMicros, rssBytes } from './proc-stats.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
 import { zenconnSpec, type ZenconnContext } from './zenconn-server.js';
+import { measureSizeRatio } from './size-corpus.js';
 
 /** The repository root (run.js is at dist/bench/run.js). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -440,43 +441,6 @@ function checks(outcomes: Outcome[], sizes: number[]): Check[] {
   return out;
 }
 
-/** The binary/JSON size ratio from bench/size-corpus.ts, when that module exists. */
-async function sizeCorpus(): Promise<{ ratio: number | null; note: string; detail?: unknown }> {
-  const url = pathToFileURL(join(ROOT, 'dist', 'bench', 'size-corpus.js')).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(url)) as Record<string, unknown>;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_MODULE_NOT_FOUND') return { ratio: null, note: 'bench/size-corpus.ts not there yet: skipped' };
-    return { ratio: null, note: `size corpus failed to load: ${(err as Error).message}` };
-  }
-  // The module's shape is its author's; accept a ratio, a function giving one, or byte totals.
-  const fromValue = (value: unknown): { ratio: number; detail: unknown } | undefined => {
-    if (typeof value === 'number' && Number.isFinite(value)) return { ratio: value, detail: value };
-    if (value === null || typeof value !== 'object') return undefined;
-    const record = value as Record<string, unknown>;
-    for (const [k, v] of Object.entries(record)) if (/ratio/i.test(k) && typeof v === 'number') return { ratio: v, detail: value };
-    const json = Object.entries(record).find(([k, v]) => /json/i.test(k) && typeof v === 'number')?.[1] as number | undefined;
-    const bin = Object.entries(record).find(([k, v]) => /bin/i.test(k) && typeof v === 'number')?.[1] as number | undefined;
-    if (json !== undefined && bin !== undefined && json > 0) return { ratio: bin / json, detail: value };
-    return undefined;
-  };
-  const entries = Object.entries(mod).sort(([a], [b]) => Number(/ratio/i.test(b)) - Number(/ratio/i.test(a)));
-  for (const [name, value] of entries) {
-    let found = fromValue(value);
-    if (found === undefined && typeof value === 'function' && value.length === 0) {
-      try {
-        found = fromValue(await (value as () => unknown)());
-      } catch {
-        // Not the function we are after.
-      }
-    }
-    if (found !== undefined) return { ratio: found.ratio, note: `from export \`${name}\``, detail: found.detail };
-  }
-  return { ratio: null, note: `size-corpus has no ratio the bench recognises (exports: ${Object.keys(mod).join(', ')})` };
-}
-
 function fmt(n: number | null | undefined, digits: number): string {
   return n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(digits);
 }
@@ -572,8 +536,8 @@ async function main(): Promise<void> {
   printTable(outcomes);
   const list = checks(outcomes, s.sizes);
   printChecks(list);
-  const corpus = await sizeCorpus();
-  console.log(`\nBinary/JSON size ratio: ${corpus.ratio === null ? '-' : corpus.ratio.toFixed(3)} (${corpus.note})`);
+  const corpus = measureSizeRatio();
+  console.log(`\nBinary/JSON size ratio: ${corpus.ratio.toFixed(3)} (${thousands(corpus.binBytes)} / ${thousands(corpus.jsonBytes)} bytes over the size corpus)`);
 
   const cpuModel = cpus()[0]?.model ?? 'unknown';
   const result = {

@@ -9,6 +9,11 @@
  * heap, data segment and open descriptors from /proc, and the growth since the first
  * report. Connections that are all closed between cycles should leave memory flat.
  *
+ * First it runs the in-process churn (test/channels/churn.test.ts) with `--churn-cycles`
+ * cycles: connect → subscribe (public and private) → broadcast → close, then checks that
+ * the heap did not grow and every session row is closed. `npm test` runs the same file
+ * with a few hundred cycles.
+ *
  * Bounded: it stops after `--duration-ms` or `--max-cycles`, whichever comes first, and
  * only ever talks to 127.0.0.1. It starts its own server unless `--port` names a zenconn
  * already listening on 127.0.0.1 (then `--jwt-secret` must be that server's secret).
@@ -20,6 +25,7 @@
  *   --channels N      channels per cycle, default 10
  *   --messages N      broadcasts per cycle, default 50
  *   --max-cycles N    default 1000000
+ *   --churn-cycles N  cycles of the churn run first, default 20000; 0 skips it [SOAK_CHURN_CYCLES]
  *   --port N          use a running server on 127.0.0.1:N instead of starting one
  *   --jwt-secret S    its secret (with --port)
  *   --flags "…"       extra flags for the server the soak starts (e.g. "--ping-interval-ms 1000")
@@ -29,6 +35,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import { connectPublisher, connectSubscriber, type Protocol, type Subscriber, type Target } from './client-protocols.js';
 import { newSecret, signToken } from './jwt.js';
 import { makePayload } from './payload.js';
@@ -45,6 +52,7 @@ interface SoakSettings {
   channels: number;
   messages: number;
   maxCycles: number;
+  churnCycles: number;
   port?: number;
   secret?: string;
   flags: string[];
@@ -59,6 +67,7 @@ function settings(): SoakSettings {
       channels: { type: 'string' },
       messages: { type: 'string' },
       'max-cycles': { type: 'string' },
+      'churn-cycles': { type: 'string' },
       port: { type: 'string' },
       'jwt-secret': { type: 'string' },
       flags: { type: 'string' }
@@ -77,6 +86,7 @@ function settings(): SoakSettings {
     channels: int(values.channels, 10, 'channels'),
     messages: int(values.messages, 50, 'messages', 0),
     maxCycles: int(values['max-cycles'], 1_000_000, 'max-cycles'),
+    churnCycles: int(values['churn-cycles'] ?? process.env.SOAK_CHURN_CYCLES, 20_000, 'churn-cycles', 0),
     flags: (values.flags ?? '').split(/\s+/).filter((f) => f !== '')
   };
   // Keep one process well under the 20,000 open files limit.
@@ -211,12 +221,21 @@ async function cycle(
   await sleep(50);
 }
 
+/** Runs the churn test file with `cycles` cycles; throws when it fails. */
+function churn(cycles: number): void {
+  console.log(`churn: ${cycles} cycles (test/channels/churn.test.ts)`);
+  const file = join(ROOT, 'dist', 'test', 'channels', 'churn.test.js');
+  const r = spawnSync(process.execPath, ['--test', file], { cwd: ROOT, stdio: 'inherit', env: { ...process.env, ZENCONN_CHURN_CYCLES: String(cycles) } });
+  if (r.status !== 0) throw new Error(`the churn of ${cycles} cycles failed (exit ${r.status ?? r.signal})`);
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 async function main(): Promise<void> {
   const s = settings();
+  if (s.churnCycles > 0) churn(s.churnCycles);
   let server: ServerProcess | undefined;
   const dir = mkdtempSync(join(tmpdir(), 'zenconn-soak-'));
   const stop = async (): Promise<void> => {

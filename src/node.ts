@@ -21,6 +21,7 @@ import type { Transport } from './transport/transport.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { Hub, type HubObserver } from './channels/hub.js';
 import { SessionManager } from './session/session-manager.js';
+import type { Session } from './session/session.js';
 import { decideUpgrade, type HandshakeResult } from './session/handshake.js';
 import { jsonCodec } from './protocol/json-codec.js';
 import { binaryCodec } from './protocol/binary-codec.js';
@@ -46,7 +47,7 @@ export interface NodeOptions {
   /** Cross-process fan-out; default: a RedisBus when `config.bus` is set, else none (one process). */
   bus?: Bus;
   /** Told of session and membership changes (the agent's registry). */
-  observer?: HubObserver | null;
+  observer?: HubObserver<Session> | null;
   /**
    * Whether to listen on config.host:config.port. A worker of an agent takes the
    * connections the agent hands it (`acceptConnection`) and listens only on its
@@ -77,7 +78,7 @@ export class ZenNode {
   readonly router: Router;
   readonly bus: Bus;
   store!: Store;
-  hub!: Hub;
+  hub!: Hub<Session>;
   sessions!: SessionManager;
   audit!: AuditSink;
   server!: HttpServer | HttpsServer;

@@ -2,28 +2,28 @@ import type { Transport, PreparedFrame } from '../transport/transport.js';
 import type { Codec } from '../protocol/codec.js';
 import { ALL_CHANNEL, PRIVATE_PREFIX, type ServerFrame } from '../protocol/frames.js';
 import { newId } from '../protocol/ids.js';
-import type { Session } from '../session/session.js';
+import type { ChannelMember } from './member.js';
 import type { Bus, BusMessage } from '../bus/bus.js';
 import type { AuditSink } from '../audit/audit-sink.js';
 import type { Identity } from '../auth/grants.js';
 import { verifyChannelSignature } from '../auth/channel-signature.js';
 
 /** Told of every membership change (the agent's live registry listens here). */
-export interface HubObserver {
-  sessionOpened(session: Session): void;
-  sessionClosed(session: Session, code: number): void;
-  subscribed(session: Session, channel: string): void;
-  unsubscribed(session: Session, channel: string): void;
+export interface HubObserver<M extends ChannelMember = ChannelMember> {
+  sessionOpened(session: M): void;
+  sessionClosed(session: M, code: number): void;
+  subscribed(session: M, channel: string): void;
+  unsubscribed(session: M, channel: string): void;
 }
 
-export interface HubOptions {
+export interface HubOptions<M extends ChannelMember = ChannelMember> {
   transport: Transport;
   bus: Bus;
   audit: AuditSink;
   /** Key of private-channel signatures; null = only the `private` grant admits. */
   channelSecret: string | null;
   maxChannelsPerSession: number;
-  observer?: HubObserver | null;
+  observer?: HubObserver<M> | null;
 }
 
 /** What a broadcast did: the event id and how many sessions it went to. */
@@ -42,21 +42,22 @@ export type BroadcastRefusal = 'not subscribed' | 'forbidden' | 'bus unavailable
  * The channel registry and fan-out of one process. Members are kept in a map of sets,
  * so a message reaches its recipients without scanning sessions; each message is
  * encoded once per protocol and the same prepared bytes are written to every recipient.
+ * `M` is the member type of the layer above (the session), handed back to it unchanged.
  */
-export class Hub {
+export class Hub<M extends ChannelMember = ChannelMember> {
   /** Every open session of this process. */
-  readonly sessions = new Map<string, Session>();
+  readonly sessions = new Map<string, M>();
   /** Channel → its local members. A channel with no member is deleted. */
-  readonly channels = new Map<string, Set<Session>>();
+  readonly channels = new Map<string, Set<M>>();
   private readonly transport: Transport;
   private readonly bus: Bus;
   private readonly audit: AuditSink;
   private readonly channelSecret: string | null;
   private readonly maxChannels: number;
-  private readonly observer: HubObserver | null;
+  private readonly observer: HubObserver<M> | null;
   private readonly offBus: () => void;
 
-  constructor(options: HubOptions) {
+  constructor(options: HubOptions<M>) {
     this.transport = options.transport;
     this.bus = options.bus;
     this.audit = options.audit;
@@ -67,14 +68,14 @@ export class Hub {
   }
 
   /** Adds an accepted session (before any frame is handled). */
-  add(session: Session): void {
+  add(session: M): void {
     this.sessions.set(session.id, session);
     this.bus.setLocalCount(ALL_CHANNEL, this.sessions.size);
     this.observer?.sessionOpened(session);
   }
 
   /** Removes a closed session: leaves its channels (with `left` notices) and the registry. */
-  remove(session: Session, code: number): void {
+  remove(session: M, code: number): void {
     if (!this.sessions.delete(session.id)) return;
     for (const channel of session.channels) this.leave(session, channel, true);
     session.channels.clear();
@@ -94,7 +95,7 @@ export class Hub {
    * HELD: what is written to it waits, and so do the frames it sends, so it sees
    * `subscribed` first and then everything in order.
    */
-  subscribe(session: Session, channel: string, token: string | undefined): void {
+  subscribe(session: M, channel: string, token: string | undefined): void {
     if (session.channels.has(channel)) {
       session.send({ type: 'subscribed', channel });
       this.auditOut(session, 'subscribed', channel, null);
@@ -133,7 +134,7 @@ export class Hub {
   }
 
   /** The subscription is in effect: answers, records, and tells the private channel's members. */
-  private subscribedNow(session: Session, channel: string): void {
+  private subscribedNow(session: M, channel: string): void {
     session.channels.add(channel);
     session.send({ type: 'subscribed', channel });
     this.auditOut(session, 'subscribed', channel, null);
@@ -142,7 +143,7 @@ export class Hub {
   }
 
   /** Handles `unsubscribe`: idempotent, always answers `unsubscribed`. */
-  unsubscribe(session: Session, channel: string): void {
+  unsubscribe(session: M, channel: string): void {
     if (session.channels.delete(channel)) {
       this.leave(session, channel, true);
       this.observer?.unsubscribed(session, channel);
@@ -158,7 +159,7 @@ export class Hub {
    * once the audit rows are durable; `hasBinary` is the decoder's hint (see ServerFrame).
    */
   broadcast(
-    sender: Session | null,
+    sender: M | null,
     identity: Identity,
     channel: string,
     data: unknown,
@@ -177,7 +178,7 @@ export class Hub {
     // Other processes first: when the bus refuses, the broadcast is refused as a whole
     // (no local delivery either), so the sender knows nobody got it and may retry.
     if (!this.bus.publish({ channel, frame, exclude: from })) return 'bus unavailable';
-    const local = channel === ALL_CHANNEL ? this.sessions.size : (members as Set<Session> | undefined)?.size ?? 0;
+    const local = channel === ALL_CHANNEL ? this.sessions.size : (members as Set<M> | undefined)?.size ?? 0;
     const count = local - (sender !== null && (channel === ALL_CHANNEL || sender.channels.has(channel)) ? 1 : 0) + this.bus.remoteCount(channel);
     const at = new Date();
     const userId = identity.userId;
@@ -192,7 +193,7 @@ export class Hub {
   }
 
   /** Sends an `error` frame (and records it). */
-  sendError(session: Session, channel: string, errors: string[]): void {
+  sendError(session: M, channel: string, errors: string[]): void {
     session.send({ type: 'error', channel, errors });
     this.auditOut(session, 'error', channel, errors);
   }
@@ -202,14 +203,14 @@ export class Hub {
     this.offBus();
   }
 
-  private mayJoinPrivate(session: Session, channel: string, token: string | undefined): boolean {
+  private mayJoinPrivate(session: M, channel: string, token: string | undefined): boolean {
     if (session.identity.grants.has('private')) return true;
     if (this.channelSecret === null || token === undefined) return false;
     return verifyChannelSignature(this.channelSecret, session.id, channel, token);
   }
 
   /** Takes the session out of the channel's members; `notice`: tell a private channel's members (`left`). */
-  private leave(session: Session, channel: string, notice: boolean): void {
+  private leave(session: M, channel: string, notice: boolean): void {
     const members = this.channels.get(channel);
     if (members === undefined) return;
     members.delete(session);
@@ -219,7 +220,7 @@ export class Hub {
   }
 
   /** `joined`/`left` to every other member of a private channel, here and elsewhere. */
-  private notice(type: 'joined' | 'left', channel: string, session: Session): void {
+  private notice(type: 'joined' | 'left', channel: string, session: M): void {
     const data = { session: session.id, user: session.userId };
     const frame: ServerFrame = { type, channel, data };
     const count = this.fanOut(this.channels.get(channel), frame, session.id) + this.bus.remoteCount(channel);
@@ -250,7 +251,7 @@ export class Hub {
    * Writes `frame` to every open member but `excludeId`, encoding it at most once per
    * codec. Returns the number of sessions written to.
    */
-  private fanOut(members: Iterable<Session> | undefined, frame: ServerFrame, excludeId: string | null): number {
+  private fanOut(members: Iterable<M> | undefined, frame: ServerFrame, excludeId: string | null): number {
     if (members === undefined) return 0;
     let codecA: Codec | null = null;
     let bytesA: PreparedFrame | null = null;
@@ -279,7 +280,7 @@ export class Hub {
     return n;
   }
 
-  private auditOut(session: Session, type: string, channel: string, payload: unknown): void {
+  private auditOut(session: M, type: string, channel: string, payload: unknown): void {
     this.audit.record({
       messageId: null,
       at: new Date(),

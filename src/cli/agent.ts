@@ -7,7 +7,8 @@ import { Registry } from '../cluster/registry.js';
 import { StatsCollector } from '../cluster/stats.js';
 import { registerAgentRoutes } from '../cluster/agent-api.js';
 import type { AgentAnswer, AgentQuery } from '../cluster/ipc-messages.js';
-import { configOrExit, createLogger, fail } from './common.js';
+import { configOrExit, fail } from './common.js';
+import { createLogger } from '../log.js';
 import { installSignals } from './serve.js';
 
 /**

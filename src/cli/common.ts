@@ -1,4 +1,3 @@
-import pino, { type Logger } from 'pino';
 import { ZenError } from '../errors.js';
 import { loadConfig, type ParsedArgs } from '../config/load.js';
 import type { Config } from '../config/options.js';
@@ -21,11 +20,6 @@ export function configOrExit(args: ParsedArgs, extraFlags: readonly string[] = [
   } catch (err) {
     fail(err);
   }
-}
-
-/** The application logger: JSON lines on stderr (stdout carries the access log). */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level, base: { pid: process.pid, ...bindings } }, pino.destination({ fd: 2, sync: false }));
 }
 
 /** A string flag of a command, or null. */

@@ -1,6 +1,7 @@
 import type { ParsedArgs } from '../config/load.js';
 import { ZenNode } from '../node.js';
-import { configOrExit, createLogger, fail } from './common.js';
+import { configOrExit, fail } from './common.js';
+import { createLogger } from '../log.js';
 
 /**
  * `zenconn serve`: one process serving static files and WebSocket sessions.

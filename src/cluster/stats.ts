@@ -37,7 +37,7 @@ export class StatsCollector {
   }
 
   /** The figures since the previous sample; `hub` is null before the node started; `peers`: open links to other workers. */
-  sample(hub: Hub | null, peers = 0): WorkerStats {
+  sample(hub: Hub<Session> | null, peers = 0): WorkerStats {
     let totalIn = this.closedIn;
     let totalOut = this.closedOut;
     if (hub !== null) {

@@ -2,9 +2,10 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { ZenNode } from '../node.js';
 import type { HubObserver } from '../channels/hub.js';
+import type { Session } from '../session/session.js';
 import { IpcBus } from '../bus/ipc-bus.js';
 import { TokenVerifier } from '../auth/tokens.js';
-import { createLogger } from '../cli/common.js';
+import { createLogger } from '../log.js';
 import { AgentLink, SYNC_TIMEOUT_MS } from './agent-link.js';
 import { registerAgentRoutes } from './agent-api.js';
 import { StatsCollector } from './stats.js';
@@ -45,7 +46,7 @@ export async function runWorker(): Promise<void> {
   // the same batch, so the agent never sees the load dip), or when they close.
   const pendingConns = new WeakMap<Socket, () => void>();
   const upgrading = new Set<() => void>();
-  const observer: HubObserver = {
+  const observer: HubObserver<Session> = {
     sessionOpened: (s) => {
       link.send({
         t: 'open',

@@ -21,7 +21,7 @@ export interface AccessLogSink {
 
 export interface SessionManagerOptions {
   serverId: string;
-  hub: Hub;
+  hub: Hub<Session>;
   transport: Transport;
   audit: AuditSink;
   recorder: SessionRecorder;

@@ -6,6 +6,7 @@ import type { ProtocolName } from '../protocol/codec.js';
 import { CloseCode } from '../errors.js';
 import type { CorkScheduler, Corkable } from './cork-scheduler.js';
 import { RateLimiter } from './rate-limiter.js';
+import type { ChannelMember } from '../channels/member.js';
 
 /** Lifecycle of a session. */
 export type SessionState = 'open' | 'closing' | 'closed';
@@ -38,7 +39,7 @@ export interface SessionInit {
  * One WebSocket session: its identity, codec, subscriptions, counters, rate limit and
  * outbound path. It knows nothing of channels or other sessions; the hub does.
  */
-export class Session implements Corkable {
+export class Session implements Corkable, ChannelMember {
   readonly id: string;
   readonly identity: Identity;
   readonly codec: Codec;

@@ -6,6 +6,7 @@ import { tempDir } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 import { withSchema, urlWithPort, testPostgresUrl } from '../helpers/pg.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
+import { waitFor } from '../helpers/wait.js';
 
 test('PostgreSQL lost while serving: /readyz 503, sessions keep working, every row arrives once it is back', async () => {
   const schema = await withSchema();
@@ -31,19 +32,27 @@ test('PostgreSQL lost while serving: /readyz 503, sessions keep working, every r
     let ready = await fetch(`http://127.0.0.1:${zen.port}/readyz`);
     assert.equal(ready.status, 503);
     proxy.restore();
-    for (let i = 0; i < 50; i++) {
-      ready = await fetch(`http://127.0.0.1:${zen.port}/readyz`);
-      if (ready.status === 200) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      'ready again',
+      async () => {
+        ready = await fetch(`http://127.0.0.1:${zen.port}/readyz`);
+        return ready.status === 200;
+      },
+      10_000,
+      100
+    );
     assert.equal(ready.status, 200);
     const ids = [before, ...during].map((c) => c.sessionId);
     let rows: Array<{ id: string; close_code: number | null }> = [];
-    for (let i = 0; i < 60; i++) {
-      rows = await schema.query<{ id: string; close_code: number | null }>('SELECT id, close_code FROM sessions WHERE id = ANY($1)', [ids]);
-      if (rows.length === ids.length && rows.filter((r) => r.close_code === 1000).length === 15) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      'the rows written during the outage',
+      async () => {
+        rows = await schema.query<{ id: string; close_code: number | null }>('SELECT id, close_code FROM sessions WHERE id = ANY($1)', [ids]);
+        return rows.length === ids.length && rows.filter((r) => r.close_code === 1000).length === 15;
+      },
+      10_000,
+      100
+    );
     assert.equal(rows.length, ids.length, 'every session opened during the outage has its row');
     assert.equal(rows.filter((r) => r.close_code === 1000).length, 15, 'closes during the outage are recorded');
     assert.equal(await zen.stop(), 0);

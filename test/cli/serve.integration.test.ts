@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import Database from 'better-sqlite3';
@@ -10,6 +10,7 @@ import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import { withSchema } from '../helpers/pg.js';
+import { waitFor } from '../helpers/wait.js';
 
 const COMBINED_RE = /^(\S+) - (\S+) \[(\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"$/;
 
@@ -82,9 +83,10 @@ describe('zenconn serve (a real process)', () => {
     const args = ['serve', '--port', '0', '--host', '127.0.0.1', '--public', join(dir, 'public'), '--database', `sqlite:${db}`, '--access-log', 'off', '--spool-dir', join(dir, 'spool'), '--stale-server-ms', '1000', '--server-heartbeat-ms', '200'];
     const first = await startZen(args);
     const client = await TestClient.connect(first.port);
-    await new Promise((r) => setTimeout(r, 300)); // the session row's batch is written
+    await waitFor("the session row's batch", () => sqliteRows(db).sessions.some((r) => r.id === client.sessionId));
     assert.equal(await first.stop('SIGKILL'), 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 1200));
+    // The restart closes out a server whose last heartbeat is older than --stale-server-ms.
+    await waitFor('the dead server to be stale', () => Date.now() - Date.parse(String(sqliteRows(db).servers[0]!.last_seen_at)) > 1000 + 20, 10_000, 50);
     const second = await startZen(args);
     const { servers, sessions } = sqliteRows(db);
     const dead = servers[0]!;
@@ -141,8 +143,9 @@ describe('zenconn serve (a real process)', () => {
     const client = await TestClient.connect(zen.port, { tls: true });
     mkcert('second.test');
     zen.child.kill('SIGHUP');
-    await new Promise((r) => setTimeout(r, 300));
-    assert.equal(await peerCN(), 'second.test');
+    let cn = '';
+    await waitFor('the reloaded certificate', async () => (cn = await peerCN()) === 'second.test');
+    assert.equal(cn, 'second.test');
     assert.equal((await client.subscribe('still-here')).type, 'subscribed');
     assert.equal(await zen.stop(), 0);
   });
@@ -152,10 +155,10 @@ describe('zenconn serve (a real process)', () => {
     const log = join(dir, 'access.log');
     const zen = await startZen(['serve', '--port', '0', '--host', '127.0.0.1', '--public', join(dir, 'public'), '--database', `sqlite:${join(dir, 'z.db')}`, '--access-log', log, '--spool-dir', join(dir, 'spool')]);
     await (await fetch(`http://127.0.0.1:${zen.port}/before`)).text();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor('the line of /before', () => existsSync(log) && readFileSync(log, 'utf8').includes('GET /before'));
     renameSync(log, log + '.1');
     zen.child.kill('SIGUSR1');
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('the reopened access log', () => existsSync(log));
     await (await fetch(`http://127.0.0.1:${zen.port}/after`)).text();
     assert.equal(await zen.stop(), 0);
     assert.match(readFileSync(log + '.1', 'utf8'), /GET \/before/);

@@ -5,6 +5,7 @@ import { startZen, runZen, type ZenProcess } from '../helpers/process.js';
 import { tempDir } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 import { withSchema } from '../helpers/pg.js';
+import { waitFor } from '../helpers/wait.js';
 
 test('status --cluster lists every live node of the shared database; a vanished one is closed out by the others', async () => {
   const schema = await withSchema();
@@ -18,7 +19,10 @@ test('status --cluster lists every live node of the shared database; a vanished 
     procs.push(single);
     const a = await TestClient.connect(agent.port);
     const b = await TestClient.connect(single.port);
-    await new Promise((r) => setTimeout(r, 400)); // the session rows' batch
+    await waitFor("the session rows' batch", async () => {
+      const rows = await schema.query<{ id: string }>('SELECT id FROM sessions WHERE id = ANY($1)', [[a.sessionId, b.sessionId]]);
+      return rows.length === 2;
+    });
     const out = await runZen(['status', '--cluster', '--json', '--database', schema.url, '--stale-server-ms', '1500']);
     assert.equal(out.code, 0, out.stderr);
     const nodes = (JSON.parse(out.stdout) as { nodes: Array<{ server: { role: string; pid: number }; sessions: number; workers: unknown[] }> }).nodes;
@@ -33,11 +37,15 @@ test('status --cluster lists every live node of the shared database; a vanished 
     // The standalone node vanishes; the agent's heartbeat closes it out.
     await single.stop('SIGKILL');
     let closed: Array<{ close_code: number | null }> = [];
-    for (let i = 0; i < 50; i++) {
-      closed = await schema.query<{ close_code: number | null }>('SELECT close_code FROM sessions WHERE id = $1', [b.sessionId]);
-      if (closed[0]?.close_code === 1006) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor(
+      'the vanished node closed out',
+      async () => {
+        closed = await schema.query<{ close_code: number | null }>('SELECT close_code FROM sessions WHERE id = $1', [b.sessionId]);
+        return closed[0]?.close_code === 1006;
+      },
+      10_000,
+      100
+    );
     assert.equal(closed[0]?.close_code, 1006);
     const after = await runZen(['status', '--cluster', '--json', '--database', schema.url, '--stale-server-ms', '1500']);
     assert.deepEqual((JSON.parse(after.stdout) as { nodes: Array<{ server: { role: string } }> }).nodes.map((n) => n.server.role), ['agent']);

@@ -22,6 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { ROOT } from '../helpers/process.js';
 import { withSchema, type TestSchema } from '../helpers/pg.js';
 import { TestClient } from '../helpers/client.js';
+import { waitFor } from '../helpers/wait.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
 import { buildContext, interpolateDocument, parseDotenv, readComposeFile, serviceEnvironment, argv, type ComposeFile, type ComposeService } from './compose-file.js';
 import { imageConfig, parseDockerfile, type ImageConfig } from './dockerfile.js';
@@ -140,18 +141,24 @@ test('each replica is an agent with a worker per CPU, all with the open-files li
 
 /** Broadcasts from `sender` until `receiver` gets the event (interest crosses the bus asynchronously); returns the event's data. */
 async function deliver(sender: TestClient, receiver: TestClient, channel: string, label: string): Promise<string> {
-  const deadline = Date.now() + 15_000;
-  for (let attempt = 0; Date.now() < deadline; attempt++) {
-    const marker = `${label}-${attempt}-${randomBytes(4).toString('hex')}`;
-    sender.send({ type: 'broadcast', channel, data: { marker } });
-    try {
-      await receiver.next((f: ServerFrame) => f.type === 'event' && f.channel === channel && (f.data as { marker?: string }).marker === marker, 500);
-      return marker;
-    } catch {
-      /* not yet: try again */
-    }
-  }
-  throw new Error(`${label}: no event from ${sender.sessionId} reached ${receiver.sessionId} within 15 s`);
+  let marker = '';
+  let attempt = 0;
+  await waitFor(
+    `${label}: an event from ${sender.sessionId} to reach ${receiver.sessionId}`,
+    async () => {
+      marker = `${label}-${attempt++}-${randomBytes(4).toString('hex')}`;
+      sender.send({ type: 'broadcast', channel, data: { marker } });
+      try {
+        await receiver.next((f: ServerFrame) => f.type === 'event' && f.channel === channel && (f.data as { marker?: string }).marker === marker, 500);
+        return true;
+      } catch {
+        return false; // not yet: send again
+      }
+    },
+    15_000,
+    0
+  );
+  return marker;
 }
 
 test("a broadcast from one replica's client reaches the other replica's subscribers, both ways", async () => {
@@ -187,13 +194,16 @@ test('both replicas record their agent and sessions in the one PostgreSQL databa
   const pids = replicas.map((r) => r.proc.pid);
   const agents = await schema.query<{ n: number }>(`SELECT count(*)::int AS n FROM servers WHERE role = 'agent' AND pid = ANY($1::int[])`, [pids]);
   assert.equal(agents[0]!.n, 2);
-  const deadline = Date.now() + 5000;
   let sessions = 0;
-  while (Date.now() < deadline) {
-    sessions = (await schema.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions'))[0]!.n;
-    if (sessions >= clients.length) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    `a session row for each of the ${clients.length} clients`,
+    async () => {
+      sessions = (await schema.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions'))[0]!.n;
+      return sessions >= clients.length;
+    },
+    5000,
+    100
+  );
   assert.ok(sessions >= clients.length, `sessions recorded: ${sessions}`);
 });
 

@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { ImageConfig } from './dockerfile.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** A running native "container". */
 export interface NativeContainer {
@@ -135,23 +136,32 @@ export function freePort(): Promise<number> {
  * output when it exits first or after `timeoutMs`.
  */
 export async function waitForHttp(port: number, path: string, c: NativeContainer, timeoutMs: number, hint = ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
   let exit: number | string | null = null;
   void c.exited.then((code) => (exit = code));
   let last = '';
-  while (Date.now() < deadline) {
-    if (exit !== null) throw new Error(`${hint}the process exited (${exit}) before ${path} answered\nstdout: ${c.stdout().slice(-3000)}\nstderr: ${c.stderr().slice(-5000)}`);
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return;
-      last = `HTTP ${res.status}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 200));
+  const output = (): string => `\nstdout: ${c.stdout().slice(-3000)}\nstderr: ${c.stderr().slice(-5000)}`;
+  try {
+    await waitFor(
+      `${path} on port ${port}`,
+      async () => {
+        if (exit !== null) throw new Error(`${hint}the process exited (${exit}) before ${path} answered${output()}`);
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+          await res.arrayBuffer();
+          if (res.status === 200) return true;
+          last = `HTTP ${res.status}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        return false;
+      },
+      timeoutMs,
+      200
+    );
+  } catch (err) {
+    if (exit !== null) throw err;
+    throw new Error(`${hint}${path} on port ${port} did not answer 200 within ${timeoutMs} ms (last: ${last})${output()}`);
   }
-  throw new Error(`${hint}${path} on port ${port} did not answer 200 within ${timeoutMs} ms (last: ${last})\nstdout: ${c.stdout().slice(-3000)}\nstderr: ${c.stderr().slice(-5000)}`);
 }
 
 /** The soft and hard open-files limits of a process, from /proc. */

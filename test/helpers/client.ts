@@ -23,22 +23,43 @@ export class TestClient {
   readonly frames: ServerFrame[] = [];
   sessionId = '';
   closeCode: number | null = null;
-  private waiters: Array<{ match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void; timer: NodeJS.Timeout }> = [];
+  private waiters: Array<{ match: (f: ServerFrame) => boolean; resolve: (f: ServerFrame) => void; reject: (err: unknown) => void; timer: NodeJS.Timeout }> = [];
+  /** A frame that did not decode: every wait after it fails with this. */
+  private failure: unknown = null;
   private closeWaiters: Array<(code: number) => void> = [];
 
   private constructor(
     readonly ws: WebSocket,
     readonly protocol: ProtocolName
   ) {
+    // An error in here (a frame that does not decode, a `match` that throws, an assertion
+    // in it) rejects the waiting test's promise: it fails now, not at its timeout.
     ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const frame = decodeServerFrame(protocol, isBinary ? data : data.toString('utf8'));
-      const i = this.waiters.findIndex((w) => w.match(frame));
-      if (i >= 0) {
-        const [w] = this.waiters.splice(i, 1);
-        w!.resolve(frame);
-      } else {
-        this.frames.push(frame);
+      let frame: ServerFrame;
+      try {
+        frame = decodeServerFrame(protocol, isBinary ? data : data.toString('utf8'));
+      } catch (err) {
+        this.failure ??= err;
+        for (const w of this.waiters.splice(0)) w.reject(err);
+        return;
       }
+      for (let i = 0; i < this.waiters.length; i++) {
+        const w = this.waiters[i]!;
+        let matched: boolean;
+        try {
+          matched = w.match(frame);
+        } catch (err) {
+          this.waiters.splice(i--, 1);
+          w.reject(err);
+          continue;
+        }
+        if (matched) {
+          this.waiters.splice(i, 1);
+          w.resolve(frame);
+          return;
+        }
+      }
+      this.frames.push(frame);
     });
     ws.on('close', (code) => {
       this.closeCode = code;
@@ -83,7 +104,13 @@ export class TestClient {
 
   /** The next frame matching `match` (already queued or yet to come). */
   next(match: (f: ServerFrame) => boolean = () => true, timeoutMs = 3000): Promise<ServerFrame> {
-    const i = this.frames.findIndex(match);
+    if (this.failure !== null) return Promise.reject(this.failure);
+    let i: number;
+    try {
+      i = this.frames.findIndex(match);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (i >= 0) return Promise.resolve(this.frames.splice(i, 1)[0]!);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -96,6 +123,10 @@ export class TestClient {
         resolve: (f: ServerFrame) => {
           clearTimeout(timer);
           resolve(f);
+        },
+        reject: (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
         }
       };
       this.waiters.push(waiter);

@@ -5,6 +5,7 @@ import WebSocket from 'ws';
 import { startServer } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
+import { waitFor } from '../helpers/wait.js';
 
 async function refusedStatus(port: number, options: Parameters<typeof TestClient.connect>[1]): Promise<number> {
   try {
@@ -162,7 +163,8 @@ describe('limits', () => {
       (silent.ws as unknown as { pong: () => void }).pong = () => {};
       const sock = (silent.ws as unknown as { _socket: Socket })._socket;
       sock.pause();
-      await new Promise((r) => setTimeout(r, 1000));
+      // The silent one goes once it has been quiet for the idle timeout; the other, as old, stays.
+      await waitFor('the silent session terminated', () => !srv.node.hub.sessions.has(silent.sessionId));
       assert.equal(srv.node.hub.sessions.has(silent.sessionId), false);
       assert.equal(srv.node.hub.sessions.has(alive.sessionId), true);
       alive.ws.terminate();
