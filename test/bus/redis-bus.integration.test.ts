@@ -203,8 +203,13 @@ describe('two nodes on one Redis', () => {
     for (let n = 0; n < 20; n++) c1.send({ type: 'broadcast', channel: 'only.a', data: n });
     for (let n = 0; n < 20; n++) assert.equal((await c2.nextOf('event')).data, n);
     for (let n = 0; n < 20; n++) assert.equal((await c1.nextOf('received')).count, 1);
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(busOf(b).stats.received, before.received, 'B received nothing');
+    // A marker on `*` (every node's) from A after them: once B has it, any of them would have arrived.
+    let marked = false;
+    const unwatch = busOf(b).onMessage((m) => (marked ||= m.frame.type === 'event' && m.frame.data === 'marker'));
+    busOf(a).publish({ channel: '*', frame: { type: 'event', channel: '*', data: 'marker', from: null, id: newId() }, exclude: null });
+    await waitFor('B to receive the marker', () => marked);
+    unwatch();
+    assert.equal(busOf(b).stats.received, before.received + 1, 'B received nothing (but the marker)');
     assert.equal(busOf(b).stats.stray, before.stray, 'not even to drop it');
     const channels = (await redis.pubsub('CHANNELS', `${prefix}ch:*`)) as string[];
     assert.ok(channels.includes(key));
@@ -260,8 +265,11 @@ describe('RedisBus on its own (as an agent would use it)', () => {
       const frame: ServerFrame = { type: 'event', channel: 'room', data: { x: [1, 2] }, from: null, id: newId(), hasBinary: false };
       assert.equal(one.publish({ channel: 'room', frame, exclude: 'someone' }), true);
       assert.equal(one.publish({ channel: 'elsewhere', frame: { ...frame, channel: 'elsewhere' }, exclude: null }), true);
-      await waitFor('the message', () => got.length === 1);
-      await new Promise((r) => setTimeout(r, 50));
+      // A marker for room after them: once it is in, the message for elsewhere would have been too.
+      assert.equal(one.publish({ channel: 'room', frame: { ...frame, data: 'marker' }, exclude: null }), true);
+      await waitFor('the message and the marker', () => got.length >= 2);
+      assert.deepEqual(got.slice(-1), [{ channel: 'room', frame: { ...frame, data: 'marker', hasBinary: false }, exclude: null }]);
+      got.pop();
       assert.deepEqual(got, [{ channel: 'room', frame: { ...frame, hasBinary: false }, exclude: 'someone' }]);
       assert.deepEqual(gotOne, [], 'never back to the publisher');
       assert.equal(two.stats.stray, 0, 'no traffic of a channel without members');
@@ -334,7 +342,8 @@ describe('a node that dies', () => {
         bus.setLocalCount('private.desk', 1);
         const data = { session: ${JSON.stringify(ghostSession)}, user: 'ghost' };
         bus.publish({ channel: 'private.desk', frame: { type: 'joined', channel: 'private.desk', data }, exclude: data.session });
-        setTimeout(() => process.stdout.write('ready\\n'), 100);
+        await Promise.all([bus.whenSubscribed('news'), bus.whenSubscribed('private.desk')]); // its state is written then
+        process.stdout.write('ready\\n');
         setInterval(() => {}, 1000);
       `;
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -6,11 +6,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect } from 'node:net';
+import { createServer, connect, type Socket } from 'node:net';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startZen, type ZenProcess } from '../helpers/process.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 
 /** The Redis server tests use: `ZENCONN_TEST_REDIS_URL`, default `redis://127.0.0.1:6379/0`. */
@@ -37,15 +38,8 @@ export async function redisClient(url = testRedisUrl()): Promise<Redis> {
   return r;
 }
 
-/** Polls `check` until it returns true, or fails after `timeoutMs` with `what`. */
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** The shared poll (test/helpers/wait.ts): default 10 s, every 10 ms. */
+export { waitFor };
 
 /** GET a path of a local server: status and parsed JSON body. */
 export function getJson(port: number, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -114,11 +108,8 @@ export async function startRedis(port?: number): Promise<OwnRedis> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let spawnError: Error | null = null;
   child.once('error', (e) => (spawnError = e));
-  const end = Date.now() + 5000;
-  for (;;) {
-    if (spawnError) throw new Error(`cannot start ${redisServerPath()}: ${(spawnError as Error).message}`);
-    if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}): ${err}`);
-    const ok = await new Promise<boolean>((resolve) => {
+  const accepts = (): Promise<boolean> =>
+    new Promise<boolean>((resolve) => {
       const s = connect(p, '127.0.0.1');
       s.once('connect', () => {
         s.destroy();
@@ -126,12 +117,15 @@ export async function startRedis(port?: number): Promise<OwnRedis> {
       });
       s.once('error', () => resolve(false));
     });
-    if (ok) break;
-    if (Date.now() > end) {
-      child.kill('SIGKILL');
-      throw new Error(`redis-server did not listen on ${p} in time: ${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+  try {
+    await waitFor(`redis-server to listen on ${p}`, () => {
+      if (spawnError) throw new Error(`cannot start ${redisServerPath()}: ${(spawnError as Error).message}`);
+      if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode})`);
+      return accepts();
+    }, 5000, 20);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`${(e as Error).message}; stderr: ${err}`);
   }
   return {
     port: p,
@@ -204,6 +198,86 @@ export async function startFreezableProxy(targetPort: number): Promise<Freezable
         c.destroy();
         u?.destroy();
       }
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  };
+}
+
+/** A Redis `delayMs` away in each direction, whose replies to the bus subscribers a test can hold back. */
+export interface DistantRedis {
+  readonly port: number;
+  /**
+   * From now on, what Redis sends to a RedisBus's subscriber connection (named
+   * `zenconn-sub-…`) waits, in order, instead of reaching it: SUBSCRIBE acknowledgements
+   * and pub/sub messages. The publisher connections keep flowing.
+   */
+  holdReplies(): void;
+  /** Delivers the held chunks, in order, and forwards again. */
+  releaseReplies(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a proxy on 127.0.0.1 to the Redis on `targetPort`, delaying every chunk by
+ * `delayMs` each way. Holding the replies keeps a node's SUBSCRIBE unacknowledged for as
+ * long as a test needs, so the test is in that window by construction, not by timing.
+ */
+export async function startDistantRedis(targetPort: number, delayMs: number): Promise<DistantRedis> {
+  const sockets = new Set<Socket>();
+  /** Subscriber connections: the chunks from Redis held back while `holding`. */
+  const held = new Map<Socket, Buffer[]>();
+  let holding = false;
+  const server = createServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      s.on('error', () => undefined);
+      sockets.add(s);
+    }
+    // What the client sent first, until its CLIENT SETNAME tells whether it is a subscriber.
+    let head = '';
+    let subscriber = false;
+    const queue: Buffer[] = [];
+    const drop = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+      held.delete(client);
+    };
+    client.on('close', drop);
+    upstream.on('close', drop);
+    // Timers of one delay fire in the order they were set: each stream stays in order.
+    client.on('data', (chunk: Buffer) => {
+      if (!subscriber && head.length < 4096) {
+        head += chunk.toString('latin1');
+        if (head.includes('zenconn-sub-')) {
+          subscriber = true;
+          held.set(client, queue);
+        }
+      }
+      setTimeout(() => upstream.writable && upstream.write(chunk), delayMs);
+    });
+    upstream.on('data', (chunk: Buffer) =>
+      setTimeout(() => {
+        if (holding && subscriber) queue.push(chunk);
+        else if (client.writable) client.write(chunk);
+      }, delayMs)
+    );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as { port: number }).port,
+    holdReplies() {
+      holding = true;
+    },
+    releaseReplies() {
+      holding = false;
+      for (const [client, queue] of held) {
+        for (const chunk of queue.splice(0)) if (client.writable) client.write(chunk);
+      }
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   };

@@ -71,15 +71,15 @@ describe('two `zenconn serve` processes with the same --bus', () => {
         got.push((f.data as { n: number }).n);
       }
     })();
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('traffic to cross before the kill', () => got.length >= 10, 5000);
     await redis.kill();
     const killedAt = n;
     await waitFor('both nodes not ready', async () => (await readyz(z1)) === 503 && (await readyz(z2)) === 503, 5000);
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('traffic sent during the outage', () => n >= killedAt + 25, 5000);
     redis = await startRedis(port);
     await waitFor('both nodes ready again', async () => (await readyz(z1)) === 200 && (await readyz(z2)) === 200, 10000);
     const backAt = n;
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor('traffic sent after recovery to cross', () => got.some((k) => k >= backAt + 15), 5000);
     sending = false;
     await pump;
     c1.send({ type: 'broadcast', channel: 'news', data: 'stop' });

@@ -2,11 +2,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import type { Redis } from 'ioredis';
 import type { ZenProcess } from '../helpers/process.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
 import { startAgent, type AgentUnderTest } from '../cluster/cluster-helpers.js';
-import { randomPrefix, serveOnBus, testRedisUrl } from './redis-helpers.js';
+import { randomPrefix, redisClient, serveOnBus, startDistantRedis, testRedisUrl, waitFor, type DistantRedis } from './redis-helpers.js';
 
 type EventFrame = Extract<ServerFrame, { type: 'event' }>;
 
@@ -14,18 +14,27 @@ type EventFrame = Extract<ServerFrame, { type: 'event' }>;
  * `subscribed` is a promise to the client: anything sent into the channel after it,
  * from any node, reaches it. One node sits behind a proxy that delays each chunk to and
  * from Redis by DELAY_MS, so its SUBSCRIBE lands long after the client asked: a node
- * that answered `subscribed` at once would lose the first broadcast every time.
+ * that answered `subscribed` at once would lose the first broadcast every time. Where a
+ * test must act inside that window, it holds the proxy's replies: the node's SUBSCRIBE
+ * then stays unacknowledged until the test releases them.
  */
 const DELAY_MS = 80;
 const REDIS_PORT = Number(new URL(testRedisUrl()).port || 6379);
 /** The shared Redis, DELAY_MS away (each direction). */
-const distantRedis = (): Promise<TcpProxy> => startTcpProxy({ port: REDIS_PORT, delayMs: DELAY_MS });
+const distantRedis = (): Promise<DistantRedis> => startDistantRedis(REDIS_PORT, DELAY_MS);
 
-async function check(slowPort: number, fastPort: number): Promise<void> {
+/** Subscribers of a zenconn channel's pub/sub channel, as the shared Redis counts them. */
+async function numsub(redis: Redis, prefix: string, channel: string): Promise<number> {
+  return Number(((await redis.pubsub('NUMSUB', `${prefix}ch:${channel}`)) as [string, number])[1]);
+}
+
+/** x and z on the slow node (behind `proxy`), y on the fast one. */
+async function check(proxy: DistantRedis, prefix: string, slowPort: number, fastPort: number): Promise<void> {
   const publisher = await makeToken('pub', ['publish']);
   const x = await TestClient.connect(slowPort);
   const y = await TestClient.connect(fastPort);
   const z = await TestClient.connect(slowPort, { token: publisher });
+  const redis = await redisClient();
   try {
     for (let i = 0; i < 3; i++) {
       const channel = `fresh.${i}`;
@@ -48,51 +57,75 @@ async function check(slowPort: number, fastPort: number): Promise<void> {
     assert.equal(((await y.nextOf('event', 5000)) as EventFrame).data, 'hi');
 
     // A member from the request on: an event published here while the subscription is
-    // confirmed is delivered, after `subscribed`.
+    // confirmed is delivered, after `subscribed`. The subscriber's replies are held: once the slow
+    // node has sent its SUBSCRIBE the subscription stays unconfirmed until released.
+    proxy.holdReplies();
     x.send({ type: 'subscribe', channel: 'fresh.q' });
-    await new Promise((r) => setTimeout(r, DELAY_MS / 2));
+    await waitFor('the slow node to send its SUBSCRIBE', async () => (await numsub(redis, prefix, 'fresh.q')) === 1, 5000);
     z.send({ type: 'broadcast', channel: 'fresh.q', data: 'early' });
+    assert.equal((await z.nextOf('received')).count, 1);
+    assert.deepEqual(
+      x.frames.filter((f) => 'channel' in f && f.channel === 'fresh.q'),
+      [],
+      'the broadcast was handled inside the hold window: nothing answered to x yet'
+    );
+    proxy.releaseReplies();
     assert.deepEqual(await x.next(() => true, 5000), { type: 'subscribed', channel: 'fresh.q' });
     const early = (await x.next(() => true, 5000)) as EventFrame;
     assert.equal(early.type, 'event');
     assert.equal(early.data, 'early');
-    assert.equal((await z.nextOf('received')).count, 1);
   } finally {
+    proxy.releaseReplies();
     for (const c of [x, y, z]) c.ws.terminate();
+    redis.disconnect();
   }
 }
 
 describe('`subscribed` is sent once the subscription is routed on every node', () => {
   test('two `serve` nodes, one of them 80 ms from Redis', async () => {
     const prefix = randomPrefix();
-    let proxy: TcpProxy | null = null;
+    let proxy: DistantRedis | null = null;
     const procs: ZenProcess[] = [];
     try {
       proxy = await distantRedis();
       procs.push(await serveOnBus(`redis://127.0.0.1:${proxy.port}/0`, prefix));
       procs.push(await serveOnBus(testRedisUrl(), prefix));
-      await check(procs[0]!.port, procs[1]!.port);
+      await check(proxy, prefix, procs[0]!.port, procs[1]!.port);
 
       // A session that goes away while held leaves no member behind (counts go back to 0).
+      const publisher = await makeToken('pub', ['publish']);
       const ghost = await TestClient.connect(procs[0]!.port);
-      ghost.send({ type: 'subscribe', channel: 'fresh.ghost' });
-      await new Promise((r) => setTimeout(r, DELAY_MS / 2));
-      ghost.ws.terminate();
-      // Long enough for the slow node's count of it to have reached the other node.
-      await new Promise((r) => setTimeout(r, 8 * DELAY_MS));
+      const probe = await TestClient.connect(procs[0]!.port, { token: publisher });
+      const redis = await redisClient();
+      const localCount = async (): Promise<number> => {
+        probe.send({ type: 'broadcast', channel: 'fresh.ghost', data: 'probe' });
+        return (await probe.nextOf('received', 5000)).count;
+      };
       const y = await TestClient.connect(procs[1]!.port);
       try {
+        proxy.holdReplies();
+        ghost.send({ type: 'subscribe', channel: 'fresh.ghost' });
+        await waitFor('the slow node to send its SUBSCRIBE', async () => (await numsub(redis, prefix, 'fresh.ghost')) === 1, 5000);
+        assert.equal(await localCount(), 1, 'the held session is a member');
+        ghost.ws.terminate();
+        await waitFor('the slow node to see the held session go', async () => (await localCount()) === 0, 5000);
+        assert.deepEqual(ghost.frames.filter((f) => f.type === 'subscribed'), [], 'it went inside the hold window');
+        proxy.releaseReplies();
+        // The slow node is done with the channel once it unsubscribed.
+        await waitFor('the slow node to unsubscribe', async () => (await numsub(redis, prefix, 'fresh.ghost')) === 0, 5000);
         await y.subscribe('fresh.ghost');
         let count = -1;
-        for (const end = Date.now() + 5000; Date.now() < end; ) {
+        const counted = async (): Promise<boolean> => {
           y.send({ type: 'broadcast', channel: 'fresh.ghost', data: 'anyone?' });
           count = (await y.nextOf('received', 5000)).count;
-          if (count === 0) break;
-          await new Promise((r) => setTimeout(r, 100));
-        }
+          return count === 0;
+        };
+        await waitFor('the fast node to count nobody elsewhere', counted, 5000, 100).catch(() => undefined);
         assert.equal(count, 0, 'the held session that closed is counted nowhere');
       } finally {
-        y.ws.terminate();
+        proxy.releaseReplies();
+        for (const c of [ghost, probe, y]) c.ws.terminate();
+        redis.disconnect();
       }
     } finally {
       await Promise.all(procs.map((p) => p.stop('SIGTERM')));
@@ -102,14 +135,14 @@ describe('`subscribed` is sent once the subscription is routed on every node', (
 
   test('an agent whose workers reach Redis through it (80 ms away), and a `serve` node', async () => {
     const prefix = randomPrefix();
-    let proxy: TcpProxy | null = null;
+    let proxy: DistantRedis | null = null;
     let agent: AgentUnderTest | null = null;
     let fast: ZenProcess | null = null;
     try {
       proxy = await distantRedis();
       agent = await startAgent(['--workers', '2', '--bus', `redis://127.0.0.1:${proxy.port}/0`, '--bus-prefix', prefix]);
       fast = await serveOnBus(testRedisUrl(), prefix);
-      await check(agent.port, fast.port);
+      await check(proxy, prefix, agent.port, fast.port);
     } finally {
       await agent?.cleanup();
       await fast?.stop('SIGTERM');
@@ -119,7 +152,7 @@ describe('`subscribed` is sent once the subscription is routed on every node', (
 
   test('what waits for a subscription counts toward --max-buffered-bytes, exactly at the edge', async () => {
     const prefix = randomPrefix();
-    let proxy: TcpProxy | null = null;
+    let proxy: DistantRedis | null = null;
     let node: ZenProcess | null = null;
     const frame = (channel: string, size: number): string => {
       const head = `{"type":"broadcast","channel":"${channel}","data":"`;
