@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { jwtVerify, errors as joseErrors } from 'jose';
+import { decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
 import { ZenError } from '../errors.js';
 import { GRANTS, type Grant, type Identity } from './grants.js';
 
@@ -38,11 +38,27 @@ export class TokenVerifier {
     return this.keys.length > 0;
   }
 
+  /**
+   * The keys to try: those of the token's own `alg` when one matches, so an expired HS256
+   * token is reported as expired rather than as refused by the public key tried last.
+   * With no match (or no readable header), every key, and jose says what is wrong.
+   */
+  private keysFor(token: string): ReadonlyArray<{ key: Uint8Array | KeyObject; algorithms: string[] }> {
+    let alg: unknown;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+    } catch {
+      return this.keys;
+    }
+    const matching = this.keys.filter((k) => typeof alg === 'string' && k.algorithms.includes(alg));
+    return matching.length > 0 ? matching : this.keys;
+  }
+
   /** Resolves the identity, or rejects with `ERR_AUTH_TOKEN_INVALID`. */
   async verify(token: string): Promise<Identity> {
     if (this.keys.length === 0) throw new ZenError('ERR_AUTH_TOKEN_INVALID', 'no token key is configured');
     let lastError: unknown;
-    for (const { key, algorithms } of this.keys) {
+    for (const { key, algorithms } of this.keysFor(token)) {
       try {
         const { payload } = await jwtVerify(token, key, { algorithms, clockTolerance: this.tolerance });
         const grants = new Set<Grant>();
@@ -66,11 +82,17 @@ export class TokenVerifier {
   }
 }
 
-/** The bearer token of a request: `Authorization: Bearer …`, else `?access_token=`. */
+/**
+ * The bearer token of a request: `Authorization: Bearer …`, else `?access_token=`.
+ * An `Authorization` header of any other shape (`Basic …`, a bare `Bearer`, empty)
+ * throws `ERR_AUTH_TOKEN_INVALID` (401): falling back to the query or to an anonymous
+ * session would hide the client's mistake.
+ */
 export function bearerToken(authorization: string | undefined, query: URLSearchParams | null): string | null {
-  if (authorization) {
+  if (authorization !== undefined) {
     const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (m) return m[1]!;
+    if (!m) throw new ZenError('ERR_AUTH_TOKEN_INVALID', 'malformed Authorization header (expected "Bearer <token>")');
+    return m[1]!;
   }
   return query?.get('access_token') || null;
 }

@@ -75,8 +75,12 @@ export const Kind = {
 
 /** Longest channel name accepted. */
 export const MAX_CHANNEL_LENGTH = 200;
-/** Allowed channel characters: A-Z a-z 0-9 _ - . : @ = , ; */
-export const CHANNEL_RE = /^[A-Za-z0-9_\-.:@=,;]{1,200}$/;
+/**
+ * A valid channel name: 1 to 200 of A-Z a-z 0-9 _ - . : @ = , ; and not starting with a
+ * case variant of `private.` (`Private.x`, `PRIVATE.x`): those would read as private
+ * but be public, so they are invalid.
+ */
+export const CHANNEL_RE = /^(?!(?!private\.)[Pp][Rr][Ii][Vv][Aa][Tt][Ee]\.)[A-Za-z0-9_\-.:@=,;]{1,200}$/;
 /** The prefix that makes a channel private. */
 export const PRIVATE_PREFIX = 'private.';
 /** The channel name that means "every session" (broadcast only). */

@@ -51,7 +51,7 @@ function refusal(err: ZenError): UpgradeDecision<HandshakeResult> {
   return { accept: false, status: err.status, body: JSON.stringify({ error: err.message, code: err.code }), headers };
 }
 
-/** Decides an upgrade: origin, protocol, then the bearer token. */
+/** Decides an upgrade: origin, protocol, then the bearer token (a malformed `Authorization` header is 401). */
 export async function decideUpgrade(req: IncomingMessage, o: HandshakeOptions): Promise<UpgradeDecision<HandshakeResult>> {
   if (o.allowedOrigins.length > 0) {
     const origin = req.headers.origin;
@@ -61,16 +61,13 @@ export async function decideUpgrade(req: IncomingMessage, o: HandshakeOptions): 
   const query = new URLSearchParams(q === -1 ? '' : req.url!.slice(q + 1));
   const choice = chooseProtocol(req, query);
   if (choice instanceof ZenError) return refusal(choice);
-  const token = bearerToken(req.headers.authorization, query);
   let identity = ANONYMOUS;
-  if (token !== null) {
-    try {
-      identity = await o.verifier.verify(token);
-    } catch (err) {
-      return refusal(err instanceof ZenError ? err : new ZenError('ERR_AUTH_TOKEN_INVALID', String(err)));
-    }
-  } else if (!o.anonymous) {
-    return refusal(new ZenError('ERR_AUTH_TOKEN_MISSING'));
+  try {
+    const token = bearerToken(req.headers.authorization, query);
+    if (token !== null) identity = await o.verifier.verify(token);
+    else if (!o.anonymous) return refusal(new ZenError('ERR_AUTH_TOKEN_MISSING'));
+  } catch (err) {
+    return refusal(err instanceof ZenError ? err : new ZenError('ERR_AUTH_TOKEN_INVALID', String(err)));
   }
   const decision: UpgradeDecision<HandshakeResult> = { accept: true, context: { identity, protocol: choice.protocol } };
   if (choice.echo) decision.protocol = choice.echo;

@@ -5,7 +5,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { TokenVerifier, bearerToken } from '../../src/auth/tokens.js';
-import { signChannel, verifyChannelSignature } from '../../src/auth/channel-signature.js';
 import { startServer, tempDir } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 
@@ -52,15 +51,26 @@ describe('token verification', () => {
   test('bearer token from the header first, then ?access_token', () => {
     assert.equal(bearerToken('Bearer abc', new URLSearchParams('access_token=q')), 'abc');
     assert.equal(bearerToken(undefined, new URLSearchParams('access_token=q')), 'q');
-    assert.equal(bearerToken('Basic xyz', null), null);
+    for (const malformed of ['Basic xyz', 'Bearer', 'Bearer ', '', 'Bearer a b', 'Token abc']) {
+      assert.throws(() => bearerToken(malformed, new URLSearchParams('access_token=q')), /invalid token: malformed Authorization header/, JSON.stringify(malformed));
+    }
   });
 
-  test('channel signatures: lowercase hex HMAC-SHA256 of "<session>@<channel>", checked in constant time', () => {
-    const t = signChannel('s3cret', 'sess', 'private.x');
-    assert.match(t, /^[0-9a-f]{64}$/);
-    assert.equal(verifyChannelSignature('s3cret', 'sess', 'private.x', t), true);
-    assert.equal(verifyChannelSignature('s3cret', 'sess', 'private.y', t), false);
-    assert.equal(verifyChannelSignature('s3cret', 'sess', 'private.x', t.toUpperCase()), false);
-    assert.equal(verifyChannelSignature('s3cret', 'sess', 'private.x', t.slice(1)), false);
+  test('with both a secret and a public key, an expired HS256 token is reported as expired', async () => {
+    const dir = tempDir();
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const file = join(dir, 'pub.pem');
+    writeFileSync(file, pair.publicKey.export({ type: 'spki', format: 'pem' }));
+    const v = new TokenVerifier({ secret: 's3cret', publicKeyFile: file });
+    const past = Math.floor(Date.now() / 1000) - 3600;
+    const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('dave').setExpirationTime(past).sign(new TextEncoder().encode('s3cret'));
+    await assert.rejects(v.verify(hs), (err: Error) => err.message === 'invalid token: expired');
+    const rs = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('dave').setExpirationTime(past).sign(pair.privateKey);
+    await assert.rejects(v.verify(rs), (err: Error) => err.message === 'invalid token: expired');
+    // Both keys still work for tokens that are valid.
+    const ok = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('dave').setExpirationTime('5m').sign(new TextEncoder().encode('s3cret'));
+    assert.equal((await v.verify(ok)).userId, 'dave');
+    const okRs = await new SignJWT({}).setProtectedHeader({ alg: 'RS256' }).setSubject('erin').setExpirationTime('5m').sign(pair.privateKey);
+    assert.equal((await v.verify(okRs)).userId, 'erin');
   });
 });
