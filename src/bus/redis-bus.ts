@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
 import { ALL_CHANNEL, type ServerFrame } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
@@ -112,7 +113,7 @@ export class RedisBus implements Bus {
     this.nodeTtlMs = options.nodeTtlMs ?? 5000;
     this.resyncMs = options.resyncMs ?? 2000;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
-    if (!/^rediss?:\/\//.test(options.url)) throw new TypeError(`RedisBus: expected redis://HOST:PORT/DB, got "${options.url}"`);
+    if (!/^rediss?:\/\//.test(options.url)) throw new TypeError(`RedisBus: expected redis://HOST:PORT/DB, got "${maskUrl(options.url)}"`);
     if (!this.nodeId || /\s/.test(this.nodeId)) throw new TypeError('RedisBus: nodeId must be a non-empty id without spaces');
     if (!(maxPending >= 1) || !(maxPendingAgeMs >= 0)) throw new RangeError('RedisBus: maxPending must be ≥ 1 and maxPendingAgeMs ≥ 0');
     if (!(this.heartbeatMs > 0) || !(this.nodeTtlMs > this.heartbeatMs) || !(this.resyncMs > 0)) {

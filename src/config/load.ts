@@ -1,6 +1,6 @@
 import { readFileSync, accessSync, constants } from 'node:fs';
 import { ZenError } from '../errors.js';
-import { maskStoreUrl } from '../store/store-url.js';
+import { maskUrl } from '../log.js';
 import { OPTIONS, envName, flagName, type Config, type OptionSpec } from './options.js';
 
 /** Raw command line: the command, its `--flags` (kebab-case → value) and positionals. */
@@ -148,7 +148,7 @@ export function loadConfig(
 /** Checks what one option alone cannot; URLs in messages have their password masked. */
 function validateCross(c: Config): void {
   if (!/^(sqlite:|postgres:\/\/|postgresql:\/\/)/.test(c.database)) {
-    throw invalid('--database', `expected sqlite:PATH or postgres://…, got "${maskStoreUrl(c.database)}"`);
+    throw invalid('--database', `expected sqlite:PATH or postgres://…, got "${maskUrl(c.database)}"`);
   }
   if ((c.tlsCert === null) !== (c.tlsKey === null)) {
     throw invalid(c.tlsCert === null ? '--tls-cert' : '--tls-key', '--tls-cert and --tls-key go together');
@@ -162,7 +162,7 @@ function validateCross(c: Config): void {
     }
   }
   if (c.auditRetention !== null && !/^[1-9]\d*(ms|s|m|h|d)$/.test(c.auditRetention)) throw invalid('--audit-retention', `expected a duration like 30d, 12h or 90m, got "${c.auditRetention}"`);
-  if (c.bus !== null && !/^rediss?:\/\//.test(c.bus)) throw invalid('--bus', `expected redis://HOST:PORT/DB, got "${maskStoreUrl(c.bus)}"`);
+  if (c.bus !== null && !/^rediss?:\/\//.test(c.bus)) throw invalid('--bus', `expected redis://HOST:PORT/DB, got "${maskUrl(c.bus)}"`);
   if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');
   if (c.idleTimeoutMs <= c.pingIntervalMs) throw invalid('--idle-timeout-ms', 'must be greater than --ping-interval-ms');
   if (c.rateLimitBurst < c.rateLimitPerSec / 10) throw invalid('--rate-limit-burst', 'too small for --rate-limit-per-sec');

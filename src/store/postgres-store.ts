@@ -2,7 +2,7 @@ import { Pool, escapeIdentifier, type PoolClient, type QueryConfig } from 'pg';
 import { ZenError } from '../errors.js';
 import { pendingMigrations, type Migration } from './migrations/migration.js';
 import { postgresMigrations } from './migrations/postgres.js';
-import { maskStoreUrl } from './store-url.js';
+import { maskUrl } from '../log.js';
 import { AUDIT_BULK_TYPES, auditMessageWindow } from './store.js';
 import type {
   AuditQuery,
@@ -117,7 +117,7 @@ export class PostgresStore implements Store {
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.#url = url;
-    this.displayUrl = maskStoreUrl(url);
+    this.displayUrl = maskUrl(url);
     this.#logger = options.logger;
     this.#opts = {
       maxConnections: options.maxConnections ?? 4,

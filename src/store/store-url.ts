@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { ZenError } from '../errors.js';
+import { maskUrl } from '../log.js';
 
 /** A parsed database URL: which backend, and where. */
 export type StoreLocation =
@@ -17,10 +18,6 @@ export function parseStoreUrl(url: string): StoreLocation {
     return { kind: 'sqlite', path: path === ':memory:' ? path : resolve(path) };
   }
   if (/^postgres(ql)?:\/\//.test(url)) return { kind: 'postgres', url };
-  throw new ZenError('ERR_STORE_URL', maskStoreUrl(url));
+  throw new ZenError('ERR_STORE_URL', maskUrl(url));
 }
 
-/** The URL with its password, if any, replaced by `****`, for logs and error messages. */
-export function maskStoreUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/?#]*):[^@/?#]*@/i, '$1:****@');
-}

@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { createStore } from '../../src/store/open-store.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import { maskStoreUrl, parseStoreUrl } from '../../src/store/store-url.js';
+import { maskUrl } from '../../src/log.js';
+import { parseStoreUrl } from '../../src/store/store-url.js';
 
 test('sqlite:PATH is relative to the current directory; sqlite::memory: is in memory', () => {
   const store = createStore('sqlite:data/zenconn.db');
@@ -21,8 +22,10 @@ test('postgres:// and postgresql:// select PostgreSQL; anything else is ERR_STOR
   }
 });
 
-test('maskStoreUrl hides the password and nothing else', () => {
-  assert.equal(maskStoreUrl('postgres://app:s3cr%40t@db:5432/x?options=-c%20a%3Db'), 'postgres://app:****@db:5432/x?options=-c%20a%3Db');
-  assert.equal(maskStoreUrl('postgres://app@db/x'), 'postgres://app@db/x');
-  assert.equal(maskStoreUrl('sqlite:data/z.db'), 'sqlite:data/z.db');
+test('maskUrl hides the password and nothing else', () => {
+  assert.equal(maskUrl('mysql://u:pa/ss@h/db'), 'mysql://u:****@h/db');
+  assert.equal(maskUrl('redis://:p@ss?w#d@h:6379/0'), 'redis://:****@h:6379/0');
+  assert.equal(maskUrl('postgres://app:s3cr%40t@db:5432/x?options=-c%20a%3Db'), 'postgres://app:****@db:5432/x?options=-c%20a%3Db');
+  assert.equal(maskUrl('postgres://app@db/x'), 'postgres://app@db/x');
+  assert.equal(maskUrl('sqlite:data/z.db'), 'sqlite:data/z.db');
 });
