@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -11,7 +11,8 @@ import { ZenError, CloseCode } from './errors.js';
 import type { ServerRole, Store } from './store/store.js';
 import { createStore } from './store/open-store.js';
 import { RecordWriter } from './store/record-writer.js';
-import { AccessLog, entryFromHttp, trackBodyBytes } from './http/access-log.js';
+import { AccessLog } from './http/access-log-writer.js';
+import { LoggedResponse, entryFromHttp } from './http/logged-response.js';
 import { createStaticHandler } from './http/static-files.js';
 import { Router } from './http/router.js';
 import { reply } from './http/respond.js';
@@ -183,8 +184,8 @@ export class ZenNode {
       msgpackrBrowser(req, res);
     });
 
-    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handleRequest(req, res);
-    this.server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+    const handler = (req: IncomingMessage, res: LoggedResponse): void => this.handleRequest(req, res);
+    this.server = tls ? createHttpsServer({ ...tls, ServerResponse: LoggedResponse }, handler) : createHttpServer({ ServerResponse: LoggedResponse }, handler);
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
@@ -235,10 +236,9 @@ export class ZenNode {
     socket.resume();
   }
 
-  private handleRequest(req: IncomingMessage, res: ServerResponse): void {
+  private handleRequest(req: IncomingMessage, res: LoggedResponse): void {
     const startedAt = process.hrtime.bigint();
     const time = new Date();
-    trackBodyBytes(res);
     res.once('close', () => {
       const entry = entryFromHttp(req, res, startedAt, time);
       entry.remoteAddr = this.remoteAddr(req, entry.remoteAddr);
