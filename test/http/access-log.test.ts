@@ -202,6 +202,48 @@ describe('access log: entryFromHttp', () => {
     assert.ok(e.durationMs >= 40, `duration ${e.durationMs}`);
     assert.equal(compileFormat('"$request"')(e), '"GET /slow?token=*** HTTP/1.1"');
   });
+  test('$bytes_sent is every byte of the response, each pipelined response its own', async () => {
+    const entries: AccessLogEntry[] = [];
+    const server = createServer({ ServerResponse: LoggedResponse }, (req, res) => {
+      const startedAt = process.hrtime.bigint();
+      const time = new Date();
+      res.on('close', () => entries.push(entryFromHttp(req, res, startedAt, time)));
+      if (req.url === '/fixed') res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '10', 'X-Long': 'y'.repeat(300) }).end('fixed body');
+      else if (req.url === '/implicit') res.end('hello world');
+      else {
+        res.write('abc');
+        res.end('defg');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const socket = connect(port, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (c: Buffer) => received.push(c));
+    const ended = new Promise<void>((resolve) => socket.on('end', resolve));
+    // Three requests in one write: Node answers them in turn on the one connection.
+    socket.write(
+      'GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET /implicit HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    );
+    await ended;
+    await waitFor('three access-log entries', () => entries.length === 3);
+    server.close();
+    const wire = Buffer.concat(received).toString('latin1');
+    const byUrl = new Map(entries.map((e) => [e.url, e]));
+    const sent = (e: AccessLogEntry): number => e.bodyBytesSent + (e.headerBytes ?? 0);
+    assert.equal(byUrl.get('/fixed')!.bodyBytesSent, 10);
+    assert.equal(byUrl.get('/implicit')!.bodyBytesSent, 11);
+    assert.equal(byUrl.get('/chunked')!.bodyBytesSent, 7);
+    // The three responses, split where each one starts, byte for byte.
+    const second = wire.indexOf('HTTP/1.1 200', 1);
+    const third = wire.indexOf('HTTP/1.1 200', second + 1);
+    assert.ok(second > 0 && third > second, wire);
+    assert.equal(sent(byUrl.get('/fixed')!), second);
+    assert.equal(sent(byUrl.get('/implicit')!), third - second);
+    assert.equal(sent(byUrl.get('/chunked')!), wire.length - third);
+    // The header block of a response with a Content-Length is exactly headerBytes.
+    assert.equal(byUrl.get('/fixed')!.headerBytes, wire.indexOf('\r\n\r\n') + 4);
+  });
 });
 
 describe('access log: compileFormat', () => {
