@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -11,15 +11,18 @@ import { ZenError, CloseCode } from './errors.js';
 import type { ServerRole, Store } from './store/store.js';
 import { createStore } from './store/open-store.js';
 import { RecordWriter } from './store/record-writer.js';
-import { AccessLog, entryFromHttp, trackBodyBytes } from './http/access-log.js';
+import { AccessLog } from './http/access-log-writer.js';
+import { LoggedResponse } from './http/logged-response.js';
+import { RequestLog } from './http/request-log.js';
+import { createRequestHandler } from './http/request-handler.js';
 import { createStaticHandler } from './http/static-files.js';
 import { Router } from './http/router.js';
 import { reply } from './http/respond.js';
-import { broadcastApi } from './http/broadcast-api.js';
 import { WsTransport } from './transport/ws-transport.js';
 import type { Transport } from './transport/transport.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { Hub, type HubObserver } from './channels/hub.js';
+import { broadcastApi } from './channels/broadcast-api.js';
 import { SessionManager } from './session/session-manager.js';
 import type { Session } from './session/session.js';
 import { decideUpgrade, type HandshakeResult } from './session/handshake.js';
@@ -75,7 +78,8 @@ export class ZenNode {
   readonly config: Readonly<Config>;
   readonly logger: Logger;
   readonly role: ServerRole;
-  readonly router: Router;
+  /** The HTTP routes; the agent API adds its own after start(). */
+  readonly router = new Router();
   readonly bus: Bus;
   store!: Store;
   hub!: Hub<Session>;
@@ -84,6 +88,7 @@ export class ZenNode {
   server!: HttpServer | HttpsServer;
   private writer!: RecordWriter;
   private accessLog!: AccessLog;
+  private requestLog!: RequestLog;
   private readonly transport: Transport = new WsTransport();
   private verifier!: TokenVerifier;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -101,7 +106,6 @@ export class ZenNode {
       this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger });
     }
     this.bus = options.bus ?? this.ownBus ?? new LocalBus();
-    this.router = new Router(() => undefined);
   }
 
   /** Starts everything; resolves with the bound address once the port answers. */
@@ -140,6 +144,7 @@ export class ZenNode {
     // Not ready until Redis answers; waits a few seconds for it, then retries in the background.
     await this.ownBus?.start();
     this.audit = c.audit ? await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger }) : new NullAuditSink();
+    this.requestLog = new RequestLog({ accessLog: this.accessLog, audit: this.audit, trustProxy: c.trustProxy });
 
     this.hub = new Hub({
       transport: this.transport,
@@ -166,8 +171,7 @@ export class ZenNode {
       idleTimeoutMs: c.idleTimeoutMs
     });
 
-    const router = new Router((req, res) => staticFiles(req, res));
-    (this as { router: Router }).router = router;
+    const router = this.router;
     router.add('GET', '/healthz', (req, res) => reply(req, res, 200, { status: 'ok', state: this.state }));
     router.add('GET', '/readyz', async (req, res) => {
       this.dbReachable = await this.store.ping();
@@ -184,8 +188,8 @@ export class ZenNode {
       msgpackrBrowser(req, res);
     });
 
-    const handler = (req: IncomingMessage, res: ServerResponse): void => this.handleRequest(req, res);
-    this.server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler);
+    const handler = createRequestHandler({ router, fallback: (req, res) => staticFiles(req, res), requestLog: this.requestLog, logger: this.logger });
+    this.server = tls ? createHttpsServer({ ...tls, ServerResponse: LoggedResponse }, handler) : createHttpServer({ ServerResponse: LoggedResponse }, handler);
     this.server.on('clientError', (_err, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
@@ -199,7 +203,7 @@ export class ZenNode {
           id: newId(),
           identity: ctx.identity,
           codec: ctx.protocol === 'bin' ? binaryCodec : jsonCodec,
-          remoteAddr: this.remoteAddr(req, conn.remoteAddress),
+          remoteAddr: this.requestLog.clientAddress(req, conn.remoteAddress),
           userAgent: req.headers['user-agent'] ?? null,
           method: req.method ?? 'GET',
           url: req.url ?? '/',
@@ -207,7 +211,7 @@ export class ZenNode {
           referer: req.headers.referer ?? null
         });
       },
-      onRefused: (req, status, body) => this.refusedUpgrade(req, status, body)
+      onRefused: (req, status, body) => this.requestLog.refusedUpgrade(req, status, body)
     });
     this.sessions.start();
     this.heartbeat = setInterval(() => void this.touch(), c.serverHeartbeatMs);
@@ -236,96 +240,12 @@ export class ZenNode {
     socket.resume();
   }
 
-  private handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    const startedAt = process.hrtime.bigint();
-    const time = new Date();
-    trackBodyBytes(res);
-    res.once('close', () => {
-      const entry = entryFromHttp(req, res, startedAt, time);
-      entry.remoteAddr = this.remoteAddr(req, entry.remoteAddr);
-      this.accessLog.log(entry);
-    });
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://localhost');
-    } catch {
-      res.writeHead(400).end();
-      return;
-    }
-    const route = this.router.match(req.method ?? 'GET', url);
-    Promise.resolve()
-      .then(() => route(req, res, url))
-      .catch((err: unknown) => {
-        this.logger.error({ err }, 'request handler failed');
-        if (!res.headersSent) reply(req, res, err instanceof ZenError ? err.status : 500, { error: err instanceof ZenError ? err.message : 'internal error' });
-        else res.destroy();
-      });
-  }
-
-  private remoteAddr(req: IncomingMessage, fallback: string): string {
-    if (this.config.trustProxy) {
-      const xff = req.headers['x-forwarded-for'];
-      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-      if (first) return first;
-    }
-    return fallback.startsWith('::ffff:') && fallback.includes('.') ? fallback.slice(7) : fallback;
-  }
-
   /**
    * A refused request to an admin route (`GET /api/audit`, `/agent/*`): a `system`
-   * `http.refused` row in the audit trail (the token's user when it was valid; the payload
-   * says what was asked, by whom, and why it was refused). The access log has its line too.
+   * `http.refused` row in the audit trail; see {@link RequestLog.refusedRequest}.
    */
   recordRefusedRequest(req: IncomingMessage, err: ZenError, userId: string | null): void {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    this.recordRefusal('http.refused', req, userId, { status: err.status, error: err.message, code: err.code, method: req.method ?? 'GET', path });
-  }
-
-  /** A `system` row for a refused attempt (no session): `why` plus the client's address and user agent. */
-  private recordRefusal(type: 'http.refused' | 'session.refused', req: IncomingMessage, userId: string | null, why: Record<string, unknown>): void {
-    this.audit.record({
-      messageId: null,
-      at: new Date(),
-      sessionId: null,
-      userId,
-      direction: 'system',
-      type,
-      channel: null,
-      payload: { ...why, remoteAddr: this.remoteAddr(req, req.socket.remoteAddress ?? ''), userAgent: req.headers['user-agent'] ?? null },
-      recipients: null
-    });
-  }
-
-  /**
-   * A refused upgrade: an access-log line, and — for a bad or expired token, an origin or
-   * a protocol choice refused — a `system` `session.refused` row in the audit trail (no
-   * session exists, so its columns are null; the payload says who tried and why).
-   */
-  private refusedUpgrade(req: IncomingMessage, status: number, body: string): void {
-    const remoteAddr = this.remoteAddr(req, req.socket.remoteAddress ?? '');
-    let reason: { error?: unknown; code?: unknown } = {};
-    try {
-      reason = JSON.parse(body) as typeof reason;
-    } catch {
-      // not JSON: the status says it
-    }
-    // A wrong path (404) or a draining server (503) is no attempt to get in: access log only.
-    if (status !== 404 && status !== 503) this.recordRefusal('session.refused', req, null, { status, error: reason.error ?? null, code: reason.code ?? null });
-    this.accessLog.log({
-      remoteAddr,
-      remoteUser: null,
-      time: new Date(),
-      method: req.method ?? 'GET',
-      url: req.url ?? '/',
-      httpVersion: req.httpVersion,
-      status,
-      bodyBytesSent: 0,
-      referer: req.headers.referer ?? null,
-      userAgent: req.headers['user-agent'] ?? null,
-      durationMs: 0
-    });
+    this.requestLog.refusedRequest(req, err, userId);
   }
 
   private loadTls(): { cert: Buffer; key: Buffer } {

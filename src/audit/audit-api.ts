@@ -3,7 +3,7 @@ import { ZenError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { RouteHandler } from '../http/router.js';
-import { requireGrant, type OnRefused } from '../http/broadcast-api.js';
+import { requireGrant, type OnRefused } from '../http/guard.js';
 import { reply, replyError, wantsBinary } from '../http/respond.js';
 import { decodeCursor, iterateAudit, parseFilter, parseLimit, queryPage, rowView, type AuditFilter } from './audit-query.js';
 

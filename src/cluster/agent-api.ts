@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Router } from '../http/router.js';
 import type { TokenVerifier } from '../auth/tokens.js';
-import { requireGrant, type OnRefused } from '../http/broadcast-api.js';
+import { requireGrant, type OnRefused } from '../http/guard.js';
 import { reply, replyError } from '../http/respond.js';
 import { ZenError } from '../errors.js';
 import type { AgentAnswer, AgentQuery } from './ipc-messages.js';

@@ -4,13 +4,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
 
 /**
- * Exact-path routes by method, with a fallback (the static files). Tiny on purpose:
- * zenconn has a handful of API endpoints.
+ * Exact-path routes by method. Tiny on purpose: zenconn has a handful of API endpoints;
+ * a path without routes goes to the request handler's fallback (the static files).
  */
 export class Router {
   private readonly routes = new Map<string, Map<string, RouteHandler>>();
-
-  constructor(private readonly fallback: RouteHandler) {}
 
   /** Registers `handler` for `method` on `path`; returns its remover. */
   add(method: string, path: string, handler: RouteHandler): () => void {
@@ -27,10 +25,10 @@ export class Router {
     };
   }
 
-  /** The handler for a request: 405 for a known path with another method. */
-  match(method: string, url: URL): RouteHandler {
+  /** The handler for a request: 405 for a known path with another method; null for a path without routes. */
+  match(method: string, url: URL): RouteHandler | null {
     const byMethod = this.routes.get(url.pathname);
-    if (byMethod === undefined) return this.fallback;
+    if (byMethod === undefined) return null;
     const h = byMethod.get(method);
     if (h) return h;
     const allow = [...byMethod.keys()].join(', ');

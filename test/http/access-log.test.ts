@@ -1,21 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  AccessLog,
-  COMBINED,
-  compileFormat,
-  entryFromHttp,
-  escapeLogValue,
-  redactUrl,
-  trackBodyBytes,
-  type AccessLogEntry
-} from '../../src/http/access-log.js';
+import { COMBINED, compileFormat, escapeLogValue, redactUrl, type AccessLogEntry } from '../../src/http/access-log.js';
+import { AccessLog } from '../../src/http/access-log-writer.js';
+import { LoggedResponse, entryFromHttp } from '../../src/http/logged-response.js';
 import { createStaticHandler } from '../../src/http/static-files.js';
+import { waitFor } from '../helpers/wait.js';
 import { rawRequest } from './raw-request.js';
 
 let tmp: string;
@@ -67,10 +61,9 @@ describe('access log: lines from a real HTTP server', () => {
     log = new AccessLog({ destination: logPath });
     await log.ready();
     const files = createStaticHandler({ root: root() });
-    server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    server = createServer({ ServerResponse: LoggedResponse }, (req: IncomingMessage, res: LoggedResponse) => {
       const startedAt = process.hrtime.bigint();
       const time = new Date();
-      if (req.url?.startsWith('/chunked')) trackBodyBytes(res);
       let done = false;
       const onEnd = (): void => {
         if (done) return;
@@ -181,8 +174,7 @@ describe('access log: entryFromHttp', () => {
     const got = new Promise<AccessLogEntry>((resolve) => (resolveEntry = resolve));
     let resolveArrived: () => void;
     const arrived = new Promise<void>((resolve) => (resolveArrived = resolve));
-    const server = createServer((req, res) => {
-      trackBodyBytes(res);
+    const server = createServer({ ServerResponse: LoggedResponse }, (req, res) => {
       resolveArrived();
       const startedAt = process.hrtime.bigint();
       const time = new Date();
@@ -193,6 +185,7 @@ describe('access log: entryFromHttp', () => {
     const socket = connect(port, '127.0.0.1');
     socket.write('GET /slow?token=abc HTTP/1.1\r\nHost: x\r\nUser-Agent: quitter\r\n\r\n');
     await arrived;
+    // Not a wait for a state: the request must last a while for its $request_time to be checked.
     await new Promise((r) => setTimeout(r, 50));
     socket.destroy();
     const e = await got;
@@ -208,6 +201,48 @@ describe('access log: entryFromHttp', () => {
     assert.equal(e.httpVersion, '1.1');
     assert.ok(e.durationMs >= 40, `duration ${e.durationMs}`);
     assert.equal(compileFormat('"$request"')(e), '"GET /slow?token=*** HTTP/1.1"');
+  });
+  test('$bytes_sent is every byte of the response, each pipelined response its own', async () => {
+    const entries: AccessLogEntry[] = [];
+    const server = createServer({ ServerResponse: LoggedResponse }, (req, res) => {
+      const startedAt = process.hrtime.bigint();
+      const time = new Date();
+      res.on('close', () => entries.push(entryFromHttp(req, res, startedAt, time)));
+      if (req.url === '/fixed') res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': '10', 'X-Long': 'y'.repeat(300) }).end('fixed body');
+      else if (req.url === '/implicit') res.end('hello world');
+      else {
+        res.write('abc');
+        res.end('defg');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const socket = connect(port, '127.0.0.1');
+    const received: Buffer[] = [];
+    socket.on('data', (c: Buffer) => received.push(c));
+    const ended = new Promise<void>((resolve) => socket.on('end', resolve));
+    // Three requests in one write: Node answers them in turn on the one connection.
+    socket.write(
+      'GET /fixed HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET /implicit HTTP/1.1\r\nHost: x\r\n\r\n' + 'GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+    );
+    await ended;
+    await waitFor('three access-log entries', () => entries.length === 3);
+    server.close();
+    const wire = Buffer.concat(received).toString('latin1');
+    const byUrl = new Map(entries.map((e) => [e.url, e]));
+    const sent = (e: AccessLogEntry): number => e.bodyBytesSent + (e.headerBytes ?? 0);
+    assert.equal(byUrl.get('/fixed')!.bodyBytesSent, 10);
+    assert.equal(byUrl.get('/implicit')!.bodyBytesSent, 11);
+    assert.equal(byUrl.get('/chunked')!.bodyBytesSent, 7);
+    // The three responses, split where each one starts, byte for byte.
+    const second = wire.indexOf('HTTP/1.1 200', 1);
+    const third = wire.indexOf('HTTP/1.1 200', second + 1);
+    assert.ok(second > 0 && third > second, wire);
+    assert.equal(sent(byUrl.get('/fixed')!), second);
+    assert.equal(sent(byUrl.get('/implicit')!), third - second);
+    assert.equal(sent(byUrl.get('/chunked')!), wire.length - third);
+    // The header block of a response with a Content-Length is exactly headerBytes.
+    assert.equal(byUrl.get('/fixed')!.headerBytes, wire.indexOf('\r\n\r\n') + 4);
   });
 });
 
@@ -311,7 +346,8 @@ describe('access log: AccessLog', () => {
     const log = new AccessLog({ destination: path, format: '$request_uri' });
     await log.ready();
     for (let i = 0; i < 500; i++) log.log(entry({ url: `/before/${i}` }));
-    await new Promise((r) => setTimeout(r, 20));
+    // Some lines are on disk and the next ones still queued when logrotate comes.
+    await waitFor('the first lines on disk', () => statSync(path).size > 0);
     for (let i = 500; i < 1000; i++) log.log(entry({ url: `/before/${i}` }));
     // logrotate: rename, then signal; the lines still queued belong to the old file.
     renameSync(path, path + '.1');

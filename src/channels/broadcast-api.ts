@@ -1,42 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ZenError } from '../errors.js';
 import { ALL_CHANNEL, CHANNEL_RE } from '../protocol/frames.js';
-import type { Hub } from '../channels/hub.js';
-import type { Grant, Identity } from '../auth/grants.js';
-import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
+import type { Identity } from '../auth/grants.js';
+import type { TokenVerifier } from '../auth/tokens.js';
 import type { AuditSink } from '../audit/audit-sink.js';
-import { parseBody, readBody, reply, replyError } from './respond.js';
-
-/** Resolves the bearer identity of an HTTP API request. Throws 401 (no/bad token). */
-export async function identify(req: IncomingMessage, url: URL, verifier: TokenVerifier): Promise<Identity> {
-  const token = bearerToken(req.headers.authorization, url.searchParams);
-  if (token === null) throw new ZenError('ERR_AUTH_TOKEN_MISSING');
-  return verifier.verify(token);
-}
-
-/** Throws 403 unless `identity` holds `grant`. */
-export function checkGrant(identity: Identity, grant: Grant): void {
-  if (!identity.grants.has(grant)) throw new ZenError('ERR_AUTH_FORBIDDEN', grant);
-}
-
-/** Told of a request refused for its token or grant (401/403): the user when the token was valid. */
-export type OnRefused = (req: IncomingMessage, err: ZenError, userId: string | null) => void;
-
-/**
- * Resolves the bearer identity of an HTTP API request and checks it holds `grant`.
- * Throws 401 (no/bad token) or 403 (grant missing), after telling `onRefused`.
- */
-export async function requireGrant(req: IncomingMessage, url: URL, verifier: TokenVerifier, grant: Grant, onRefused?: OnRefused): Promise<Identity> {
-  let identity: Identity | null = null;
-  try {
-    identity = await identify(req, url, verifier);
-    checkGrant(identity, grant);
-    return identity;
-  } catch (err) {
-    if (err instanceof ZenError) onRefused?.(req, err, identity?.userId ?? null);
-    throw err;
-  }
-}
+import { checkGrant, identify } from '../http/guard.js';
+import { parseBody, readBody, reply, replyError } from '../http/respond.js';
+import type { RouteHandler } from '../http/router.js';
+import type { Hub } from './hub.js';
 
 /**
  * `POST /api/broadcast`: body `{"channel", "data"}` (JSON, or MessagePack with
@@ -47,7 +18,7 @@ export async function requireGrant(req: IncomingMessage, url: URL, verifier: Tok
  * WebSocket refusal is: an `in` `broadcast` row (the token's user, the channel and data
  * as far as they were read) and an `out` `error` row with the message.
  */
-export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number, audit: AuditSink) {
+export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number, audit: AuditSink): RouteHandler {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     let identity: Identity | null = null;
     let channel: string | null = null;

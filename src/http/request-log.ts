@@ -1,0 +1,119 @@
+/**
+ * What the HTTP side of a node logs: an access-log line per response and per refused
+ * WebSocket upgrade, and a `system` row in the audit trail per refused attempt.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { ZenError } from '../errors.js';
+import type { AccessLogEntry } from './access-log.js';
+import { entryFromHttp, type LoggedResponse } from './logged-response.js';
+
+/** The audit row of a refused attempt: no session exists, so its columns are null. */
+export interface RefusalRow {
+  messageId: null;
+  at: Date;
+  sessionId: null;
+  /** The token's user when the token was valid. */
+  userId: string | null;
+  direction: 'system';
+  type: 'http.refused' | 'session.refused';
+  channel: null;
+  /** What was asked, by whom (address, user agent) and why it was refused. */
+  payload: Record<string, unknown>;
+  recipients: null;
+}
+
+/** Options of {@link RequestLog}. */
+export interface RequestLogOptions {
+  /** Where the lines go (an `AccessLog`). */
+  accessLog: { log(entry: AccessLogEntry): void };
+  /** Where refusals are recorded (the node's `AuditSink`). */
+  audit: { record(row: RefusalRow): void };
+  /** Whether the client's address is the first of `X-Forwarded-For` (behind a proxy). */
+  trustProxy: boolean;
+}
+
+/** The node's HTTP logging; see the file comment. */
+export class RequestLog {
+  constructor(private readonly o: RequestLogOptions) {}
+
+  /** Call when a request arrives: its access-log line is written when the response closes. */
+  response(req: IncomingMessage, res: LoggedResponse): void {
+    const startedAt = process.hrtime.bigint();
+    const time = new Date();
+    res.once('close', () => {
+      const entry = entryFromHttp(req, res, startedAt, time);
+      entry.remoteAddr = this.clientAddress(req, entry.remoteAddr);
+      this.o.accessLog.log(entry);
+    });
+  }
+
+  /**
+   * The client's address: with `trustProxy`, the first `X-Forwarded-For` entry; else
+   * `fallback` (the socket's), IPv4-mapped IPv6 addresses as plain IPv4.
+   */
+  clientAddress(req: IncomingMessage, fallback: string): string {
+    if (this.o.trustProxy) {
+      const xff = req.headers['x-forwarded-for'];
+      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
+      if (first) return first;
+    }
+    return fallback.startsWith('::ffff:') && fallback.includes('.') ? fallback.slice(7) : fallback;
+  }
+
+  /**
+   * A refused request to an admin route (`GET /api/audit`, `/agent/*`): a `system`
+   * `http.refused` row in the audit trail (the token's user when it was valid; the payload
+   * says what was asked, by whom, and why it was refused). The access log has its line too.
+   */
+  refusedRequest(req: IncomingMessage, err: ZenError, userId: string | null): void {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    this.recordRefusal('http.refused', req, userId, { status: err.status, error: err.message, code: err.code, method: req.method ?? 'GET', path });
+  }
+
+  /**
+   * A refused upgrade: an access-log line, and — for a bad or expired token, an origin or
+   * a protocol choice refused — a `system` `session.refused` row in the audit trail (no
+   * session exists, so its columns are null; the payload says who tried and why).
+   */
+  refusedUpgrade(req: IncomingMessage, status: number, body: string): void {
+    const remoteAddr = this.clientAddress(req, req.socket.remoteAddress ?? '');
+    let reason: { error?: unknown; code?: unknown } = {};
+    try {
+      reason = JSON.parse(body) as typeof reason;
+    } catch {
+      // not JSON: the status says it
+    }
+    // A wrong path (404) or a draining server (503) is no attempt to get in: access log only.
+    if (status !== 404 && status !== 503) this.recordRefusal('session.refused', req, null, { status, error: reason.error ?? null, code: reason.code ?? null });
+    this.o.accessLog.log({
+      remoteAddr,
+      remoteUser: null,
+      time: new Date(),
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      httpVersion: req.httpVersion,
+      status,
+      bodyBytesSent: 0,
+      referer: req.headers.referer ?? null,
+      userAgent: req.headers['user-agent'] ?? null,
+      durationMs: 0
+    });
+  }
+
+  /** A `system` row for a refused attempt (no session): `why` plus the client's address and user agent. */
+  private recordRefusal(type: RefusalRow['type'], req: IncomingMessage, userId: string | null, why: Record<string, unknown>): void {
+    this.o.audit.record({
+      messageId: null,
+      at: new Date(),
+      sessionId: null,
+      userId,
+      direction: 'system',
+      type,
+      channel: null,
+      payload: { ...why, remoteAddr: this.clientAddress(req, req.socket.remoteAddress ?? ''), userAgent: req.headers['user-agent'] ?? null },
+      recipients: null
+    });
+  }
+}
