@@ -30,7 +30,7 @@ describe('GET /api/audit', () => {
       seeded.push({
         id: newId(),
         messageId: `m${i}`,
-        at: new Date(now - 120_000 - (249 - i) * 1000),
+        at: new Date(now - 120_500 - (249 - i) * 1000),
         serverId: 'seeded',
         sessionId: `sess-${i % 2}`,
         userId: i % 5 === 0 ? 'alice' : null,
@@ -92,7 +92,8 @@ describe('GET /api/audit', () => {
     assert.deepEqual(await all('?session=sess-1&type=event&direction=out'), expect((_, i) => i % 2 === 1));
     assert.deepEqual(await all('?type=broadcast&channel=api-a'), expect((_, i) => i % 2 === 0 && i % 3 === 0));
     assert.deepEqual(await all(`?since=${encodeURIComponent(seeded[240]!.at.toISOString())}&channel=api-a`), expect((r, i) => i >= 240 && r.channel === 'api-a'));
-    // Relative: the rows end two minutes ago, one a second.
+    // Relative: the rows end two minutes ago, one a second, each half a second off the whole seconds
+    // the filters name, so the query may run up to 500 ms after `now` without moving a row across them.
     assert.deepEqual(await all('?since=130s&until=1m&channel=api-a'), expect((r) => r.channel === 'api-a' && r.at.getTime() >= now - 130_000));
     assert.deepEqual(await all('?order=asc&channel=api-a&since=125s'), expect((r) => r.channel === 'api-a' && r.at.getTime() >= now - 125_000).reverse());
     assert.deepEqual(await all('?message=m42'), ['m42']);
