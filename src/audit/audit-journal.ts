@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { AuditRecord } from '../store/store.js';
+import { auditColumns } from './audit-columns.js';
 import { parseStoreUrl } from '../store/store-url.js';
 import type { JournalCodec } from '../store/durable/journal-file.js';
 import { claimOrphans, fileLabel, ownFilePath } from '../store/durable/journal-claim.js';
@@ -57,15 +58,7 @@ export function rejectedPath(dir: string, key: string): string {
 /** Encodes one row as a journal line, newline included. */
 export function encodeJournalLine(r: AuditRecord): string {
   const head = JSON.stringify({
-    id: r.id,
-    message_id: r.messageId,
-    at: r.at.toISOString(),
-    server_id: r.serverId,
-    session_id: r.sessionId,
-    user_id: r.userId,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
+    ...auditColumns(r),
     recipients: r.recipients,
     payload_bin: r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength).toString('base64')
   });
