@@ -171,7 +171,7 @@ export interface AuditWriteStatements {
 
 /**
  * The audit write statements of a connection: used by {@link SqliteStore} and by the
- * audit writer's own connection in a worker thread (src/audit/audit-sqlite-thread.ts),
+ * audit writer's own connection in a worker thread (src/store/sqlite-audit-thread.ts),
  * so the SQL lives in one place.
  */
 export function auditWriteStatements(db: Database.Database): AuditWriteStatements {
@@ -358,7 +358,7 @@ export class SqliteStore implements Store {
    * copies pages back into the database file and fsyncs it: done by a commit, it stalls
    * the thread that committed for as long as the disk takes. Whoever calls this
    * checkpoints in its place, on another thread (the audit trail does: see
-   * src/audit/audit-sqlite-thread.ts); the WAL grows until it does.
+   * src/store/sqlite-audit-thread.ts); the WAL grows until it does.
    */
   disableAutoCheckpoint(): void {
     if (!this.db) throw new Error('SqliteStore: open() has not completed');

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { AuditRecord } from '../store/store.js';
+import type { AuditRecord } from './store.js';
 
 /** Main thread → worker. */
 export type AuditThreadRequest =
@@ -76,7 +76,7 @@ export class SqliteAuditThread {
 
   private spawn(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(new URL('./audit-sqlite-worker.js', import.meta.url), {
+    const worker = new Worker(new URL('./sqlite-audit-worker.js', import.meta.url), {
       workerData: { path: this.path, busyTimeoutMs: this.busyTimeoutMs, checkpointMs: this.checkpointMs }
     });
     worker.unref();
