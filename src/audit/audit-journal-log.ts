@@ -7,9 +7,9 @@ import { auditJournalCodec, claimOrphanJournals, ownJournalPath } from './audit-
 
 /** What the journal log needs of its writer. */
 export interface JournalLogHost {
-  readonly closed: boolean;
+  isClosed(): boolean;
   /** True while batches go to the journal (the replay runs until the writer leaves this mode). */
-  readonly journaling: boolean;
+  isJournaling(): boolean;
   /** Nothing holds the switch back to the database: no slow write pending, no batch held. */
   settled(): boolean;
   /** Resolves once the database writes that went over `slowWriteMs` settled; null when none. */
@@ -168,7 +168,7 @@ export class AuditJournalLog {
   }
 
   private startReplay(): void {
-    if (this.replaying !== null || this.host.closed) return;
+    if (this.replaying !== null || this.host.isClosed()) return;
     this.replaying = this.replayOwn().finally(() => {
       this.replaying = null;
       this.host.changed();
@@ -185,7 +185,7 @@ export class AuditJournalLog {
     // One batch per transaction: a long one would hold the write lock the main
     // thread's own SQLite writes wait for.
     const chunk = this.o.batchRows;
-    while (!this.host.closed && this.host.journaling) {
+    while (!this.host.isClosed() && this.host.isJournaling()) {
       const slow = this.host.slowWrites();
       if (slow !== null) await slow;
       const file = this.sealed[0] ?? this.journal;
@@ -234,7 +234,7 @@ export class AuditJournalLog {
 
   /** Replays the claimed journal files of crashed processes, oldest first, retrying until done or closed. */
   private async replayOrphans(): Promise<void> {
-    while (!this.host.closed && this.orphans.length > 0) {
+    while (!this.host.isClosed() && this.orphans.length > 0) {
       const path = this.orphans[0]!;
       let file: JournalFile<AuditRecord>;
       try {
@@ -251,7 +251,7 @@ export class AuditJournalLog {
         retry: this.o.retry,
         failMsg: 'audit journal of a previous run cannot be replayed yet',
         onBad: this.badLine(path),
-        stopped: () => this.host.closed
+        stopped: () => this.host.isClosed()
       });
       if (!done.complete) {
         file.close();

@@ -123,7 +123,6 @@ export class AuditWriter implements AuditSink {
         else if (this.held.length === 0) this.health.succeeded();
       }
     });
-    const writer = this;
     this.log = new AuditJournalLog(
       {
         dir: this.dir,
@@ -136,12 +135,8 @@ export class AuditWriter implements AuditSink {
         logger: this.logger
       },
       {
-        get closed() {
-          return writer.closed;
-        },
-        get journaling() {
-          return writer.mode === 'journal';
-        },
+        isClosed: () => this.closed,
+        isJournaling: () => this.mode === 'journal',
         settled: () => this.slowWrites.size === 0 && this.held.length === 0,
         slowWrites: () => (this.slowWrites.size > 0 ? Promise.all(this.slowWrites) : null),
         writeDb: (rows) => this.writeDb(rows),
