@@ -132,7 +132,7 @@ export class RecordWriter {
     mkdirSync(dir, { recursive: true });
     // Before marking the own path in use, so a file left at it by an earlier writer is claimed too.
     for (const path of claimOrphans(dir, () => true)) {
-      const file = JournalFile.open(path, spoolCodec);
+      const file = JournalFile.open(path, spoolCodec, true);
       this.replay.push(file);
       this.logger?.warn({ file: path, records: file.remaining }, 'replaying session records spooled by a previous run');
     }
@@ -267,7 +267,7 @@ export class RecordWriter {
     const queued = this.queue.length - this.head;
     if (!current && queued === 0) return;
     if (!this.spool) {
-      this.spool = JournalFile.open(this.ownPath, spoolCodec);
+      this.spool = JournalFile.open(this.ownPath, spoolCodec, true);
       this.logger?.warn({ reason, pending: this.pending, file: this.ownPath }, 'spooling session records to disk');
     }
     if (current) {

@@ -35,7 +35,8 @@ export class JournalFile<T> {
   private fd: number | null;
   private size: number;
   private offset = 0;
-  private lines: number;
+  /** Lines in the file, when counted (see `open`). */
+  private lines: number | null;
   private committed = 0;
   private pending: string[] = [];
   private pendingBytes = 0;
@@ -47,18 +48,22 @@ export class JournalFile<T> {
     readonly path: string,
     private readonly codec: JournalCodec<T>,
     fd: number,
-    size: number
+    size: number,
+    count: boolean
   ) {
     this.fd = fd;
     this.size = size;
-    this.lines = size === 0 ? 0 : countLines(fd, size);
+    this.lines = !count ? null : size === 0 ? 0 : countLines(fd, size);
   }
 
-  /** Opens (creating its folder and the file if need be) a file to append to and read back. */
-  static open<T>(path: string, codec: JournalCodec<T>): JournalFile<T> {
+  /**
+   * Opens (creating its folder and the file if need be) a file to append to and read back.
+   * `count`: keep {@link remaining} (reads an existing file through once). Default false.
+   */
+  static open<T>(path: string, codec: JournalCodec<T>, count = false): JournalFile<T> {
     mkdirSync(dirname(path), { recursive: true });
     const fd = openSync(path, 'a+');
-    return new JournalFile(path, codec, fd, fstatSync(fd).size);
+    return new JournalFile(path, codec, fd, fstatSync(fd).size, count);
   }
 
   /** Bytes in the file, buffered ones included. */
@@ -66,8 +71,9 @@ export class JournalFile<T> {
     return this.size + this.pendingBytes;
   }
 
-  /** Lines not yet committed (read-but-unwritten ones included). */
+  /** Lines not yet committed (read-but-unwritten ones included); needs `count` at open. */
   get remaining(): number {
+    if (this.lines === null) throw new Error(`journal ${this.path} was opened without counting its lines`);
     return this.lines + this.pendingLines - this.committed;
   }
 
@@ -199,7 +205,7 @@ export class JournalFile<T> {
       throw err;
     }
     this.size += data.length;
-    this.lines += lines;
+    if (this.lines !== null) this.lines += lines;
   }
 
   private finish(): void {

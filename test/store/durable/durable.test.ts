@@ -32,7 +32,7 @@ const deadPid = (): number => spawnSync(process.execPath, ['-e', '0']).pid!;
 
 test('a journal file keeps appended and buffered lines in order, reads them back from the committed offset and counts what is left', () => {
   const path = join(dir(), 'sub', 'a.ndjson');
-  const file = JournalFile.open(path, codec);
+  const file = JournalFile.open(path, codec, true);
   file.append(codec.encode({ n: 1 }) + codec.encode({ n: 2 }));
   file.buffer(codec.encode({ n: 3 }));
   assert.equal(file.remaining, 3);
@@ -47,7 +47,7 @@ test('a journal file keeps appended and buffered lines in order, reads them back
   assert.equal(file.drained, true);
   file.close();
   // Reopened, the count of lines comes from the file.
-  const again = JournalFile.open(path, codec);
+  const again = JournalFile.open(path, codec, true);
   assert.equal(again.remaining, 3);
   again.remove();
   assert.equal(existsSync(path), false);
