@@ -16,32 +16,17 @@ export type { AuditWriterOptions, AuditWriterStats } from './audit-writer-option
  * The audit trail's queue and group-commit writer: the `AuditSink` the node uses.
  *
  * Hot path: `record` appends the entry to an array, nothing more (ids, payload
- * serialization and SQL all happen here, in the writer). Rows get a sequence number by
- * position; `afterDurable(fn)` notes the current end of the queue and `fn` runs once every
- * row before it is durable, callbacks in call order.
- *
- * Writing (group commit): the queue is taken as one batch — ids assigned (UUID v7),
- * payloads serialized — and written in one transaction. One batch is in flight at a
- * time; the next one groups whatever arrived meanwhile. With an asynchronous `write`
- * (PostgreSQL) that is the whole policy: a commit starts at the end of the turn in which
- * the writer finds itself idle with rows waiting. A synchronous `write` (SQLite) holds
- * the thread while it commits, so after each commit the next waits as long as that one
- * took, at most `batchMs`: commits take at most about half the thread however busy it
- * is, and a cheap commit adds next to no wait. Either way `batchRows` waiting rows go
- * at once. Two modes:
- * - `direct`: batches go to the database. A write that fails, or that has not committed
- *   after `slowWriteMs`, is appended to this process's journal file instead and
- *   acknowledged from there (once written to the file); the writer switches to `journal`.
- * - `journal`: batches are appended to the journal (cheap, local); a replayer copies the
- *   journal into the database behind them, retrying with backoff. When it has caught up,
- *   the file is deleted and the writer goes back to `direct`.
+ * serialization and SQL happen in the writer). Rows get a sequence number by position;
+ * `afterDurable(fn)` runs `fn` once every row recorded before it is durable, in call
+ * order. The parts, by role:
+ * - audit-batch.ts: the queue, and taking a batch (ids, payloads);
+ * - audit-scheduler.ts: when the next group commit starts (`batchMs`, `asyncWrite`);
+ * - audit-destination.ts: where a batch is made durable — the database, else the journal
+ *   (audit-journal-log.ts, replayed behind), else held in memory and retried;
+ * - audit-watermark.ts: the durability watermark and its waiters;
+ * - audit-stop-file.ts: the last resort at `close`.
  * Replays are idempotent (rows keep their id; `writeAudit` skips known ids), so a slow
  * write that commits after all, or a replay cut short by a crash, duplicates nothing.
- *
- * At start, journal files of the same database left by processes that are gone are
- * claimed and replayed in the background. When neither the database nor the journal
- * takes a batch it is held in memory and retried, `healthy` turns false (/readyz), and
- * beyond `maxQueue` rows the oldest held ones are dropped and their callbacks never run.
  */
 export class AuditWriter implements AuditSink {
   private readonly async: boolean;
