@@ -9,11 +9,7 @@
  * A file is named `audit-<db>-<server>.<pid>.ndjson`, where `<db>` is a short hash of the
  * database it belongs to (see {@link journalKey}): several servers with different
  * databases may share one journal folder, and a file is only ever replayed into its own
- * database. Once another process has claimed it, it is `audit-<db>-<server>.<pid>.<tag>.ndjson`.
- * A file whose pid is no longer running is an orphan (a crash, a kill -9): the next
- * process that starts on that host with the same database renames it to its own pid —
- * an atomic claim, so two processes starting together never replay the same file — and
- * replays it. The folder must therefore be local to the host.
+ * database. Claiming and replaying orphans is the durable journal's (store/durable/).
  *
  * Durability: a row is acknowledged once its line was handed to the kernel (`write(2)`
  * returned): it survives the process being killed (kill -9, a crash). An fdatasync
@@ -21,26 +17,12 @@
  * since the last one — the same promise as SQLite with `synchronous=NORMAL`.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  fdatasync,
-  fstatSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync
-} from 'node:fs';
 import { join } from 'node:path';
 import type { AuditRecord } from '../store/store.js';
+import { auditColumns } from './audit-columns.js';
 import { parseStoreUrl } from '../store/store-url.js';
-import { readNdjson } from '../store/ndjson-read.js';
-
-const FILE_RE = /^audit-([0-9a-f]{12})-([A-Za-z0-9_-]+)\.(\d+)(?:\.([A-Za-z0-9]+))?\.ndjson$/;
+import type { JournalCodec } from '../store/durable/journal-file.js';
+import { claimOrphans, fileLabel, ownFilePath } from '../store/durable/journal-claim.js';
 
 /**
  * A short, stable name for a database: a hash of the SQLite file's absolute path, or of
@@ -65,8 +47,7 @@ export function journalKey(databaseUrl: string): string {
  * of one still on disk.
  */
 export function ownJournalPath(dir: string, key: string, serverId: string, seq = 0): string {
-  const suffix = seq > 0 ? `.r${seq}` : '';
-  return join(dir, `audit-${key}-${serverId.replace(/[^A-Za-z0-9_-]/g, '_') || '_'}.${process.pid}${suffix}.ndjson`);
+  return ownFilePath(dir, `audit-${key}-${fileLabel(serverId)}`, seq);
 }
 
 /** Where rows the database refused for good are set aside (never replayed). */
@@ -77,15 +58,7 @@ export function rejectedPath(dir: string, key: string): string {
 /** Encodes one row as a journal line, newline included. */
 export function encodeJournalLine(r: AuditRecord): string {
   const head = JSON.stringify({
-    id: r.id,
-    message_id: r.messageId,
-    at: r.at.toISOString(),
-    server_id: r.serverId,
-    session_id: r.sessionId,
-    user_id: r.userId,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
+    ...auditColumns(r),
     recipients: r.recipients,
     payload_bin: r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength).toString('base64')
   });
@@ -133,188 +106,14 @@ export function decodeJournalLine(line: string): AuditRecord {
   };
 }
 
-/** The result of {@link JournalFile.read}: rows to write, then {@link JournalFile.commit}. */
-export interface JournalRead {
-  records: AuditRecord[];
-  /** Lines that did not decode (a torn last line after a crash, a hand edit), raw. */
-  bad: string[];
-  /** Lines consumed, good or bad. */
-  lines: number;
-  /** Byte offset just past the last line consumed. */
-  end: number;
-}
+/** The audit journal's line format. */
+export const auditJournalCodec: JournalCodec<AuditRecord> = { encode: encodeJournalLine, decode: decodeJournalLine };
 
 /**
- * One journal file, open for appending (the writer's own file) and for reading back at a
- * committed offset. Synchronous on purpose, as the record spool is: appends interleave
- * with the hot path on one thread, and a sync write keeps the order exact.
+ * Claims the orphaned journal files of database `key` in `dir` (see durable/journal-claim.ts):
+ * a file is only ever replayed into its own database.
  */
-export class JournalFile {
-  readonly path: string;
-  #fd: number | null;
-  #size: number;
-  #offset = 0;
-  #syncing = 0;
-  #closeWhenSynced = false;
-
-  private constructor(path: string, fd: number, size: number) {
-    this.path = path;
-    this.#fd = fd;
-    this.#size = size;
-  }
-
-  /** Opens (creating the folder and the file if need be) a file to append to and read back. */
-  static open(path: string, dir: string): JournalFile {
-    mkdirSync(dir, { recursive: true });
-    const fd = openSync(path, 'a+');
-    return new JournalFile(path, fd, fstatSync(fd).size);
-  }
-
-  /** Bytes in the file. */
-  get bytes(): number {
-    return this.#size;
-  }
-
-  /** Whether every byte written has been read and committed. */
-  get drained(): boolean {
-    return this.#offset >= this.#size;
-  }
-
-  /**
-   * Appends whole lines. On a failure (a full disk) the file is cut back to where it was,
-   * so a torn line never sits in front of the next append, and the error is thrown.
-   */
-  append(text: string): void {
-    if (this.#fd === null) throw new Error(`journal ${this.path} is closed`);
-    const data = Buffer.from(text);
-    let done = 0;
-    try {
-      while (done < data.length) done += writeSync(this.#fd, data, done, data.length - done);
-    } catch (err) {
-      if (done > 0) {
-        try {
-          ftruncateSync(this.#fd, this.#size);
-        } catch {
-          // The read side skips a torn line anyway.
-        }
-      }
-      throw err;
-    }
-    this.#size += data.length;
-  }
-
-  /** fdatasync: resolves once every byte appended before the call is on the disk. */
-  sync(): Promise<void> {
-    const fd = this.#fd;
-    if (fd === null) return Promise.resolve();
-    this.#syncing++;
-    return new Promise<void>((resolve, reject) => {
-      fdatasync(fd, (err) => {
-        this.#syncing--;
-        if (this.#syncing === 0 && this.#closeWhenSynced) this.#finish();
-        if (err) reject(err);
-        else resolve();
-      });
-    });
-  }
-
-  /** Reads up to `max` lines from the committed offset, without moving it. */
-  read(max: number): JournalRead {
-    if (this.#fd === null) return { records: [], bad: [], lines: 0, end: this.#offset };
-    const r = readNdjson(this.#fd, this.#offset, this.#size, max, decodeJournalLine);
-    return { records: r.items, bad: r.bad, lines: r.lines, end: r.end };
-  }
-
-  /** Marks a read as written to the database: the next read starts after it. */
-  commit(read: JournalRead): void {
-    this.#offset = Math.max(this.#offset, read.end);
-  }
-
-  /** Closes the descriptor (once pending syncs are done); the file stays on disk. */
-  close(): void {
-    this.#closeWhenSynced = true;
-    if (this.#syncing === 0) this.#finish();
-  }
-
-  /**
-   * Deletes the file (everything in it is in the database) and closes it. The name goes
-   * at once — a file opened at the same path right after is a new one — while the
-   * descriptor waits for a pending fdatasync.
-   */
-  remove(): void {
-    try {
-      unlinkSync(this.path);
-    } catch {
-      // Already gone.
-    }
-    this.close();
-  }
-
-  #finish(): void {
-    const fd = this.#fd;
-    this.#fd = null;
-    if (fd !== null) closeSync(fd);
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-let claims = 0;
-
-/**
- * Claims the orphaned journal files of database `key` in `dir`, oldest first: files whose
- * process is gone, or is this process but held by no live writer (`inUse`: a pid reused
- * after a restart in a container). Each is renamed to this process's pid before it is
- * read, so two processes never replay the same file. Returns the claimed paths.
- */
-export function claimOrphanJournals(dir: string, key: string, inUse: ReadonlySet<string>): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const found: Array<{ path: string; server: string; mtimeMs: number }> = [];
-  for (const name of names) {
-    const m = FILE_RE.exec(name);
-    if (!m || m[1] !== key) continue;
-    const path = join(dir, name);
-    const pid = Number(m[3]);
-    if (pid === process.pid ? inUse.has(path) : isRunning(pid)) continue;
-    try {
-      found.push({ path, server: m[2]!, mtimeMs: statSync(path).mtimeMs });
-    } catch {
-      // Claimed by another process meanwhile.
-    }
-  }
-  found.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.path < b.path ? -1 : 1));
-  const claimed: string[] = [];
-  for (const f of found) {
-    const target = join(dir, `audit-${key}-${f.server}.${process.pid}.c${Date.now().toString(36)}${(claims++).toString(36)}.ndjson`);
-    if (existsSync(target)) continue;
-    try {
-      renameSync(f.path, target);
-      claimed.push(target);
-    } catch {
-      // Another process claimed it first.
-    }
-  }
-  return claimed;
-}
-
-/** Removes a file, ignoring one that is already gone. */
-export function removeFile(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
+export function claimOrphanJournals(dir: string, key: string): string[] {
+  const stem = new RegExp(`^audit-${key}-[A-Za-z0-9_-]+$`);
+  return claimOrphans(dir, (s) => stem.test(s));
 }

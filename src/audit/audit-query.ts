@@ -3,6 +3,7 @@
  * parsing, the opaque keyset cursor, and the row as both present it (keyed by the
  * `audit` table's column names).
  */
+import { auditColumns } from './audit-columns.js';
 import { ZenError } from '../errors.js';
 import type { AuditQuery, AuditRecord, Store } from '../store/store.js';
 import { decodePayload, payloadJsonView } from './audit-payload.js';
@@ -175,15 +176,7 @@ export async function* iterateAudit(
  */
 export function rowView(r: AuditRecord, exact: boolean): AuditRowView {
   return {
-    id: r.id,
-    message_id: r.messageId,
-    at: r.at.toISOString(),
-    server_id: r.serverId,
-    session_id: r.sessionId,
-    user_id: r.userId,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
+    ...auditColumns(r),
     payload: exact ? decodePayload(r.payload, r.payloadBin) : payloadJsonView(r.payload),
     recipients: r.recipients
   };

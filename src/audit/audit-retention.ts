@@ -36,15 +36,15 @@ export function parseDurationMs(text: string): number | null {
  * idempotent.
  */
 export class AuditRetention {
-  readonly #o: Required<Omit<AuditRetentionOptions, 'logger' | 'deleteBefore'>> & { logger?: StoreLogger };
-  readonly #deleteBefore: (before: Date, limit: number) => Promise<number>;
-  #timer: NodeJS.Timeout | null = null;
-  #running: Promise<number> | null = null;
-  #stopped = false;
+  private readonly o: Required<Omit<AuditRetentionOptions, 'logger' | 'deleteBefore'>> & { logger?: StoreLogger };
+  private readonly deleteBefore: (before: Date, limit: number) => Promise<number>;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<number> | null = null;
+  private stopped = false;
 
   constructor(options: AuditRetentionOptions) {
     if (!Number.isFinite(options.maxAgeMs) || options.maxAgeMs <= 0) throw new RangeError('AuditRetention: maxAgeMs must be positive');
-    this.#o = {
+    this.o = {
       intervalMs: 60_000,
       firstRunMs: 1000,
       batchRows: 1000,
@@ -52,53 +52,53 @@ export class AuditRetention {
       ...options
     };
     const store = options.store;
-    this.#deleteBefore = options.deleteBefore ?? ((before, limit) => store.deleteAuditBefore(before, limit));
+    this.deleteBefore = options.deleteBefore ?? ((before, limit) => store.deleteAuditBefore(before, limit));
   }
 
   /** Schedules the passes. */
   start(): void {
-    this.#schedule(this.#o.firstRunMs);
+    this.schedule(this.o.firstRunMs);
   }
 
-  #schedule(ms: number): void {
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      void this.runOnce().finally(() => this.#schedule(this.#o.intervalMs));
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.runOnce().finally(() => this.schedule(this.o.intervalMs));
     }, ms);
-    this.#timer.unref();
+    this.timer.unref();
   }
 
   /** One pass: deletes every row older than the retention as of now. Resolves with the count; never rejects. */
   runOnce(now: Date = new Date()): Promise<number> {
-    this.#running ??= this.#pass(now).finally(() => {
-      this.#running = null;
+    this.running ??= this.pass(now).finally(() => {
+      this.running = null;
     });
-    return this.#running;
+    return this.running;
   }
 
-  async #pass(now: Date): Promise<number> {
-    const before = new Date(now.getTime() - this.#o.maxAgeMs);
+  private async pass(now: Date): Promise<number> {
+    const before = new Date(now.getTime() - this.o.maxAgeMs);
     let total = 0;
     try {
-      while (!this.#stopped) {
-        const n = await this.#deleteBefore(before, this.#o.batchRows);
+      while (!this.stopped) {
+        const n = await this.deleteBefore(before, this.o.batchRows);
         total += n;
-        if (n < this.#o.batchRows) break;
-        await new Promise((r) => setTimeout(r, this.#o.pauseMs));
+        if (n < this.o.batchRows) break;
+        await new Promise((r) => setTimeout(r, this.o.pauseMs));
       }
     } catch (err) {
-      this.#o.logger?.warn({ err, deleted: total }, 'audit retention pass failed; retrying at the next one');
+      this.o.logger?.warn({ err, deleted: total }, 'audit retention pass failed; retrying at the next one');
     }
-    if (total > 0) this.#o.logger?.info({ deleted: total, before: before.toISOString() }, 'audit rows past retention deleted');
+    if (total > 0) this.o.logger?.info({ deleted: total, before: before.toISOString() }, 'audit rows past retention deleted');
     return total;
   }
 
   /** Stops scheduling and waits for a pass in progress (it stops after its current DELETE). */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#running;
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
   }
 }

@@ -2,8 +2,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
 import { ZenError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { SqliteStore } from '../store/sqlite-store.js';
-import { SqliteAuditThread } from './audit-sqlite-thread.js';
+import { startAuditOffload } from '../store/audit-offload.js';
 import type { AuditSink } from './audit-sink.js';
 import { AuditWriter } from './audit-writer.js';
 import { journalKey } from './audit-journal.js';
@@ -12,7 +11,7 @@ import { AuditRetention, parseDurationMs } from './audit-retention.js';
 /**
  * The audit sink of a node (called by node.ts when `config.audit` is true, after the
  * server's row is registered): a group-commit {@link AuditWriter} on the node's store
- * (for a SQLite file, with a worker thread for checkpoints: see {@link SqliteAuditThread}),
+ * (with the backend's offload, if it has one: see `startAuditOffload`),
  * with its journal in `auditJournalDir` (orphan journals of this database left by a
  * crash are replayed in the background from here on), and, with `auditRetention`, the
  * background deletion of older rows. Throws ERR_CONFIG_INVALID for a bad retention.
@@ -30,12 +29,7 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
   // SQLite commits on this thread (cheap, and no hop before `received`); a worker thread
   // with its own connection takes the WAL checkpoints (their fsync), retention deletes and
   // the planner statistics off it.
-  const sqliteFile = o.store instanceof SqliteStore && o.store.path !== ':memory:' ? o.store : null;
-  const thread = sqliteFile === null ? null : new SqliteAuditThread(sqliteFile.path, sqliteFile.busyTimeoutMs);
-  if (sqliteFile !== null && thread !== null) {
-    sqliteFile.disableAutoCheckpoint();
-    thread.start();
-  }
+  const offload = startAuditOffload(o.store);
   const writer = new AuditWriter({
     store: o.store,
     asyncWrite: o.store.kind === 'postgres',
@@ -55,13 +49,13 @@ export async function createAuditSink(o: { store: Store; serverId: string; confi
   if (retentionMs !== null) {
     const retention = new AuditRetention({
       store: o.store,
-      deleteBefore: thread === null ? undefined : (before, limit) => thread.deleteBefore(before, limit),
+      deleteBefore: offload === null ? undefined : (before, limit) => offload.deleteBefore(before, limit),
       maxAgeMs: retentionMs,
       logger
     });
     retention.start();
     writer.onClose(() => retention.stop());
   }
-  if (thread !== null) writer.onClose(() => thread.close());
+  if (offload !== null) writer.onClose(() => offload.close());
   return writer;
 }

@@ -109,17 +109,17 @@ export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   /** The URL with its password masked, for logs. */
   readonly displayUrl: string;
-  readonly #url: string;
-  readonly #opts: Required<Omit<PostgresStoreOptions, 'logger'>>;
-  readonly #logger: StoreLogger | undefined;
-  #pool: Pool | null = null;
-  #opening: Promise<void> | null = null;
+  private readonly url: string;
+  private readonly opts: Required<Omit<PostgresStoreOptions, 'logger'>>;
+  private readonly logger: StoreLogger | undefined;
+  private pool: Pool | null = null;
+  private opening: Promise<void> | null = null;
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
-    this.#url = url;
+    this.url = url;
     this.displayUrl = maskUrl(url);
-    this.#logger = options.logger;
-    this.#opts = {
+    this.logger = options.logger;
+    this.opts = {
       maxConnections: options.maxConnections ?? 4,
       connectTimeoutMs: options.connectTimeoutMs ?? 3000,
       statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
@@ -131,18 +131,18 @@ export class PostgresStore implements Store {
   }
 
   open(): Promise<void> {
-    if (this.#pool) return Promise.resolve();
+    if (this.pool) return Promise.resolve();
     // Concurrent calls share one attempt (and one pool).
-    this.#opening ??= this.#open().finally(() => {
-      this.#opening = null;
+    this.opening ??= this.connect().finally(() => {
+      this.opening = null;
     });
-    return this.#opening;
+    return this.opening;
   }
 
-  async #open(): Promise<void> {
-    const o = this.#opts;
+  private async connect(): Promise<void> {
+    const o = this.opts;
     const pool = new Pool({
-      connectionString: this.#url,
+      connectionString: this.url,
       application_name: 'zenconn',
       max: o.maxConnections,
       connectionTimeoutMillis: o.connectTimeoutMs,
@@ -152,7 +152,7 @@ export class PostgresStore implements Store {
       keepAlive: true
     });
     // An idle connection that dies emits 'error' on the pool; unhandled, it would crash the process.
-    pool.on('error', (err) => this.#logger?.warn({ err, db: this.displayUrl }, 'idle database connection lost'));
+    pool.on('error', (err) => this.logger?.warn({ err, db: this.displayUrl }, 'idle database connection lost'));
     let client: PoolClient;
     try {
       client = await pool.connect();
@@ -161,14 +161,14 @@ export class PostgresStore implements Store {
       throw new ZenError('ERR_STORE_UNREACHABLE', this.displayUrl, reasonOf(err));
     }
     try {
-      await this.#migrate(client);
+      await this.migrate(client);
       client.release();
     } catch (err) {
       client.release(err as Error);
       await pool.end().catch(() => undefined);
       throw err;
     }
-    this.#pool = pool;
+    this.pool = pool;
   }
 
   /**
@@ -176,8 +176,8 @@ export class PostgresStore implements Store {
    * lock (per schema) makes a second process starting at the same moment wait, then
    * find nothing left to do.
    */
-  async #migrate(client: PoolClient): Promise<void> {
-    const timeoutMs = this.#opts.migrationTimeoutMs;
+  private async migrate(client: PoolClient): Promise<void> {
+    const timeoutMs = this.opts.migrationTimeoutMs;
     const q = <R extends object>(text: string, values: unknown[] = []) => {
       // query_timeout per query is supported by pg but missing from its types.
       const config: QueryConfig & { query_timeout: number } = { text, values, query_timeout: timeoutMs };
@@ -198,7 +198,7 @@ export class PostgresStore implements Store {
       applied_at timestamptz NOT NULL DEFAULT now()
     )`);
     const applied = await q<{ version: number }>(`SELECT version FROM schema_migrations`);
-    const pending = pendingMigrations(this.#opts.migrations, new Set(applied.rows.map((r) => r.version)));
+    const pending = pendingMigrations(this.opts.migrations, new Set(applied.rows.map((r) => r.version)));
     for (const m of pending) {
       await q(m.up);
       await q(`INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
@@ -206,9 +206,9 @@ export class PostgresStore implements Store {
     await client.query('COMMIT');
   }
 
-  #ready(): Pool {
-    if (!this.#pool) throw new Error('PostgresStore: open() has not completed');
-    return this.#pool;
+  private ready(): Pool {
+    if (!this.pool) throw new Error('PostgresStore: open() has not completed');
+    return this.pool;
   }
 
   /**
@@ -216,8 +216,8 @@ export class PostgresStore implements Store {
    * destroyed rather than rolled back: closing it aborts the transaction, and a
    * connection in an unknown state never returns to the pool.
    */
-  async #transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#ready().connect();
+  private async transaction<T>(fn: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.ready().connect();
     // A checked-out connection that dies between queries emits 'error'; the next query reports it.
     const ignore = (): void => undefined;
     client.on('error', ignore);
@@ -237,7 +237,7 @@ export class PostgresStore implements Store {
   }
 
   async registerServer(r: ServerRecord): Promise<void> {
-    await this.#ready().query(
+    await this.ready().query(
       `INSERT INTO servers (id, role, parent_id, hostname, pid, address, started_at, last_seen_at, stopped_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $7, NULL) ON CONFLICT (id) DO NOTHING`,
       [r.id, r.role, r.parentId, r.hostname, r.pid, r.address, r.startedAt]
@@ -245,11 +245,11 @@ export class PostgresStore implements Store {
   }
 
   async touchServer(serverId: string, at: Date): Promise<void> {
-    await this.#ready().query(`UPDATE servers SET last_seen_at = $2 WHERE id = $1`, [serverId, at]);
+    await this.ready().query(`UPDATE servers SET last_seen_at = $2 WHERE id = $1`, [serverId, at]);
   }
 
   async stopServer(serverId: string, at: Date): Promise<void> {
-    await this.#ready().query(`UPDATE servers SET stopped_at = $2 WHERE id = $1 AND stopped_at IS NULL`, [
+    await this.ready().query(`UPDATE servers SET stopped_at = $2 WHERE id = $1 AND stopped_at IS NULL`, [
       serverId,
       at
     ]);
@@ -257,7 +257,7 @@ export class PostgresStore implements Store {
 
   async closeOutServer(serverId: string, at: Date, closeCode: number): Promise<number> {
     // Data-modifying CTEs always run to completion, so one statement does both, atomically.
-    const { rows } = await this.#ready().query<{ sessions: number }>(
+    const { rows } = await this.ready().query<{ sessions: number }>(
       `WITH closed AS (
          UPDATE sessions SET disconnected_at = $2, close_code = $3
           WHERE server_id = $1 AND disconnected_at IS NULL
@@ -273,7 +273,7 @@ export class PostgresStore implements Store {
 
   async closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult> {
     // 1006: those sessions ended without a close frame (CloseCode.ABNORMAL).
-    const { rows } = await this.#ready().query<CloseOutResult>(
+    const { rows } = await this.ready().query<CloseOutResult>(
       `WITH stale AS (
          UPDATE servers SET stopped_at = $2
           WHERE stopped_at IS NULL AND last_seen_at < $1
@@ -293,7 +293,7 @@ export class PostgresStore implements Store {
   async writeBatch(batch: RecordBatch): Promise<void> {
     if (batch.opens.length === 0 && batch.closes.length === 0) return;
     const closes = firstClosePerSession(batch.closes);
-    await this.#transaction(async (client) => {
+    await this.transaction(async (client) => {
       const o = batch.opens;
       if (o.length > 0) {
         await client.query(
@@ -339,7 +339,7 @@ export class PostgresStore implements Store {
     if (rows.length === 0) return;
     // One statement is one transaction: a single round trip per batch. Named: parsed and
     // planned once per connection, not at every commit.
-    await this.#ready().query({
+    await this.ready().query({
       name: 'zenconn_audit_insert',
       text: `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -388,7 +388,7 @@ export class PostgresStore implements Store {
       where.push(`(at, id) ${desc ? '<' : '>'} (${add(q.after.at.toISOString())}::timestamptz, ${add(q.after.id)})`);
     }
     const dir = desc ? 'DESC' : 'ASC';
-    const { rows } = await this.#ready().query<AuditDbRow>(
+    const { rows } = await this.ready().query<AuditDbRow>(
       `SELECT id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload::text AS payload, payload_bin, recipients
          FROM audit ${where.length > 0 ? 'WHERE ' + where.join(' AND ') : ''}
         ORDER BY at ${dir}, id ${dir} LIMIT ${add(Math.max(0, Math.floor(q.limit)))}`,
@@ -411,7 +411,7 @@ export class PostgresStore implements Store {
   }
 
   async deleteAuditBefore(before: Date, limit: number): Promise<number> {
-    const { rowCount } = await this.#ready().query(
+    const { rowCount } = await this.ready().query(
       `DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < $1 ORDER BY at LIMIT $2)`,
       [before.toISOString(), Math.max(0, Math.floor(limit))]
     );
@@ -420,7 +420,7 @@ export class PostgresStore implements Store {
 
   async ping(): Promise<boolean> {
     try {
-      await this.#ready().query('SELECT 1');
+      await this.ready().query('SELECT 1');
       return true;
     } catch {
       return false;
@@ -428,14 +428,14 @@ export class PostgresStore implements Store {
   }
 
   async openSessionsByServer(): Promise<Map<string, number>> {
-    const { rows } = await this.#ready().query<{ server_id: string; n: string }>(
+    const { rows } = await this.ready().query<{ server_id: string; n: string }>(
       `SELECT server_id, COUNT(*) AS n FROM sessions WHERE disconnected_at IS NULL GROUP BY server_id`
     );
     return new Map(rows.map((r) => [r.server_id, Number(r.n)]));
   }
 
   async listServers(): Promise<ServerRow[]> {
-    const { rows } = await this.#ready().query<ServerDbRow>(`SELECT * FROM servers ORDER BY started_at, id`);
+    const { rows } = await this.ready().query<ServerDbRow>(`SELECT * FROM servers ORDER BY started_at, id`);
     return rows.map((r) => ({
       id: r.id,
       role: r.role,
@@ -450,8 +450,8 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
-    const pool = this.#pool;
-    this.#pool = null;
+    const pool = this.pool;
+    this.pool = null;
     await pool?.end();
   }
 }

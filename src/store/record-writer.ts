@@ -1,59 +1,24 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import {
-  SpoolFile,
-  claimOrphans,
-  encodeEntry,
-  ownSpoolPath,
-  spoolLabel,
-  type SpoolEntry,
-  type SpoolRead
-} from './spool.js';
+import { JournalFile, setAside, type JournalRead } from './durable/journal-file.js';
+import { claimOrphans, holdFile, isHeld, releaseFile } from './durable/journal-claim.js';
+import { writeIsolating } from './durable/permanent-error.js';
+import { RetryPolicy } from './durable/retry-policy.js';
+import { Waiters } from './durable/waiters.js';
+import { encodeEntry, ownSpoolPath, spoolCodec, spoolLabel, type SpoolEntry } from './spool.js';
 import type { RecordBatch, SessionCloseRecord, SessionOpenRecord, Store, StoreLogger } from './store.js';
+import type { RecordWriterOptions } from './record-writer-options.js';
 
-/** Options of {@link RecordWriter}. Every time is in milliseconds. */
-export interface RecordWriterOptions {
-  /** Where the records go; open it before constructing the writer. Required. */
-  store: Store;
-  /** This server's id; names the spool file. Required. */
-  serverId: string;
-  /** Longest a record waits for its batch to be written while the database is healthy. Default 50. */
-  batchMs?: number;
-  /** Most records in one `writeBatch` transaction. Default 1000. */
-  batchRows?: number;
-  /** Most records held in memory while writes fail; the next one moves them all to the disk spool. Default 100000. */
-  maxPendingRecords?: number;
-  /** Directory of the spool files; must be local to the host. Default `./data/spool` (relative to the current directory). */
-  spoolDir?: string;
-  /** Largest the own spool file may grow, in bytes; records beyond it are dropped (counted in `dropped`, logged). Default 1 GiB. */
-  maxSpoolBytes?: number;
-  /** First retry delay after a failed write; it doubles on each failure. Default 100. */
-  retryMinMs?: number;
-  /** Cap of the retry delay. Default 2000. */
-  retryMaxMs?: number;
-  /** Structured logger (pino fits). Default: none. */
-  logger?: StoreLogger;
-}
+type SpoolFile = JournalFile<SpoolEntry>;
 
-/** Spool files held by a live writer of this process, so another writer here never claims them. */
-const inUse = new Set<string>();
+export type { RecordWriterOptions } from './record-writer-options.js';
 
-type Source = { kind: 'memory' } | { kind: 'file'; file: SpoolFile; read: SpoolRead };
+type Source = { kind: 'memory' } | { kind: 'file'; file: SpoolFile; read: JournalRead<SpoolEntry> };
 
 /** The records of one `writeBatch`, and where they came from (so a success can be committed there). */
 interface Batch {
   entries: SpoolEntry[];
   source: Source;
-}
-
-/** Repeating a batch that failed this way cannot succeed; isolate the faulty record instead of retrying. */
-function isPermanent(err: unknown): boolean {
-  if (err instanceof RangeError) return true; // e.g. an invalid Date
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return false;
-  // PostgreSQL classes 22 (data exception) and 23 (integrity constraint violation).
-  if (/^2[23][0-9A-Z]{3}$/.test(code)) return true;
-  return code.startsWith('SQLITE_CONSTRAINT') || code === 'SQLITE_MISMATCH' || code === 'SQLITE_TOOBIG';
 }
 
 function toRecordBatch(entries: readonly SpoolEntry[]): RecordBatch {
@@ -91,108 +56,105 @@ function positive(name: string, value: number): number {
  * Shutdown: stop accepting sessions, close them, then `await flush(ms)` and `close()`.
  */
 export class RecordWriter {
-  readonly #store: Store;
-  readonly #logger: StoreLogger | undefined;
-  readonly #batchMs: number;
-  readonly #batchRows: number;
-  readonly #maxPending: number;
-  readonly #maxSpoolBytes: number;
-  readonly #retryMinMs: number;
-  readonly #retryMaxMs: number;
-  readonly #ownPath: string;
-  readonly #rejectedPath: string;
+  private readonly store: Store;
+  private readonly logger: StoreLogger | undefined;
+  private readonly batchMs: number;
+  private readonly batchRows: number;
+  private readonly maxPending: number;
+  private readonly maxSpoolBytes: number;
+  private readonly ownPath: string;
+  private readonly rejectedPath: string;
 
-  /** Records not yet in a batch, oldest first; `#head` is the first live index. Empty while spooling. */
-  #queue: SpoolEntry[] = [];
-  #head = 0;
-  #queuedSince = 0;
+  /** Records not yet in a batch, oldest first; `head` is the first live index. Empty while spooling. */
+  private queue: SpoolEntry[] = [];
+  private head = 0;
+  private queuedSince = 0;
   /** Claimed spool files of dead processes, oldest first, replayed before anything else. */
-  #replay: SpoolFile[] = [];
+  private replay: SpoolFile[] = [];
   /** The own spool file; non-null while spooling, then new records are appended to it. */
-  #spool: SpoolFile | null = null;
+  private spool: SpoolFile | null = null;
   /** The batch being written or retried; null when none. Set to null by a spill to abandon a memory batch. */
-  #current: Batch | null = null;
+  private current: Batch | null = null;
 
-  #pumping = false;
-  #timer: NodeJS.Timeout | null = null;
-  #timerDue = Infinity;
-  #wake: (() => void) | null = null;
-  #retryMs: number;
-  #healthy = true;
-  #failingSince = 0;
-  #lastFailureLog = 0;
-  #flushing = 0;
-  #closed = false;
-  #dropped = 0;
-  #rejected = 0;
-  #drainWaiters = new Set<() => void>();
+  private pumping = false;
+  private timer: NodeJS.Timeout | null = null;
+  private timerDue = Infinity;
+  private readonly retry: RetryPolicy;
+  private flushing = 0;
+  private closed = false;
+  private droppedCount = 0;
+  private rejectedCount = 0;
+  private readonly drainWaiters = new Waiters();
 
   /** Claims and schedules the replay of orphaned spool files; throws if `spoolDir` cannot be created. */
   constructor(options: RecordWriterOptions) {
-    this.#store = options.store;
-    this.#logger = options.logger;
-    this.#batchMs = positive('batchMs', options.batchMs ?? 50);
-    this.#batchRows = Math.floor(positive('batchRows', options.batchRows ?? 1000));
-    this.#maxPending = Math.floor(positive('maxPendingRecords', options.maxPendingRecords ?? 100_000));
-    this.#maxSpoolBytes = positive('maxSpoolBytes', options.maxSpoolBytes ?? 2 ** 30);
-    this.#retryMinMs = positive('retryMinMs', options.retryMinMs ?? 100);
-    this.#retryMaxMs = Math.max(this.#retryMinMs, options.retryMaxMs ?? 2000);
-    this.#retryMs = this.#retryMinMs;
+    this.store = options.store;
+    this.logger = options.logger;
+    this.batchMs = positive('batchMs', options.batchMs ?? 50);
+    this.batchRows = Math.floor(positive('batchRows', options.batchRows ?? 1000));
+    this.maxPending = Math.floor(positive('maxPendingRecords', options.maxPendingRecords ?? 100_000));
+    this.maxSpoolBytes = positive('maxSpoolBytes', options.maxSpoolBytes ?? 2 ** 30);
+    const retryMinMs = positive('retryMinMs', options.retryMinMs ?? 100);
+    this.retry = new RetryPolicy({
+      minMs: retryMinMs,
+      maxMs: Math.max(retryMinMs, options.retryMaxMs ?? 2000),
+      logger: this.logger,
+      recoveredMsg: 'session records are being written again'
+    });
     const dir = resolve(options.spoolDir ?? './data/spool');
     const label = spoolLabel(options.serverId);
-    this.#ownPath = ownSpoolPath(dir, label);
-    this.#rejectedPath = join(dir, `${label}.rejected.ndjson`);
-    if (inUse.has(this.#ownPath)) {
+    this.ownPath = ownSpoolPath(dir, label);
+    this.rejectedPath = join(dir, `${label}.rejected.ndjson`);
+    if (isHeld(this.ownPath)) {
       throw new Error(`RecordWriter: a writer for server "${options.serverId}" is already running in this process`);
     }
     mkdirSync(dir, { recursive: true });
     // Before marking the own path in use, so a file left at it by an earlier writer is claimed too.
-    for (const path of claimOrphans(dir, inUse)) {
-      const file = SpoolFile.create(path);
-      inUse.add(path);
-      this.#replay.push(file);
-      this.#logger?.warn({ file: path, records: file.remaining }, 'replaying session records spooled by a previous run');
+    for (const path of claimOrphans(dir, () => true)) {
+      const file = JournalFile.open(path, spoolCodec, true);
+      this.replay.push(file);
+      this.logger?.warn({ file: path, records: file.remaining }, 'replaying session records spooled by a previous run');
     }
-    inUse.add(this.#ownPath);
-    this.#schedule();
+    holdFile(this.ownPath);
+    this.schedule();
   }
 
   /** Records a session being accepted. Synchronous; never throws. */
   recordOpen(record: SessionOpenRecord): void {
-    this.#record({ kind: 'open', record });
+    this.record({ kind: 'open', record });
   }
 
   /** Records a session ending. Synchronous; never throws. */
   recordClose(record: SessionCloseRecord): void {
-    this.#record({ kind: 'close', record });
+    this.record({ kind: 'close', record });
   }
 
   /** Records not yet committed to the database, in memory and on disk. */
   get pending(): number {
-    let n = this.#inMemory();
-    if (this.#spool) n += this.#spool.remaining;
-    for (const f of this.#replay) n += f.remaining;
+    let n = this.inMemory();
+    if (this.spool) n += this.spool.remaining;
+    for (const f of this.replay) n += f.remaining;
     return n;
   }
 
   /** False from a failed write until the next successful one. */
   get healthy(): boolean {
-    return this.#healthy;
+    return this.retry.healthy;
   }
 
   /** True while new records go to the disk spool rather than memory. */
   get spooling(): boolean {
-    return this.#spool !== null;
+    return this.spool !== null;
   }
 
   /** Records lost: the spool was over `maxSpoolBytes`, or the disk refused the write. */
   get dropped(): number {
-    return this.#dropped;
+    return this.droppedCount;
   }
 
   /** Records the database refused for good; they are in the `.rejected.ndjson` file. */
   get rejected(): number {
-    return this.#rejected;
+    return this.rejectedCount;
   }
 
   /**
@@ -201,17 +163,17 @@ export class RecordWriter {
    * spool (replayed by the next start) and resolves false.
    */
   async flush(timeoutMs: number): Promise<boolean> {
-    if (this.#closed) return this.pending === 0;
-    this.#flushing++;
+    if (this.closed) return this.pending === 0;
+    this.flushing++;
     try {
-      this.#kick();
-      if (await this.#drained(timeoutMs)) return true;
-      this.#spill('flush timed out');
-      this.#spool?.flush();
-      this.#logger?.warn({ pending: this.pending, file: this.#spool?.path }, 'flush timed out; session records left in the spool');
+      this.kick();
+      if (await this.drained(timeoutMs)) return true;
+      this.spill('flush timed out');
+      this.spool?.flush();
+      this.logger?.warn({ pending: this.pending, file: this.spool?.path }, 'flush timed out; session records left in the spool');
       return false;
     } finally {
-      this.#flushing--;
+      this.flushing--;
     }
   }
 
@@ -220,207 +182,198 @@ export class RecordWriter {
    * `flush` first to write it). Records that still arrive are appended to the spool file.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#wake?.();
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.retry.wake();
     try {
-      this.#spill('closing');
-      for (const f of [...this.#replay, ...(this.#spool ? [this.#spool] : [])]) {
+      this.spill('closing');
+      for (const f of [...this.replay, ...(this.spool ? [this.spool] : [])]) {
         if (f.remaining === 0) f.remove();
         else f.close();
-        inUse.delete(f.path);
+        releaseFile(f.path);
       }
     } catch (err) {
-      this.#logger?.error({ err }, 'could not save pending session records to the spool');
+      this.logger?.error({ err }, 'could not save pending session records to the spool');
     }
-    inUse.delete(this.#ownPath);
-    this.#notifyDrain();
+    releaseFile(this.ownPath);
+    this.notifyDrain();
   }
 
-  #record(entry: SpoolEntry): void {
+  private record(entry: SpoolEntry): void {
     try {
-      if (this.#closed) {
-        appendFileSync(this.#ownPath, encodeEntry(entry));
+      if (this.closed) {
+        appendFileSync(this.ownPath, encodeEntry(entry));
         return;
       }
       // Memory holds at most maxPendingRecords; the next record moves them all to disk.
-      if (!this.#spool && this.#inMemory() >= this.#maxPending) this.#spill('maxPendingRecords reached');
-      if (this.#spool) {
-        this.#appendToSpool(entry);
+      if (!this.spool && this.inMemory() >= this.maxPending) this.spill('maxPendingRecords reached');
+      if (this.spool) {
+        this.appendToSpool(entry);
       } else {
-        if (this.#queue.length === this.#head) this.#queuedSince = Date.now();
-        this.#queue.push(entry);
+        if (this.queue.length === this.head) this.queuedSince = Date.now();
+        this.queue.push(entry);
       }
-      this.#schedule();
+      this.schedule();
     } catch (err) {
-      this.#dropped++;
-      this.#logger?.error({ err, sessionId: entry.record.id }, 'session record lost: cannot spool it');
+      this.droppedCount++;
+      this.logger?.error({ err, sessionId: entry.record.id }, 'session record lost: cannot spool it');
     }
   }
 
   /** Records held in memory: queued, plus the batch being written if it came from the queue. */
-  #inMemory(): number {
-    const current = this.#current?.source.kind === 'memory' ? this.#current.entries.length : 0;
-    return this.#queue.length - this.#head + current;
+  private inMemory(): number {
+    const current = this.current?.source.kind === 'memory' ? this.current.entries.length : 0;
+    return this.queue.length - this.head + current;
   }
 
-  #appendToSpool(entry: SpoolEntry): void {
-    const spool = this.#spool!;
+  private appendToSpool(entry: SpoolEntry): void {
+    const spool = this.spool!;
     const line = encodeEntry(entry);
-    if (spool.bytes + line.length > this.#maxSpoolBytes) {
-      if (this.#dropped++ === 0 || this.#dropped % 10_000 === 0) {
-        this.#logger?.error({ dropped: this.#dropped, file: spool.path }, 'spool is full (maxSpoolBytes); session records dropped');
+    if (spool.bytes + line.length > this.maxSpoolBytes) {
+      if (this.droppedCount++ === 0 || this.droppedCount % 10_000 === 0) {
+        this.logger?.error({ dropped: this.droppedCount, file: spool.path }, 'spool is full (maxSpoolBytes); session records dropped');
       }
       return;
     }
-    spool.append(line);
+    spool.buffer(line);
   }
 
   /** Moves every record held in memory (the batch being retried first) to the end of the own spool file. */
-  #spill(reason: string): void {
-    const current = this.#current?.source.kind === 'memory' ? this.#current : null;
-    const queued = this.#queue.length - this.#head;
+  private spill(reason: string): void {
+    const current = this.current?.source.kind === 'memory' ? this.current : null;
+    const queued = this.queue.length - this.head;
     if (!current && queued === 0) return;
-    if (!this.#spool) {
-      this.#spool = SpoolFile.create(this.#ownPath);
-      this.#logger?.warn({ reason, pending: this.pending, file: this.#ownPath }, 'spooling session records to disk');
+    if (!this.spool) {
+      this.spool = JournalFile.open(this.ownPath, spoolCodec, true);
+      this.logger?.warn({ reason, pending: this.pending, file: this.ownPath }, 'spooling session records to disk');
     }
     if (current) {
       // Abandoned: if its write still succeeds, the replay repeats it harmlessly.
-      this.#current = null;
-      for (const e of current.entries) this.#appendToSpool(e);
+      this.current = null;
+      for (const e of current.entries) this.appendToSpool(e);
     }
-    for (let i = this.#head; i < this.#queue.length; i++) this.#appendToSpool(this.#queue[i]!);
-    this.#queue = [];
-    this.#head = 0;
-    this.#spool.flush();
+    for (let i = this.head; i < this.queue.length; i++) this.appendToSpool(this.queue[i]!);
+    this.queue = [];
+    this.head = 0;
+    this.spool.flush();
   }
 
   /** Whether the next batch should be written now rather than after the batch timer. */
-  #due(now: number): boolean {
-    if (this.#flushing > 0 || this.#replay.length > 0 || this.#spool) return true;
-    const queued = this.#queue.length - this.#head;
-    return queued >= this.#batchRows || (queued > 0 && now - this.#queuedSince >= this.#batchMs);
+  private due(now: number): boolean {
+    if (this.flushing > 0 || this.replay.length > 0 || this.spool) return true;
+    const queued = this.queue.length - this.head;
+    return queued >= this.batchRows || (queued > 0 && now - this.queuedSince >= this.batchMs);
   }
 
   /** Arms the timer that starts the pump, unless it is running (it picks new records up itself). */
-  #schedule(): void {
-    if (this.#closed || this.#pumping) return;
-    const queued = this.#queue.length - this.#head;
-    const urgent = queued >= this.#batchRows || this.#flushing > 0 || this.#replay.length > 0 || this.#spool !== null;
-    if (!urgent && (this.#timer || queued === 0)) return;
+  private schedule(): void {
+    if (this.closed || this.pumping) return;
+    const queued = this.queue.length - this.head;
+    const urgent = queued >= this.batchRows || this.flushing > 0 || this.replay.length > 0 || this.spool !== null;
+    if (!urgent && (this.timer || queued === 0)) return;
     const now = Date.now();
-    const due = urgent ? now : this.#queuedSince + this.#batchMs;
-    if (this.#timer) {
-      if (this.#timerDue <= due) return;
-      clearTimeout(this.#timer);
+    const due = urgent ? now : this.queuedSince + this.batchMs;
+    if (this.timer) {
+      if (this.timerDue <= due) return;
+      clearTimeout(this.timer);
     }
-    this.#timerDue = due;
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#timerDue = Infinity;
-      void this.#pump();
+    this.timerDue = due;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerDue = Infinity;
+      void this.pump();
     }, Math.max(0, due - now));
   }
 
   /** Starts a write now (for flush): cuts the batch timer and the retry delay short. */
-  #kick(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
-    this.#timerDue = Infinity;
-    this.#wake?.();
-    void this.#pump();
+  private kick(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerDue = Infinity;
+    this.retry.wake();
+    void this.pump();
   }
 
   /** The single write loop: one batch at a time until nothing is due. */
-  async #pump(): Promise<void> {
-    if (this.#pumping || this.#closed) return;
-    this.#pumping = true;
+  private async pump(): Promise<void> {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
     try {
-      while (!this.#closed) {
-        if (!this.#current) {
-          if (!this.#due(Date.now())) break;
+      while (!this.closed) {
+        if (!this.current) {
+          if (!this.due(Date.now())) break;
           try {
-            this.#current = this.#nextBatch();
+            this.current = this.nextBatch();
           } catch (err) {
-            this.#failed(err, 'cannot read the session record spool');
-            await this.#backoff();
+            this.failed(err, 'cannot read the session record spool');
+            await this.backoff();
             continue;
           }
-          if (!this.#current) break;
+          if (!this.current) break;
         }
-        const batch = this.#current;
+        const batch = this.current;
         try {
-          await this.#write(batch.entries);
-          if (this.#closed) break;
-          if (this.#current === batch) {
+          await this.write(batch.entries);
+          if (this.closed) break;
+          if (this.current === batch) {
             if (batch.source.kind === 'file') batch.source.file.commit(batch.source.read);
-            this.#current = null;
+            this.current = null;
           }
-          this.#succeeded();
+          this.succeeded();
         } catch (err) {
-          if (this.#closed) break;
-          if (this.#current !== batch) continue; // spilled meanwhile: its records are in the spool now
-          this.#failed(err, 'session records could not be written; retrying');
-          await this.#backoff();
+          if (this.closed) break;
+          if (this.current !== batch) continue; // spilled meanwhile: its records are in the spool now
+          this.failed(err, 'session records could not be written; retrying');
+          await this.backoff();
         }
-        this.#notifyDrain();
+        this.notifyDrain();
       }
     } finally {
-      this.#pumping = false;
-      this.#notifyDrain();
-      this.#schedule();
+      this.pumping = false;
+      this.notifyDrain();
+      this.schedule();
     }
   }
 
   /** The next batch, oldest records first: claimed files, then memory, then the own spool. */
-  #nextBatch(): Batch | null {
-    while (this.#replay.length > 0) {
-      const file = this.#replay[0]!;
-      const read = file.read(this.#batchRows);
-      if (read.lines === 0) {
-        file.remove();
-        inUse.delete(file.path);
-        this.#replay.shift();
-        this.#logger?.info({ file: file.path }, 'spooled session records of a previous run replayed');
-        continue;
-      }
-      for (const line of read.bad) this.#reject(line, new Error('malformed spool line'));
-      if (read.entries.length > 0) return { entries: read.entries, source: { kind: 'file', file, read } };
-      file.commit(read);
+  private nextBatch(): Batch | null {
+    const bad = (line: string): void => this.reject(line, new Error('malformed spool line'));
+    while (this.replay.length > 0) {
+      const file = this.replay[0]!;
+      const read = file.next(this.batchRows, bad);
+      if (read !== null) return { entries: read.items, source: { kind: 'file', file, read } };
+      file.remove();
+      releaseFile(file.path);
+      this.replay.shift();
+      this.logger?.info({ file: file.path }, 'spooled session records of a previous run replayed');
     }
-    const queued = this.#queue.length - this.#head;
+    const queued = this.queue.length - this.head;
     if (queued > 0) {
-      const n = Math.min(queued, this.#batchRows);
-      const entries = this.#queue.slice(this.#head, this.#head + n);
-      this.#head += n;
-      if (this.#head === this.#queue.length) {
-        this.#queue = [];
-        this.#head = 0;
+      const n = Math.min(queued, this.batchRows);
+      const entries = this.queue.slice(this.head, this.head + n);
+      this.head += n;
+      if (this.head === this.queue.length) {
+        this.queue = [];
+        this.head = 0;
       } else {
         // The rest waits for the next window: about one transaction per batchMs.
-        this.#queuedSince = Date.now();
-        if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
-          this.#queue = this.#queue.slice(this.#head);
-          this.#head = 0;
+        this.queuedSince = Date.now();
+        if (this.head > 4096 && this.head * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.head);
+          this.head = 0;
         }
       }
       return { entries, source: { kind: 'memory' } };
     }
-    while (this.#spool) {
-      const file = this.#spool;
-      const read = file.read(this.#batchRows);
-      if (read.lines === 0) {
-        file.remove();
-        this.#spool = null;
-        this.#logger?.info({ file: file.path }, 'session record spool replayed; back to memory');
-        return null;
-      }
-      for (const line of read.bad) this.#reject(line, new Error('malformed spool line'));
-      if (read.entries.length > 0) return { entries: read.entries, source: { kind: 'file', file, read } };
-      file.commit(read);
+    if (this.spool) {
+      const file = this.spool;
+      const read = file.next(this.batchRows, bad);
+      if (read !== null) return { entries: read.items, source: { kind: 'file', file, read } };
+      file.remove();
+      this.spool = null;
+      this.logger?.info({ file: file.path }, 'session record spool replayed; back to memory');
     }
     return null;
   }
@@ -430,95 +383,53 @@ export class RecordWriter {
    * one and sets the refused ones aside; a transient error on the way retries the
    * whole batch (idempotent).
    */
-  async #write(entries: SpoolEntry[]): Promise<void> {
-    try {
-      await this.#store.writeBatch(toRecordBatch(entries));
-    } catch (err) {
-      if (!isPermanent(err)) throw err;
-      for (const e of entries) {
-        try {
-          await this.#store.writeBatch(toRecordBatch([e]));
-        } catch (one) {
-          if (!isPermanent(one)) throw one;
-          this.#reject(encodeEntry(e), one);
-        }
-      }
-    }
+  private write(entries: SpoolEntry[]): Promise<void> {
+    return writeIsolating(
+      entries,
+      (some) => this.store.writeBatch(toRecordBatch(some)),
+      (e, err) => this.reject(encodeEntry(e), err)
+    );
   }
 
-  #reject(line: string, err: unknown): void {
-    this.#rejected++;
-    this.#logger?.error({ err, file: this.#rejectedPath }, 'session record rejected by the database; set aside');
+  private reject(line: string, err: unknown): void {
+    this.rejectedCount++;
+    this.logger?.error({ err, file: this.rejectedPath }, 'session record rejected by the database; set aside');
     try {
-      appendFileSync(this.#rejectedPath, line.endsWith('\n') ? line : line + '\n');
+      setAside(this.rejectedPath, line);
     } catch (e) {
-      this.#dropped++;
-      this.#logger?.error({ err: e }, 'session record lost: cannot write the rejected file');
+      this.droppedCount++;
+      this.logger?.error({ err: e }, 'session record lost: cannot write the rejected file');
     }
   }
 
-  #succeeded(): void {
-    this.#retryMs = this.#retryMinMs;
-    if (this.#healthy) return;
-    this.#healthy = true;
-    this.#logger?.info({ downMs: Date.now() - this.#failingSince, pending: this.pending }, 'session records are being written again');
+  private succeeded(): void {
+    this.retry.succeeded({ pending: this.pending });
   }
 
-  #failed(err: unknown, msg: string): void {
-    const now = Date.now();
-    if (this.#healthy) {
-      this.#healthy = false;
-      this.#failingSince = now;
-      this.#lastFailureLog = now;
-      this.#logger?.error({ err, pending: this.pending }, msg);
-    } else if (now - this.#lastFailureLog >= 30_000) {
-      this.#lastFailureLog = now;
-      this.#logger?.warn({ err, pending: this.pending, downMs: now - this.#failingSince }, msg);
-    }
+  private failed(err: unknown, msg: string): void {
+    this.retry.failed(err, msg, { pending: this.pending });
   }
 
   /** Waits the retry delay (cut short by `flush` and `close`), then doubles it up to the cap. */
-  async #backoff(): Promise<void> {
-    const ms = this.#retryMs;
-    this.#retryMs = Math.min(this.#retryMs * 2, this.#retryMaxMs);
+  private async backoff(): Promise<void> {
     try {
-      this.#spool?.flush();
+      this.spool?.flush();
     } catch (err) {
-      this.#logger?.error({ err }, 'cannot write the session record spool');
+      this.logger?.error({ err }, 'cannot write the session record spool');
     }
-    await new Promise<void>((done) => {
-      const timer = setTimeout(wake, ms);
-      function wake(): void {
-        clearTimeout(timer);
-        done();
-      }
-      this.#wake = wake;
-    });
-    this.#wake = null;
+    await this.retry.backoff();
   }
 
-  #isDrained(): boolean {
-    return this.#current === null && this.pending === 0;
+  private isDrained(): boolean {
+    return this.current === null && this.pending === 0;
   }
 
-  #drained(timeoutMs: number): Promise<boolean> {
-    if (this.#isDrained()) return Promise.resolve(true);
-    return new Promise((done) => {
-      const check = (): void => {
-        if (!this.#isDrained() && !this.#closed) return;
-        clearTimeout(timer);
-        this.#drainWaiters.delete(check);
-        done(this.#isDrained());
-      };
-      const timer = setTimeout(() => {
-        this.#drainWaiters.delete(check);
-        done(false);
-      }, timeoutMs);
-      this.#drainWaiters.add(check);
-    });
+  private async drained(timeoutMs: number): Promise<boolean> {
+    await this.drainWaiters.until(() => this.closed || this.isDrained(), timeoutMs);
+    return this.isDrained();
   }
 
-  #notifyDrain(): void {
-    for (const check of [...this.#drainWaiters]) check();
+  private notifyDrain(): void {
+    this.drainWaiters.notify();
   }
 }

@@ -171,7 +171,7 @@ export interface AuditWriteStatements {
 
 /**
  * The audit write statements of a connection: used by {@link SqliteStore} and by the
- * audit writer's own connection in a worker thread (src/audit/audit-sqlite-thread.ts),
+ * audit writer's own connection in a worker thread (src/store/sqlite-audit-thread.ts),
  * so the SQL lives in one place.
  */
 export function auditWriteStatements(db: Database.Database): AuditWriteStatements {
@@ -207,20 +207,20 @@ export class SqliteStore implements Store {
   readonly path: string;
   /** `busy_timeout` of the connection, in ms. */
   readonly busyTimeoutMs: number;
-  readonly #migrations: readonly Migration[];
-  #db: Database.Database | null = null;
-  #stmts: Statements | null = null;
-  #auditQueries = new Map<string, Database.Statement>();
+  private readonly migrations: readonly Migration[];
+  private db: Database.Database | null = null;
+  private stmts: Statements | null = null;
+  private auditQueries = new Map<string, Database.Statement>();
 
   /** `path` is a file path (its directory is created at `open()`) or `:memory:`. */
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
-    this.#migrations = options.migrations ?? sqliteMigrations;
+    this.migrations = options.migrations ?? sqliteMigrations;
   }
 
   async open(): Promise<void> {
-    if (this.#db) return;
+    if (this.db) return;
     let db: Database.Database;
     try {
       if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
@@ -233,17 +233,17 @@ export class SqliteStore implements Store {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
-      this.#migrate(db);
-      this.#stmts = prepare(db);
+      this.migrate(db);
+      this.stmts = prepare(db);
     } catch (err) {
       db.close();
       throw err;
     }
-    this.#db = db;
+    this.db = db;
   }
 
   /** Applies the pending migrations in one IMMEDIATE transaction, so two processes opening one file take turns. */
-  #migrate(db: Database.Database): void {
+  private migrate(db: Database.Database): void {
     db.transaction(() => {
       db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version    INTEGER PRIMARY KEY,
@@ -252,57 +252,57 @@ export class SqliteStore implements Store {
       )`);
       const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
       const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-      for (const m of pendingMigrations(this.#migrations, applied)) {
+      for (const m of pendingMigrations(this.migrations, applied)) {
         db.exec(m.up);
         record.run(m.version, m.name, iso(new Date()));
       }
     }).immediate();
   }
 
-  #ready(): Statements {
-    if (!this.#stmts) throw new Error('SqliteStore: open() has not completed');
-    return this.#stmts;
+  private ready(): Statements {
+    if (!this.stmts) throw new Error('SqliteStore: open() has not completed');
+    return this.stmts;
   }
 
   async registerServer(r: ServerRecord): Promise<void> {
     const at = iso(r.startedAt);
-    this.#ready().insertServer.run(r.id, r.role, r.parentId, r.hostname, r.pid, r.address, at, at);
+    this.ready().insertServer.run(r.id, r.role, r.parentId, r.hostname, r.pid, r.address, at, at);
   }
 
   async touchServer(serverId: string, at: Date): Promise<void> {
-    this.#ready().touchServer.run(iso(at), serverId);
+    this.ready().touchServer.run(iso(at), serverId);
   }
 
   async stopServer(serverId: string, at: Date): Promise<void> {
-    this.#ready().stopServer.run(iso(at), serverId);
+    this.ready().stopServer.run(iso(at), serverId);
   }
 
   async closeOutServer(serverId: string, at: Date, closeCode: number): Promise<number> {
-    return this.#ready().closeOut(serverId, iso(at), closeCode);
+    return this.ready().closeOut(serverId, iso(at), closeCode);
   }
 
   async closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult> {
-    return this.#ready().closeOutStale(iso(staleBefore), iso(at));
+    return this.ready().closeOutStale(iso(staleBefore), iso(at));
   }
 
   async writeBatch(batch: RecordBatch): Promise<void> {
-    const stmts = this.#ready();
+    const stmts = this.ready();
     if (batch.opens.length === 0 && batch.closes.length === 0) return;
     stmts.writeBatch(batch);
   }
 
   async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
-    this.#ready().audit.write(rows);
+    this.ready().audit.write(rows);
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
-    this.#ready();
+    this.ready();
     const { sql, params } = auditSql(q);
     // A handful of filter combinations: better-sqlite3 caches nothing itself, so keep them.
-    let stmt = this.#auditQueries.get(sql);
+    let stmt = this.auditQueries.get(sql);
     if (stmt === undefined) {
-      stmt = this.#db!.prepare(sql);
-      if (this.#auditQueries.size < 256) this.#auditQueries.set(sql, stmt);
+      stmt = this.db!.prepare(sql);
+      if (this.auditQueries.size < 256) this.auditQueries.set(sql, stmt);
     }
     const rows = stmt.all(...params) as AuditDbRow[];
     return rows.map((r) => ({
@@ -322,24 +322,24 @@ export class SqliteStore implements Store {
   }
 
   async deleteAuditBefore(before: Date, limit: number): Promise<number> {
-    return this.#ready().audit.deleteBefore(before, limit);
+    return this.ready().audit.deleteBefore(before, limit);
   }
 
   async ping(): Promise<boolean> {
     try {
-      return this.#ready().ping.get() === 1;
+      return this.ready().ping.get() === 1;
     } catch {
       return false;
     }
   }
 
   async openSessionsByServer(): Promise<Map<string, number>> {
-    const rows = this.#ready().openSessions.all() as Array<{ server_id: string; n: number }>;
+    const rows = this.ready().openSessions.all() as Array<{ server_id: string; n: number }>;
     return new Map(rows.map((r) => [r.server_id, Number(r.n)]));
   }
 
   async listServers(): Promise<ServerRow[]> {
-    const rows = this.#ready().listServers.all() as ServerDbRow[];
+    const rows = this.ready().listServers.all() as ServerDbRow[];
     return rows.map((r) => ({
       id: r.id,
       role: r.role,
@@ -358,18 +358,18 @@ export class SqliteStore implements Store {
    * copies pages back into the database file and fsyncs it: done by a commit, it stalls
    * the thread that committed for as long as the disk takes. Whoever calls this
    * checkpoints in its place, on another thread (the audit trail does: see
-   * src/audit/audit-sqlite-thread.ts); the WAL grows until it does.
+   * src/store/sqlite-audit-thread.ts); the WAL grows until it does.
    */
   disableAutoCheckpoint(): void {
-    if (!this.#db) throw new Error('SqliteStore: open() has not completed');
-    this.#db.pragma('wal_autocheckpoint = 0');
+    if (!this.db) throw new Error('SqliteStore: open() has not completed');
+    this.db.pragma('wal_autocheckpoint = 0');
   }
 
   async close(): Promise<void> {
-    const db = this.#db;
-    this.#db = null;
-    this.#stmts = null;
-    this.#auditQueries.clear();
+    const db = this.db;
+    this.db = null;
+    this.stmts = null;
+    this.auditQueries.clear();
     db?.close();
   }
 }

@@ -10,7 +10,7 @@ import { createStore } from '../../src/store/open-store.js';
 import type { AuditWriter } from '../../src/audit/audit-writer.js';
 import { Publisher, allRows, startAuditServer, tempFolder, waitFor } from './helpers.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ackedCount = (pubs: Publisher[]): number => pubs.reduce((n, p) => n + p.acked.length, 0);
 const pgPort = Number(new URL(testPostgresUrl()).port || 5432);
 
 /** `serve` arguments for a temp folder and database. */
@@ -66,7 +66,9 @@ async function crashUnderTraffic(dir: string, database: string, channel: string,
   let again: ZenProcess | null = null;
   const pubs = await publishers(zen.port, channel);
   try {
-    await sleep(600 + Math.random() * 600);
+    // A random point in the traffic, not a random time.
+    const target = 150 + Math.floor(Math.random() * 450);
+    await waitFor(`${target} acknowledgements`, () => ackedCount(pubs) >= target);
     zen.child.kill('SIGKILL');
     await zen.exited;
     zen = null;
@@ -116,10 +118,10 @@ test('kill -9 while PostgreSQL hangs (--audit-ack-from database: acks from the j
   let again: ZenProcess | null = null;
   const pubs = await publishers(zen.port, 'hang');
   try {
-    await sleep(400);
-    const beforeHang = pubs.reduce((n, p) => n + p.acked.length, 0);
+    await waitFor('traffic', () => ackedCount(pubs) >= 100);
+    const beforeHang = ackedCount(pubs);
     proxy.cut('hold'); // the network goes silent: writes neither fail nor commit
-    await sleep(900);
+    await waitFor('acknowledgements while the database hangs', () => ackedCount(pubs) - beforeHang > 50);
     const duringHang = pubs.reduce((n, p) => n + p.acked.length, 0) - beforeHang;
     assert.ok(duringHang > 50, `only ${duringHang} acknowledgements while the database hung`);
     assert.ok(readdirSync(join(dir, 'journal')).some((f) => f.endsWith('.ndjson')), 'acknowledged from the journal');
@@ -146,16 +148,17 @@ test('PostgreSQL goes away during traffic and comes back (--audit-ack-from datab
   const writer = srv.node.audit as AuditWriter;
   const pubs = await publishers(srv.port, 'outage');
   try {
-    await sleep(300);
-    const before = pubs.reduce((n, p) => n + p.acked.length, 0);
+    await waitFor('traffic', () => ackedCount(pubs) >= 100);
+    const before = ackedCount(pubs);
     proxy.cut(); // a restart: connections dropped, new ones refused
-    await sleep(1000);
+    await waitFor('acknowledgements during the outage', () => ackedCount(pubs) - before > 50 && writer.stats().mode === 'journal');
     const during = pubs.reduce((n, p) => n + p.acked.length, 0) - before;
     assert.ok(during > 50, `only ${during} acknowledgements during the outage`);
     assert.equal(writer.stats().mode, 'journal');
     assert.equal(writer.healthy, true, 'the journal takes the rows: /readyz audit stays true');
     proxy.restore();
-    await sleep(500);
+    const atRestore = ackedCount(pubs);
+    await waitFor('traffic after the restore', () => ackedCount(pubs) >= atRestore + 50);
     await Promise.all(pubs.map((p) => p.drain()));
     const acked = pubs.flatMap((p) => p.acked);
     await waitFor('back to the database', () => writer.stats().mode === 'direct', 15_000);

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { JournalFile } from '../../src/store/durable/journal-file.js';
+import { holdFile, releaseFile } from '../../src/store/durable/journal-claim.js';
 import {
-  JournalFile,
+  auditJournalCodec,
   claimOrphanJournals,
   decodeJournalLine,
   encodeJournalLine,
@@ -50,17 +52,17 @@ test('a journal line round-trips every column; the payload is spliced in as JSON
 test('appends are read back from the committed offset; a torn last line is reported, not replayed', () => {
   const dir = tempFolder();
   const path = join(dir, 'j.ndjson');
-  const file = JournalFile.open(path, dir);
+  const file = JournalFile.open(path, auditJournalCodec);
   file.append(encodeJournalLine(record('1')) + encodeJournalLine(record('2')));
   let read = file.read(1);
-  assert.deepEqual(read.records.map((r) => r.id), ['1']);
+  assert.deepEqual(read.items.map((r) => r.id), ['1']);
   file.commit(read);
   assert.equal(file.drained, false);
   file.append(encodeJournalLine(record('3')));
   appendFileSync(path, '{"id":"4","torn'); // a crash in the middle of a write
-  const reopened = JournalFile.open(path, dir);
+  const reopened = JournalFile.open(path, auditJournalCodec);
   read = reopened.read(100);
-  assert.deepEqual(read.records.map((r) => r.id), ['1', '2', '3']);
+  assert.deepEqual(read.items.map((r) => r.id), ['1', '2', '3']);
   assert.deepEqual(read.bad, ['{"id":"4","torn']);
   reopened.commit(read);
   assert.equal(reopened.drained, true);
@@ -87,29 +89,31 @@ test('orphans are claimed only for this database and only when their process is 
   const foreign = join(dir, `audit-${otherKey}-srv3.${dead}.ndjson`);
   const mine = ownJournalPath(dir, key, 'srv4');
   for (const p of [orphan, alive, foreign, mine]) writeFileSync(p, encodeJournalLine(record(p)));
-  const claimed = claimOrphanJournals(dir, key, new Set([mine]));
+  holdFile(mine);
+  const claimed = claimOrphanJournals(dir, key);
   assert.equal(claimed.length, 1);
   assert.match(claimed[0]!, new RegExp(`audit-${key}-srv1\\.${process.pid}\\.c[0-9a-z]+\\.ndjson$`));
   assert.equal(JSON.parse(readFileSync(claimed[0]!, 'utf8')).id, orphan);
   assert.deepEqual(readdirSync(dir).sort(), [claimed[0]!.slice(dir.length + 1), `audit-${key}-srv2.${process.ppid}.ndjson`, `audit-${otherKey}-srv3.${dead}.ndjson`, mine.slice(dir.length + 1)].sort());
   // This process's own file is claimable once no writer holds it (a pid reused after a restart).
-  assert.deepEqual(claimOrphanJournals(dir, key, new Set([...claimed])).length, 1);
-  assert.deepEqual(claimOrphanJournals(join(dir, 'missing'), key, new Set()), []);
+  releaseFile(mine);
+  assert.deepEqual(claimOrphanJournals(dir, key).length, 1);
+  assert.deepEqual(claimOrphanJournals(join(dir, 'missing'), key), []);
 });
 
 test('remove() with an fdatasync pending deletes the name at once: a file opened at the same path right after is a new one and stays', async () => {
   const dir = tempFolder();
   const path = ownJournalPath(dir, 'abcdefabcdef', 'srv');
-  const old = JournalFile.open(path, dir);
+  const old = JournalFile.open(path, auditJournalCodec);
   old.append(encodeJournalLine(record('a')));
   const synced = old.sync(); // in the thread pool: its callback cannot run before this turn ends
   old.remove();
   assert.equal(existsSync(path), false);
-  const fresh = JournalFile.open(path, dir);
+  const fresh = JournalFile.open(path, auditJournalCodec);
   fresh.append(encodeJournalLine(record('b')));
   await synced; // the old descriptor closes now; the new file must survive it
   assert.equal(existsSync(path), true);
-  assert.deepEqual(fresh.read(10).records.map((r) => r.id), ['b']);
+  assert.deepEqual(fresh.read(10).items.map((r) => r.id), ['b']);
   fresh.remove();
 });
 
@@ -123,7 +127,7 @@ test('rotated journal files get names of their own that orphan claiming still re
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
   const orphan = third.replace(`.${process.pid}.`, `.${dead.stdout}.`);
   writeFileSync(orphan, encodeJournalLine(record('x')));
-  const claimed = claimOrphanJournals(dir, 'abcdefabcdef', new Set());
+  const claimed = claimOrphanJournals(dir, 'abcdefabcdef');
   assert.equal(claimed.length, 1);
   assert.equal(existsSync(orphan), false);
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { SqliteAuditThread } from '../../src/audit/audit-sqlite-thread.js';
+import { SqliteAuditThread } from '../../src/store/sqlite-audit-thread.js';
 import { AuditWriter } from '../../src/audit/audit-writer.js';
 import { newId, uuidV7Batch } from '../../src/protocol/ids.js';
 import { rejectedPath } from '../../src/audit/audit-journal.js';

@@ -5,21 +5,16 @@ import type { AuditEntry } from '../../src/audit/audit-sink.js';
 import WebSocket from 'ws';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { makeToken } from '../helpers/tokens.js';
-import type { AuditQuery, AuditRecord, CloseOutResult, RecordBatch, ServerRecord, ServerRow, Store } from '../../src/store/store.js';
+import type { AuditQuery, AuditRecord, Store } from '../../src/store/store.js';
+import { DelegatingStore } from '../store/delegating-store.js';
 
 /** A fresh temp folder. */
 export function tempFolder(prefix = 'zenconn-audit-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Polls `cond` every 10 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor } from '../helpers/wait.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** An audit entry with defaults (an `in` broadcast on `news`). */
 export function entry(over: Partial<AuditEntry> = {}): AuditEntry {
@@ -60,39 +55,14 @@ export async function allRows(store: Store, q: Partial<AuditQuery> = {}): Promis
  * `fail` makes writeAudit reject as a lost connection would; `delayMs` holds every
  * writeAudit that long before it reaches the database. Committed ids are noted.
  */
-export class FaultyStore implements Store {
+export class FaultyStore extends DelegatingStore {
   fail = false;
   delayMs = 0;
   readonly writes: number[] = [];
   readonly committed = new Set<string>();
   /** Message ids of committed rows (the test's handle on a row before it has an id). */
   readonly committedMessages = new Set<string>();
-  constructor(readonly inner: Store) {}
-  get kind() {
-    return this.inner.kind;
-  }
-  open(): Promise<void> {
-    return this.inner.open();
-  }
-  registerServer(r: ServerRecord): Promise<void> {
-    return this.inner.registerServer(r);
-  }
-  touchServer(id: string, at: Date): Promise<void> {
-    return this.inner.touchServer(id, at);
-  }
-  stopServer(id: string, at: Date): Promise<void> {
-    return this.inner.stopServer(id, at);
-  }
-  closeOutServer(id: string, at: Date, code: number): Promise<number> {
-    return this.inner.closeOutServer(id, at, code);
-  }
-  closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult> {
-    return this.inner.closeOutStaleServers(staleBefore, at);
-  }
-  writeBatch(batch: RecordBatch): Promise<void> {
-    return this.inner.writeBatch(batch);
-  }
-  async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
+  override async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
     this.writes.push(rows.length);
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs).unref());
     if (this.fail) throw Object.assign(new Error('connection terminated'), { code: 'ECONNRESET' });
@@ -101,24 +71,6 @@ export class FaultyStore implements Store {
       this.committed.add(r.id);
       if (r.messageId !== null) this.committedMessages.add(r.messageId);
     }
-  }
-  queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
-    return this.inner.queryAudit(q);
-  }
-  deleteAuditBefore(before: Date, limit: number): Promise<number> {
-    return this.inner.deleteAuditBefore(before, limit);
-  }
-  ping(): Promise<boolean> {
-    return this.inner.ping();
-  }
-  listServers(): Promise<ServerRow[]> {
-    return this.inner.listServers();
-  }
-  openSessionsByServer(): Promise<Map<string, number>> {
-    return this.inner.openSessionsByServer();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
   }
 }
 

@@ -9,7 +9,9 @@ import { PostgresStore } from '../../src/store/postgres-store.js';
 import { RecordWriter } from '../../src/store/record-writer.js';
 import { encodeEntry } from '../../src/store/spool.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
-import type { AuditQuery, AuditRecord, CloseOutResult, RecordBatch, ServerRecord, ServerRow, Store } from '../../src/store/store.js';
+import type { RecordBatch } from '../../src/store/store.js';
+import { DelegatingStore } from './delegating-store.js';
+import { waitFor } from '../helpers/wait.js';
 import { testPostgresUrl, urlWithPort, withSchema } from '../helpers/pg.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { closeRecord, openRecord, serverRecord } from './store-contract.js';
@@ -31,62 +33,11 @@ function track<T extends { close(): Promise<void> }>(x: T): T {
 }
 
 /** A real store that also counts the `writeBatch` transactions asked of it (a wrapper, not a mock). */
-class CountingStore implements Store {
+class CountingStore extends DelegatingStore {
   readonly batches: number[] = [];
-  constructor(readonly inner: Store) {}
-  get kind() {
-    return this.inner.kind;
-  }
-  open(): Promise<void> {
-    return this.inner.open();
-  }
-  registerServer(r: ServerRecord): Promise<void> {
-    return this.inner.registerServer(r);
-  }
-  touchServer(id: string, at: Date): Promise<void> {
-    return this.inner.touchServer(id, at);
-  }
-  stopServer(id: string, at: Date): Promise<void> {
-    return this.inner.stopServer(id, at);
-  }
-  closeOutServer(id: string, at: Date, code: number): Promise<number> {
-    return this.inner.closeOutServer(id, at, code);
-  }
-  closeOutStaleServers(staleBefore: Date, at: Date): Promise<CloseOutResult> {
-    return this.inner.closeOutStaleServers(staleBefore, at);
-  }
-  writeBatch(batch: RecordBatch): Promise<void> {
+  override writeBatch(batch: RecordBatch): Promise<void> {
     this.batches.push(batch.opens.length + batch.closes.length);
     return this.inner.writeBatch(batch);
-  }
-  writeAudit(rows: readonly AuditRecord[]): Promise<void> {
-    return this.inner.writeAudit(rows);
-  }
-  queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
-    return this.inner.queryAudit(q);
-  }
-  deleteAuditBefore(before: Date, limit: number): Promise<number> {
-    return this.inner.deleteAuditBefore(before, limit);
-  }
-  ping(): Promise<boolean> {
-    return this.inner.ping();
-  }
-  listServers(): Promise<ServerRow[]> {
-    return this.inner.listServers();
-  }
-  openSessionsByServer(): Promise<Map<string, number>> {
-    return this.inner.openSessionsByServer();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -150,7 +101,7 @@ test('without flush, a record is written about batchMs after it arrives', async 
   const started = Date.now();
   writer.recordOpen(openRecord('a', 'srv'));
   writer.recordOpen(openRecord('b', 'srv'));
-  await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setImmediate(r));
   assert.deepEqual(counting.batches, []);
   await waitFor('written', () => writer.pending === 0, 2000);
   assert.ok(Date.now() - started >= 25);
@@ -264,7 +215,8 @@ test('a PostgreSQL outage loses nothing: records queue, spill to disk, and are a
   try {
     await store.open();
     await store.registerServer(serverRecord('srv'));
-    writer = track(new RecordWriter({ store, serverId: 'srv', spoolDir, batchMs: 10, batchRows: 100, maxPendingRecords: 300, retryMaxMs: 300 }));
+    const counting = new CountingStore(store);
+    writer = track(new RecordWriter({ store: counting, serverId: 'srv', spoolDir, batchMs: 10, batchRows: 100, maxPendingRecords: 300, retryMaxMs: 300 }));
     const closeOf = (i: number) =>
       closeRecord(`s${i}`, { closeCode: 1000 + (i % 3), bytesIn: i * 10, bytesOut: i * 20, messagesIn: i, messagesOut: i + 1 });
 
@@ -281,7 +233,8 @@ test('a PostgreSQL outage loses nothing: records queue, spill to disk, and are a
     for (let i = 100; i < 200; i++) writer.recordClose(closeOf(i)); // repeats: already queued above
     assert.equal(writer.spooling, true, 'past maxPendingRecords the records are on disk');
     assert.equal(spoolFiles(spoolDir).length, 1);
-    await new Promise((r) => setTimeout(r, 500)); // a few failed retries
+    const tried = counting.batches.length;
+    await waitFor('a few failed retries', () => counting.batches.length >= tried + 3);
     assert.equal(writer.healthy, false);
 
     proxy.restore();
@@ -328,11 +281,12 @@ test('flush while PostgreSQL is down returns false within its timeout; the recor
   try {
     await store.open();
     await store.registerServer(serverRecord('srv'));
-    const writer = track(new RecordWriter({ store, serverId: 'srv', spoolDir, batchMs: 5 }));
+    const counting = new CountingStore(store);
+    const writer = track(new RecordWriter({ store: counting, serverId: 'srv', spoolDir, batchMs: 5 }));
     proxy.cut('hold'); // the network goes silent: writes hang rather than fail
     for (let i = 0; i < 50; i++) writer.recordOpen(openRecord(`s${i}`, 'srv'));
     for (let i = 0; i < 20; i++) writer.recordClose(closeRecord(`s${i}`));
-    await new Promise((r) => setTimeout(r, 20)); // a write is in flight
+    await waitFor('a write in flight', () => counting.batches.length > 0);
     const started = Date.now();
     assert.equal(await writer.flush(300), false);
     const took = Date.now() - started;

@@ -16,8 +16,7 @@ const READ_CHUNK_BYTES = 1 << 20;
 
 /**
  * Reads up to `max` lines of the ndjson file open on `fd`, from byte `from` to `size`,
- * decoding each with `decode`. Shared by the session-record spool and the audit
- * journal. A last line without its newline (a write torn by a crash) is read as a line;
+ * decoding each with `decode`. A last line without its newline (a write torn by a crash) is read as a line;
  * a line longer than the buffer grows the buffer.
  */
 export function readNdjson<T>(fd: number, from: number, size: number, max: number, decode: (line: string) => T): NdjsonRead<T> {

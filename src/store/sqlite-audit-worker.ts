@@ -1,5 +1,5 @@
 /**
- * The worker-thread side of {@link SqliteAuditThread} (audit-sqlite-thread.ts): its own
+ * The worker-thread side of {@link SqliteAuditThread} (sqlite-audit-thread.ts): its own
  * better-sqlite3 connection to the database file. It checkpoints the WAL every
  * `checkpointMs` (the main connection does not: see `SqliteStore.disableAutoCheckpoint`),
  * keeps the planner statistics current, and runs the writes and deletes the main thread
@@ -7,9 +7,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { auditWriteStatements } from '../store/sqlite-store.js';
-import type { AuditRecord } from '../store/store.js';
-import type { AuditThreadReply, AuditThreadRequest } from './audit-sqlite-thread.js';
+import { auditWriteStatements } from './sqlite-store.js';
+import type { AuditRecord } from './store.js';
+import type { AuditThreadReply, AuditThreadRequest } from './sqlite-audit-thread.js';
 
 const { path, busyTimeoutMs, checkpointMs } = workerData as { path: string; busyTimeoutMs: number; checkpointMs: number };
 const port = parentPort!;
