@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
 import { serialize } from 'node:v8';
-import { IpcBus } from '../../src/bus/ipc-bus.js';
+import { IpcBus } from '../../src/cluster/ipc-bus.js';
 import { AgentLink } from '../../src/cluster/agent-link.js';
 import { PeerLink, MAX_PEER_UNSENT_BATCHES, MAX_PEER_RECORD_BYTES, type PeerControl, type PeerLinkHandler } from '../../src/cluster/peer-link.js';
 import type { BusMessage } from '../../src/bus/bus.js';
