@@ -13,7 +13,7 @@ import { CloseCode } from '../errors.js';
 import { newId } from '../protocol/ids.js';
 import { PRIVATE_PREFIX } from '../protocol/frames.js';
 import { Registry } from './registry.js';
-import { BusRouter } from './router.js';
+import { BusRouter } from './bus-router.js';
 import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
 import { RedisBridge } from './redis-bridge.js';
@@ -53,7 +53,7 @@ const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.js', import.m
  * - the batching per worker (ipc-batcher.ts, the same as the workers' AgentLink);
  * - the links: every two workers get a direct link (a socket pair, socket-pair.ts) over
  *   which they send each other their messages and member counts; the agent is not on
- *   that path. It keeps every worker's counts (router.ts) for the messages it says
+ *   that path. It keeps every worker's counts (bus-router.ts) for the messages it says
  *   itself and for `received.count`;
  * - with `--bus`, the Redis bridge (redis-bridge.ts): the agent is one node of the Redis
  *   bus for all its workers;
@@ -252,7 +252,7 @@ export class Agent {
         this.redisBridge?.countChanged(item.channel);
         return;
       case 'sync': {
-        // The count before it is in the router already; the other nodes may need a Redis round trip.
+        // The count before it is in the bus router already; the other nodes may need a Redis round trip.
         const wait = this.redisBridge?.whenSubscribed(item.channel) ?? null;
         if (wait === null) h.push({ t: 'synced', id: item.id });
         else void wait.then(() => h.push({ t: 'synced', id: item.id }));

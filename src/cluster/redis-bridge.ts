@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/audit-sink.js';
 import type { BusMessage } from '../bus/bus.js';
 import { RedisBus } from '../bus/redis-bus.js';
-import type { BusRouter } from './router.js';
+import type { BusRouter } from './bus-router.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 export interface RedisBridgeOptions {

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { IpcBatcher } from './ipc-batcher.js';
 import type { AgentItem } from './ipc-messages.js';
 import type { WorkerState } from './registry.js';
-import type { RouteTarget } from './router.js';
+import type { RouteTarget } from './bus-router.js';
 
 /** Batches to one worker not yet written to its pipe above which deliveries to it are dropped. */
 export const MAX_UNSENT_TO_WORKER_BATCHES = 4096;
