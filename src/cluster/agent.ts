@@ -23,10 +23,6 @@ import type { WorkerHandle } from './worker-handle.js';
 import { answerAgentQuery, workersView, type WorkersView } from './agent-answers.js';
 import type { AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
 
-export { MAX_RESTART_DELAY_MS, STABLE_AFTER_MS, restartDelayMs, statsIntervalMs } from './supervisor.js';
-export { MAX_WAITING_SOCKETS } from './placement.js';
-export { MAX_UNSENT_TO_WORKER_BATCHES } from './worker-handle.js';
-
 /** Lifecycle of the agent. */
 export type AgentState = 'starting' | 'ready' | 'draining' | 'closed';
 
