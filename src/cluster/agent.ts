@@ -267,7 +267,7 @@ export class Agent {
         this.registry.unsubscribed(h.key, item.session, item.channel);
         return;
       case 'settled':
-        if (h.inflight > 0) h.inflight--;
+        h.settleOne();
         return;
       case 'stats':
         this.registry.setStats(h.key, item.stats);

@@ -76,11 +76,11 @@ export class Placement {
     try {
       w.child.send({ t: 'conn', conn }, socket, (err) => {
         if (!err) return;
-        if (w.inflight > 0) w.inflight--;
+        w.settleOne();
         socket.destroy();
       });
     } catch {
-      if (w.inflight > 0) w.inflight--;
+      w.settleOne();
       socket.destroy();
     }
   }

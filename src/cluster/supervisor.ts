@@ -206,10 +206,7 @@ export class Supervisor {
     if (h.exited) return;
     h.expectedExit = true;
     this.setDraining(h);
-    if (settle) {
-      const until = Date.now() + HANDOFF_SETTLE_MS;
-      while (h.inflight > 0 && !h.exited && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-    }
+    if (settle) await h.whenSettled(HANDOFF_SETTLE_MS);
     h.push({ t: 'drain' });
     const timer = setTimeout(() => {
       if (h.exited) return;

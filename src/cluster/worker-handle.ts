@@ -25,6 +25,7 @@ export class WorkerHandle implements RouteTarget {
   readonly batcher: IpcBatcher<AgentItem>;
   private readonly readyWaiters: Array<(ok: boolean) => void> = [];
   private readonly exitWaiters: Array<() => void> = [];
+  private readonly settleWaiters: Array<() => void> = [];
   releasedWaiter: (() => void) | null = null;
 
   constructor(
@@ -72,6 +73,27 @@ export class WorkerHandle implements RouteTarget {
     for (const w of this.readyWaiters.splice(0)) w(true);
   }
 
+  /** One handed-over connection settled (or never got there). */
+  settleOne(): void {
+    if (this.inflight > 0) this.inflight--;
+    if (this.inflight === 0) for (const w of this.settleWaiters.splice(0)) w();
+  }
+
+  /** Resolves once no handed-over connection is pending, the worker exited, or after `timeoutMs`. */
+  whenSettled(timeoutMs: number): Promise<void> {
+    if (this.inflight === 0 || this.exited) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        const i = this.settleWaiters.indexOf(done);
+        if (i >= 0) this.settleWaiters.splice(i, 1);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.settleWaiters.push(done);
+    });
+  }
+
   whenExited(): Promise<void> {
     if (this.exited) return Promise.resolve();
     return new Promise((resolve) => this.exitWaiters.push(resolve));
@@ -81,5 +103,6 @@ export class WorkerHandle implements RouteTarget {
     this.exited = true;
     for (const w of this.readyWaiters.splice(0)) w(false);
     for (const w of this.exitWaiters.splice(0)) w();
+    for (const w of this.settleWaiters.splice(0)) w();
   }
 }
