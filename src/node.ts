@@ -1,7 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +9,7 @@ import type { Config } from './config/options.js';
 import { ZenError, CloseCode } from './errors.js';
 import type { ServerRole, Store } from './store/store.js';
 import { createStore } from './store/open-store.js';
+import { ServerPresence } from './store/server-presence.js';
 import { RecordWriter } from './store/record-writer.js';
 import { AccessLog } from './http/access-log-writer.js';
 import { LoggedResponse } from './http/logged-response.js';
@@ -91,7 +91,7 @@ export class ZenNode {
   private requestLog!: RequestLog;
   private readonly transport: Transport = new WsTransport();
   private verifier!: TokenVerifier;
-  private heartbeat: NodeJS.Timeout | null = null;
+  private presence: ServerPresence | null = null;
   private dbReachable = true;
   private readonly opts: NodeOptions;
   /** The Redis bus this node made from `config.bus` (started and closed here). */
@@ -120,18 +120,15 @@ export class ZenNode {
 
     this.store = createStore(c.database);
     await this.store.open();
-    const now = new Date();
-    const closed = await this.store.closeOutStaleServers(new Date(now.getTime() - c.staleServerMs), now);
-    if (closed.servers > 0) this.logger.warn(closed, 'closed out servers that died without stopping');
-    await this.store.registerServer({
-      id: this.serverId,
-      role: this.role,
-      parentId: this.opts.parentId ?? null,
-      hostname: hostname(),
-      pid: process.pid,
-      address: `${tls ? 'https' : 'http'}://${c.host}:${this.opts.port ?? c.port}`,
-      startedAt: now
+    this.presence = new ServerPresence({
+      store: this.store,
+      logger: this.logger,
+      server: { id: this.serverId, role: this.role, parentId: this.opts.parentId ?? null, address: `${tls ? 'https' : 'http'}://${c.host}:${this.opts.port ?? c.port}` },
+      staleServerMs: c.staleServerMs,
+      heartbeatMs: c.serverHeartbeatMs,
+      sweepStale: true
     });
+    await this.presence.register();
     this.writer = new RecordWriter({
       store: this.store,
       serverId: this.serverId,
@@ -214,8 +211,7 @@ export class ZenNode {
       onRefused: (req, status, body) => this.requestLog.refusedUpgrade(req, status, body)
     });
     this.sessions.start();
-    this.heartbeat = setInterval(() => void this.touch(), c.serverHeartbeatMs);
-    this.heartbeat.unref();
+    this.presence.startHeartbeat();
 
     let address: AddressInfo | null = null;
     if (this.opts.listen !== false || this.opts.port !== undefined) {
@@ -272,28 +268,6 @@ export class ZenNode {
     this.accessLog.reopen();
   }
 
-  private lastSweep = 0;
-
-  /**
-   * The heartbeat: refresh last_seen_at, and now and then close out servers that
-   * vanished (a node of a shared database that died is closed out by the others).
-   */
-  private async touch(): Promise<void> {
-    try {
-      const now = new Date();
-      await this.store.touchServer(this.serverId, now);
-      this.dbReachable = true;
-      if (now.getTime() - this.lastSweep >= this.config.staleServerMs / 2) {
-        this.lastSweep = now.getTime();
-        const closed = await this.store.closeOutStaleServers(new Date(now.getTime() - this.config.staleServerMs), now);
-        if (closed.servers > 0) this.logger.warn(closed, 'closed out servers that stopped answering');
-      }
-    } catch (err) {
-      if (this.dbReachable) this.logger.warn({ err: (err as Error).message }, 'database unreachable; holding records');
-      this.dbReachable = false;
-    }
-  }
-
   /**
    * Graceful stop: stop accepting, close sessions with 1001, write their rows, mark
    * the server stopped. Resolves when done (the caller enforces the overall deadline).
@@ -301,7 +275,7 @@ export class ZenNode {
   async stop(code: number = CloseCode.GOING_AWAY): Promise<void> {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.presence?.stopHeartbeat();
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     const left = (): number => Math.max(100, deadline - Date.now() - 500);
     this.server.close();
@@ -312,11 +286,7 @@ export class ZenNode {
     await this.audit.flush(left());
     const flushed = await this.writer.flush(left());
     if (!flushed) this.logger.error({ pending: this.writer.pending }, 'session records left in the spool; they are written at the next start');
-    try {
-      await this.store.stopServer(this.serverId, new Date());
-    } catch (err) {
-      this.logger.error({ err: (err as Error).message }, 'could not mark the server stopped');
-    }
+    await this.presence?.markStopped();
     await this.audit.close();
     await this.writer.close();
     await this.bus.close();

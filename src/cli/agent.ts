@@ -6,6 +6,7 @@ import { Agent } from '../cluster/agent.js';
 import { Registry } from '../cluster/registry.js';
 import { StatsCollector } from '../cluster/stats.js';
 import { registerAgentRoutes } from '../cluster/agent-api.js';
+import { answerAgentQuery, workersView } from '../cluster/agent-answers.js';
 import type { AgentAnswer, AgentQuery } from '../cluster/ipc-messages.js';
 import { configOrExit, fail } from './common.js';
 import { createLogger } from '../log.js';
@@ -68,6 +69,7 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
   const registry = new Registry();
   const stats = new StatsCollector();
   const SELF = 0;
+  const startedAt = Date.now();
   const node = new ZenNode({
     config,
     logger,
@@ -82,7 +84,7 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
       unsubscribed: (s, channel) => registry.unsubscribed(SELF, s.id, channel)
     }
   });
-  registry.addWorker(SELF, 0, process.pid);
+  registry.addWorker(SELF, 0, process.pid, startedAt);
   registry.setServerId(SELF, node.serverId);
   let address;
   try {
@@ -93,27 +95,12 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
   registry.setState(SELF, 'ready', address!.port);
   const timer = setInterval(() => registry.setStats(SELF, stats.sample(node.hub)), 1000);
   timer.unref();
-  const ask = async (query: AgentQuery): Promise<AgentAnswer> => {
-    switch (query.kind) {
-      case 'workers': {
-        const workers = registry.workers();
-        const w = workers[0]!;
-        return {
-          status: 200,
-          body: {
-            agent: { id: node.serverId, pid: process.pid, state: node.state, workers: 0, uptimeMs: w.uptimeMs, rssBytes: w.rssBytes },
-            workers,
-            totals: { workers: 1, sessions: w.sessions, messagesInPerSec: w.messagesInPerSec, messagesOutPerSec: w.messagesOutPerSec, rssBytes: w.rssBytes }
-          }
-        };
-      }
-      case 'sessions':
-        return { status: 200, body: registry.sessions(query) };
-      case 'reload':
-        node.reloadTls();
-        return { status: 202, body: { status: 'reloading', workers: 0 } };
-    }
-  };
+  const view = () => workersView(registry, { id: node.serverId, state: node.state, startedAt, workers: 0 });
+  const ask = async (query: AgentQuery): Promise<AgentAnswer> =>
+    answerAgentQuery(query, registry, view, () => {
+      node.reloadTls();
+      return { status: 202, body: { status: 'reloading', workers: 0 } };
+    });
   registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask, (req, err, userId) =>
     node.recordRefusedRequest(req, err, userId)
   );

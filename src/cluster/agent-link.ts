@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
-import type { IpcPort } from '../bus/ipc-bus.js';
-import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
+import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
+import { IpcBatcher } from './ipc-batcher.js';
+import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
 
 /** The IPC side of a process (`process` in a forked worker); a fake in unit tests. */
 export interface IpcProcess {
@@ -10,38 +11,25 @@ export interface IpcProcess {
   on(event: 'disconnect', listener: () => void): unknown;
 }
 
-/** Batches not yet written to the pipe above which `publish` items are refused (the agent is not reading). */
-export const MAX_UNSENT_BATCHES = 4096;
+/** Batches to the agent not yet written to the pipe above which `publish` items are refused (the agent is not reading). */
+export const MAX_UNSENT_TO_AGENT_BATCHES = 4096;
 /** Agent requests (for HTTP answers) waiting at once; beyond it a request is answered 503 at once. */
 export const MAX_PENDING_REQUESTS = 256;
 /** How long a request waits for the agent's answer. */
 export const REQUEST_TIMEOUT_MS = 5000;
-/** How long a `sync` waits for the agent before the subscription is answered anyway. */
-export const SYNC_TIMEOUT_MS = 5000;
-/**
- * Least time between two batches that hold only published messages. Each write to the
- * pipe wakes the agent (and then the other workers): under a stream of broadcasts,
- * gathering a millisecond's worth into one batch costs at most that much latency and
- * saves most of those wake-ups. Registry and count items never wait for it.
- */
-export const PUBLISH_COALESCE_MS = 1;
 
 /**
  * A worker's end of the IPC channel to its agent. Items queued during a turn go out as
  * one `batch` on `process.nextTick` — before the turn's socket writes (uncorked on
  * setImmediate), so the agent hears of a subscription before the client sees
  * `subscribed`. Count updates are coalesced per channel and lead the batch. A batch of
- * published messages alone waits until PUBLISH_COALESCE_MS after the previous batch.
+ * published messages alone waits until PUBLISH_COALESCE_MS after the previous batch
+ * (the batching itself is ipc-batcher.ts, shared with the agent's end).
  */
 export class AgentLink implements IpcPort {
-  private queue: WorkerItem[] = [];
-  private counts = new Map<string, number>();
+  private readonly batcher: IpcBatcher<WorkerItem>;
   private scheduled = false;
   private timer: NodeJS.Timeout | null = null;
-  private lastFlushAt = 0;
-  /** Whether the queue holds an item that must not wait (anything but `publish`). */
-  private urgent = false;
-  private unsent = 0;
   private dropped = 0;
   private nextRequestId = 1;
   private readonly pending = new Map<number, { resolve: (a: AgentAnswer) => void; timer: NodeJS.Timeout }>();
@@ -60,6 +48,14 @@ export class AgentLink implements IpcPort {
   private initMessage: WorkerInit | null = null;
 
   constructor(private readonly proc: IpcProcess) {
+    this.batcher = new IpcBatcher<WorkerItem>(
+      {
+        writable: () => this.connected && this.proc.send !== undefined,
+        // A closed channel throws here: the 'disconnect' handler stops the worker.
+        send: (batch, written) => this.proc.send!(batch as never, undefined, undefined, written)
+      },
+      (channel, count) => ({ t: 'count', channel, count })
+    );
     proc.on('message', (message, handle) => this.onMessage(message as AgentMessage, handle));
   }
 
@@ -69,10 +65,10 @@ export class AgentLink implements IpcPort {
 
   /** Batches handed to `process.send` and not yet written to the pipe. */
   get unsentBatches(): number {
-    return this.unsent;
+    return this.batcher.unsentBatches;
   }
 
-  /** Publish items refused because the agent was not reading (see MAX_UNSENT_BATCHES). */
+  /** Publish items refused because the agent was not reading (see MAX_UNSENT_TO_AGENT_BATCHES). */
   get droppedPublishes(): number {
     return this.dropped;
   }
@@ -105,19 +101,17 @@ export class AgentLink implements IpcPort {
   }
 
   send(item: WorkerItem): boolean {
-    if (item.t === 'publish' && this.unsent >= MAX_UNSENT_BATCHES) {
+    if (item.t === 'publish' && this.batcher.unsentBatches >= MAX_UNSENT_TO_AGENT_BATCHES) {
       this.dropped++;
       return false;
     }
-    this.queue.push(item);
-    if (item.t !== 'publish') this.urgent = true;
+    this.batcher.push(item, item.t !== 'publish');
     this.schedule();
     return true;
   }
 
   setCount(channel: string, count: number): void {
-    this.counts.set(channel, count);
-    this.urgent = true;
+    this.batcher.setCount(channel, count);
     this.schedule();
   }
 
@@ -177,25 +171,7 @@ export class AgentLink implements IpcPort {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (this.queue.length === 0 && this.counts.size === 0) return;
-    this.urgent = false;
-    this.lastFlushAt = performance.now();
-    const items: WorkerItem[] = [];
-    for (const [channel, count] of this.counts) items.push({ t: 'count', channel, count });
-    this.counts.clear();
-    for (const item of this.queue) items.push(item);
-    this.queue = [];
-    if (!this.connected || !this.proc.send) return;
-    const message: WorkerMessage = { t: 'batch', items };
-    this.unsent++;
-    try {
-      this.proc.send(message as never, undefined, undefined, () => {
-        this.unsent--;
-      });
-    } catch {
-      // The channel closed under us: the 'disconnect' handler stops the worker.
-      this.unsent--;
-    }
+    this.batcher.flush();
   };
 
   /** Fails every pending request (the agent is gone). */
@@ -220,8 +196,8 @@ export class AgentLink implements IpcPort {
 
   private schedule(): void {
     if (this.scheduled) return;
-    const wait = this.lastFlushAt + PUBLISH_COALESCE_MS - performance.now();
-    if (this.urgent || wait <= 0) {
+    const wait = this.batcher.waitMs();
+    if (wait <= 0) {
       this.scheduled = true;
       process.nextTick(this.onTick);
     } else if (this.timer === null) {

@@ -108,7 +108,7 @@ export interface WorkerInit {
 }
 
 /** A batch of items, in order. */
-export interface Batch<T> {
+export interface IpcBatch<T> {
   t: 'batch';
   items: T[];
 }
@@ -126,6 +126,6 @@ export interface PeerMessage {
 }
 
 /** Everything the agent sends on the IPC channel. */
-export type AgentMessage = WorkerInit | Batch<AgentItem> | ConnMessage | PeerMessage;
+export type AgentMessage = WorkerInit | IpcBatch<AgentItem> | ConnMessage | PeerMessage;
 /** Everything a worker sends on the IPC channel. */
-export type WorkerMessage = Batch<WorkerItem>;
+export type WorkerMessage = IpcBatch<WorkerItem>;

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
-import { alive, placement, sleep, sqliteRows, startAgent, until } from './cluster-helpers.js';
+import { alive, eventData, placement, sqliteRows, startAgent } from './cluster-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 type EventFrame = Extract<ServerFrame, { type: 'event' }>;
 
@@ -24,14 +25,17 @@ describe('zenconn agent: workers that die', () => {
       const victims = clients.filter((_, i) => pids[i] === victimPid);
       const survivors = clients.filter((_, i) => pids[i] !== victimPid);
       assert.equal(victims.length, 3);
-      await sleep(300); // the session rows are written (batched every 50 ms)
+      await waitFor('the session rows to be written (batched every 50 ms)', () => {
+        const ids = new Set(sqliteRows(agent.database).sessions.map((s) => s.id));
+        return clients.every((c) => ids.has(c.sessionId));
+      });
       for (const c of clients) c.frames.splice(0);
 
       // Traffic among the survivors (all on the other worker) while the victim dies.
       const [sender, ...listeners] = survivors;
       let seq = 0;
       pump = setInterval(() => sender!.send({ type: 'broadcast', channel: 'news', data: seq++ }), 5);
-      await sleep(100);
+      await waitFor('the traffic to flow', () => listeners.every((l) => eventData(l).length >= 5));
       process.kill(victimPid, 'SIGKILL');
       const t0 = Date.now();
       const closes = await Promise.all(victims.map((c) => c.closed()));
@@ -54,7 +58,7 @@ describe('zenconn agent: workers that die', () => {
       }
 
       // Database: the dead worker's row stopped and its sessions closed with 1006, at once.
-      await until('the dead worker to be closed out', () => {
+      await waitFor('the dead worker to be closed out', () => {
         const { servers, sessions } = sqliteRows(agent.database);
         const dead = servers.find((s) => s.pid === victimPid)!;
         const rows = sessions.filter((s) => victims.some((v) => v.sessionId === s.id));
@@ -68,9 +72,10 @@ describe('zenconn agent: workers that die', () => {
       assert.equal((await placement(agent, [newcomer]))[0], fresh.pid);
       const e = (await newcomer.nextOf('event')) as EventFrame;
       assert.equal(e.from, sender!.sessionId);
-      await sleep(50);
+      await waitFor('more traffic for the newcomer', () => eventData(newcomer).length >= 3);
       clearInterval(pump);
-      await sleep(200);
+      const sent = seq;
+      await waitFor('the last events to arrive', () => listeners.every((l) => eventData(l).length >= sent));
 
       // The survivors got every event, once and in order.
       for (const l of listeners) {
@@ -96,7 +101,7 @@ describe('zenconn agent: workers that die', () => {
       const took = Date.now() - t0;
       assert.ok(took >= 800, `replaced after ${took} ms, before the timeout`);
       assert.equal(after[0]!.pid, before[0]!.pid, 'the healthy worker is left alone');
-      await until('the stopped worker to be gone', () => !alive(stuck), 2000);
+      await waitFor('the stopped worker to be gone', () => !alive(stuck), 2000);
       assert.match(agent.zen.stderr(), /worker heartbeat stopped; killing it/);
       const c = await TestClient.connect(agent.port);
       c.ws.terminate();
@@ -112,7 +117,7 @@ describe('zenconn agent: workers that die', () => {
       const clients = [await TestClient.connect(agent.port), await TestClient.connect(agent.port)];
       await agent.zen.stop('SIGKILL');
       for (const c of clients) assert.equal(await c.closed(5000), 1001);
-      await until('every worker to exit', () => pids.every((p) => !alive(p)), 5000);
+      await waitFor('every worker to exit', () => pids.every((p) => !alive(p)), 5000);
       const { servers, sessions } = sqliteRows(agent.database);
       for (const s of servers.filter((r) => r.role === 'worker')) assert.notEqual(s.stopped_at, null);
       for (const s of sessions) assert.equal(s.close_code, 1001);

@@ -4,7 +4,8 @@ import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import { withSchema } from '../helpers/pg.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
-import { httpGet, placement, sleep, startAgent } from './cluster-helpers.js';
+import { httpGet, pace, placement, startAgent } from './cluster-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 type EventFrame = Extract<ServerFrame, { type: 'event' }>;
 
@@ -33,7 +34,7 @@ describe('zenconn agent: rolling restart and shutdown', () => {
           } catch (err) {
             failures.push(`healthz: ${(err as Error).message}`);
           }
-          await sleep(20);
+          await pace(20);
         }
       })();
       const connector = (async () => {
@@ -45,7 +46,7 @@ describe('zenconn agent: rolling restart and shutdown', () => {
           } catch (err) {
             failures.push(`connect: ${(err as Error).message}`);
           }
-          await sleep(50);
+          await pace(50);
         }
       })();
       let n = 0;
@@ -53,12 +54,14 @@ describe('zenconn agent: rolling restart and shutdown', () => {
         for (const c of clients) if (c.closeCode === null) c.send({ type: 'broadcast', channel: 'ticks', data: n++ });
       }, 20);
 
-      await sleep(200);
+      await waitFor('the traffic to flow', () => polls >= 3 && connects >= 2 && n >= 20);
       agent.zen.child.kill('SIGHUP');
       // Both old workers were told to go, and each one's sessions got 1001.
       for (const code of await Promise.all(closes)) assert.equal(code, 1001);
       const fresh = await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready' && !old.some((o) => o.pid === x.pid)), 20000);
-      await sleep(200);
+      // Traffic goes on through the fresh workers a while.
+      const [pollsThen, connectsThen] = [polls, connects];
+      await waitFor('traffic through the fresh workers', () => polls >= pollsThen + 3 && connects >= connectsThen + 2);
       stop = true;
       clearInterval(pump);
       await Promise.all([poller, connector]);
@@ -74,7 +77,7 @@ describe('zenconn agent: rolling restart and shutdown', () => {
       assert.ok(fresh.some((w) => w.pid === pa) && fresh.some((w) => w.pid === pb));
       await a.subscribe('after');
       await b.subscribe('after');
-      await sleep(50);
+      await waitFor('the registry to list both members of after', async () => (await agent.sessions('?channel=after')).length === 2);
       a.send({ type: 'broadcast', channel: 'after', data: 'hello' });
       assert.equal(((await b.nextOf('event')) as EventFrame).data, 'hello');
       assert.equal((await a.nextOf('received')).count, 1);
@@ -91,7 +94,7 @@ describe('zenconn agent: rolling restart and shutdown', () => {
       const workers = await agent.workers();
       const clients = await Promise.all([0, 1, 2, 3].map(() => TestClient.connect(agent.port, { protocol: 'bin' })));
       for (const c of clients) await c.subscribe('bye');
-      await sleep(200);
+      await waitFor('the session rows to be written', async () => (await schema.query('SELECT id FROM sessions')).length === 4);
       const closed = clients.map((c) => c.closed(15000));
       const t0 = Date.now();
       assert.equal(await agent.zen.stop('SIGTERM'), 0);

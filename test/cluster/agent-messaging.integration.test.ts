@@ -10,7 +10,8 @@ import { makeToken } from '../helpers/tokens.js';
 import { tempDir, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 import { signChannel } from '../../src/auth/channel-signature.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
-import { admin, freePortRun, placement, sleep, sqliteRows, startAgent, until } from './cluster-helpers.js';
+import { admin, eventData, freePortRun, placement, sqliteRows, startAgent } from './cluster-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 
 type EventFrame = Extract<ServerFrame, { type: 'event' }>;
 
@@ -33,7 +34,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
 
       // Everyone joins `room`; the registry knows within a second.
       await Promise.all(clients.map((c) => c.subscribe('room')));
-      await until('the registry to list 10 members of room', async () => (await agent.sessions('?channel=room')).length === 10, 1000);
+      await waitFor('the registry to list 10 members of room', async () => (await agent.sessions('?channel=room')).length === 10, 1000);
       const pids = await placement(agent, clients);
       assert.equal(new Set(pids).size, 2);
 
@@ -69,7 +70,9 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
       const got: unknown[] = [];
       while (got.length < 150) got.push(((await far.nextOf('event')) as EventFrame).data);
       assert.deepEqual(got, Array.from({ length: 150 }, (_, i) => i));
-      await sleep(200);
+      await waitFor('the burst to reach every member', () =>
+        clients.every((c) => c === sender || c === far || eventData(c).filter((d) => typeof d === 'number').length >= 150)
+      );
       for (const c of clients) c.frames.splice(0);
 
       // Private channel across workers: joined and left notices reach the other side.
@@ -86,9 +89,9 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
 
       // The registry follows unsubscribe and close.
       b.send({ type: 'unsubscribe', channel: 'room' });
-      await until('room to have 9 members', async () => (await agent.sessions('?channel=room')).length === 9, 1000);
+      await waitFor('room to have 9 members', async () => (await agent.sessions('?channel=room')).length === 9, 1000);
       await clients.find((c) => c !== a && c !== b)!.close();
-      await until('9 sessions', async () => (await agent.sessions()).length === 9, 1000);
+      await waitFor('9 sessions', async () => (await agent.sessions()).length === 9, 1000);
       const byUser = await agent.sessions('?user=boss');
       assert.deepEqual(byUser.map((s) => s.id), [a.sessionId]);
       assert.equal((await fetch(`http://127.0.0.1:${agent.port}/agent/sessions`)).status, 401);
@@ -98,7 +101,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
         sqliteRows(agent.database)
           .system.filter((r) => r.type === 'http.refused')
           .map((r) => ({ user: r.user_id, ...(JSON.parse(r.payload as string) as { status: number; code: string; path: string }) }));
-      await until('2 http.refused rows', async () => (await refusals()).length === 2, 3000);
+      await waitFor('2 http.refused rows', async () => (await refusals()).length === 2, 3000);
       assert.deepEqual(
         (await refusals()).map((r) => [r.user, r.status, r.code, r.path]),
         [
@@ -142,7 +145,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
         sender.send({ type: 'broadcast', channel: 'mesh', data: i });
         assert.equal((await sender.nextOf('received')).count, 5);
       }
-      await sleep(100);
+      await waitFor('every broadcast to arrive', () => clients.every((c) => eventData(c).length >= 5));
       for (const [i, c] of clients.entries()) {
         const got = c.frames.filter((f): f is EventFrame => f.type === 'event').map((f) => f.data as number);
         assert.deepEqual(got.sort(), [0, 1, 2, 3, 4, 5].filter((n) => n !== i), `client ${i} (worker ${pids[i]})`);
@@ -204,7 +207,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
       const direct = await TestClient.connect(base + 1, { tls: true });
       await viaAgent.subscribe('tls');
       await direct.subscribe('tls');
-      await sleep(50);
+      await waitFor('the registry to list both members of tls', async () => (await agent.sessions('?channel=tls')).length === 2);
       direct.send({ type: 'broadcast', channel: 'tls', data: 'hi' });
       assert.equal(((await viaAgent.nextOf('event')) as EventFrame).data, 'hi');
       const st = await runZen(['status', '--port', String(agent.port), '--host', '127.0.0.1', '--tls-cert', cert, '--tls-key', key, '--json']);

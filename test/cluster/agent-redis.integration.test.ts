@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
-import { placement, startAgent, until } from './cluster-helpers.js';
+import { placement, startAgent } from './cluster-helpers.js';
+import { waitFor } from '../helpers/wait.js';
 import { createStore } from '../../src/store/open-store.js';
 import { allRows } from '../audit/helpers.js';
 
@@ -29,7 +30,7 @@ describe('zenconn agent on a Redis bus (--bus): the agent is one node for all it
       for (const c of clients) await c.subscribe('news');
 
       // received.count covers the sibling worker and the other agent's workers (eventually).
-      await until('counts to reach every worker', async () => {
+      await waitFor('counts to reach every worker', async () => {
         x.send({ type: 'broadcast', channel: 'news', data: 'probe' });
         return (await x.nextOf('received')).count === 3;
       }, 5000);
@@ -52,10 +53,11 @@ describe('zenconn agent on a Redis bus (--bus): the agent is one node for all it
       const store = createStore(a.database);
       await store.open();
       try {
-        const rows = (await until('the agent\'s audit rows of x', async () => {
-          const r = await allRows(store, { sessionId: x.sessionId });
-          return r.some((row) => row.type === 'left') && r.some((row) => row.type === 'session.close' && row.direction === 'system' && JSON.parse(row.payload!).code === 1006) ? r : null;
-        }, 5000))!;
+        let rows: Awaited<ReturnType<typeof allRows>> = [];
+        await waitFor('the agent\'s audit rows of x', async () => {
+          rows = await allRows(store, { sessionId: x.sessionId });
+          return rows.some((row) => row.type === 'left') && rows.some((row) => row.type === 'session.close' && row.direction === 'system' && JSON.parse(row.payload!).code === 1006);
+        }, 5000);
         const leftRow = rows.find((r) => r.type === 'left')!;
         assert.equal(leftRow.channel, 'private.p');
         assert.equal(leftRow.recipients, 1, 'y1, on the other agent');

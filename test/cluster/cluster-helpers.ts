@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { startZen, type ZenProcess } from '../helpers/process.js';
 import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 import { makeToken } from '../helpers/tokens.js';
+import { waitFor } from '../helpers/wait.js';
 import type { TestClient } from '../helpers/client.js';
 import type { WorkerView, SessionView } from '../../src/cluster/registry.js';
 
@@ -81,18 +82,21 @@ export async function startAgent(args: string[] = [], options: { env?: NodeJS.Pr
       return (JSON.parse(res.body) as { sessions: SessionView[] }).sessions;
     },
     async waitWorkers(check, timeoutMs = 5000) {
-      const until = Date.now() + timeoutMs;
       let last: WorkerView[] = [];
-      for (;;) {
+      const matched = async (): Promise<boolean> => {
         try {
           last = await workers();
-          if (check(last)) return last;
         } catch {
-          // the port may be between workers; try again
+          return false; // the port may be between workers; try again
         }
-        if (Date.now() > until) throw new Error(`workers never matched: ${JSON.stringify(last.map((w) => ({ pid: w.pid, state: w.state, sessions: w.sessions })))}`);
-        await sleep(50);
+        return check(last);
+      };
+      try {
+        await waitFor('the workers to match', matched, timeoutMs, 50);
+      } catch {
+        throw new Error(`workers never matched: ${JSON.stringify(last.map((w) => ({ pid: w.pid, state: w.state, sessions: w.sessions })))}`);
       }
+      return last;
     },
     async cleanup() {
       for (const pid of childPids(zen.child.pid!)) seen.add(pid);
@@ -129,19 +133,14 @@ export function httpGet(port: number, path: string, headers: Record<string, stri
   });
 }
 
-export function sleep(ms: number): Promise<void> {
+/** Paces a loop of background traffic (never a wait for a state: use waitFor for that). */
+export function pace(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls `check` every 25 ms until it returns a truthy value; throws after `timeoutMs`. */
-export async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 3000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
+/** The events (by their data) a client has received and not yet taken. */
+export function eventData(c: TestClient): unknown[] {
+  return c.frames.filter((f) => f.type === 'event').map((f) => (f as { data: unknown }).data);
 }
 
 function kill(pid: number, signal: NodeJS.Signals): void {

@@ -1,36 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
-import { IpcBus } from '../../src/bus/ipc-bus.js';
-import { AgentLink, MAX_UNSENT_BATCHES } from '../../src/cluster/agent-link.js';
+import { IpcBus } from '../../src/cluster/ipc-bus.js';
+import { AgentLink, MAX_UNSENT_TO_AGENT_BATCHES } from '../../src/cluster/agent-link.js';
 import type { BusMessage } from '../../src/bus/bus.js';
-import type { WorkerItem, WorkerMessage } from '../../src/cluster/ipc-messages.js';
-import { restartDelayMs, statsIntervalMs, MAX_RESTART_DELAY_MS } from '../../src/cluster/agent.js';
-import { formatStatus } from '../../src/cli/status.js';
+import type { WorkerItem } from '../../src/cluster/ipc-messages.js';
+import { FakeProcess, tick } from './fake-process.js';
 
-/** A process-like IPC endpoint that records what is sent; `hold` keeps send callbacks pending. */
-class FakeProcess extends EventEmitter {
-  connected = true;
-  hold = false;
-  readonly sent: WorkerMessage[] = [];
-  private held: Array<() => void> = [];
-  send = (message: never, _h?: undefined, _o?: undefined, cb?: (err: Error | null) => void): boolean => {
-    this.sent.push(message as WorkerMessage);
-    if (this.hold) this.held.push(() => cb?.(null));
-    else cb?.(null);
-    return true;
-  };
-  release(): void {
-    for (const f of this.held.splice(0)) f();
-  }
-  items(): WorkerItem[] {
-    return this.sent.flatMap((m) => m.items);
-  }
-}
-
-const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
+describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
   test('with --bus: one batch per turn to the agent; counts coalesced and first; publish carries the serialized message', async () => {
     const proc = new FakeProcess();
     const link = new AgentLink(proc);
@@ -84,35 +60,6 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     assert.ok(bus.whenSubscribed('a') instanceof Promise);
   });
 
-  test('a batch of published messages alone waits until 1 ms after the previous batch; registry items never wait', async () => {
-    const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
-    let proc: FakeProcess, link: AgentLink, bus: IpcBus;
-    // Within the millisecond after that batch (synchronous code: microseconds later,
-    // unless this machine is busy enough to stall it: then the try is made again).
-    for (let attempt = 1; ; attempt++) {
-      proc = new FakeProcess();
-      link = new AgentLink(proc);
-      bus = new IpcBus(link, true);
-      bus.publish(msg);
-      link.flush();
-      assert.equal(proc.sent.length, 1);
-      const t0 = performance.now();
-      bus.publish(msg);
-      bus.publish(msg);
-      if (performance.now() - t0 < 0.5 || attempt === 10) break;
-    }
-    await new Promise<void>((r) => process.nextTick(r));
-    assert.equal(proc.sent.length, 1, 'the next ones are gathered');
-    await new Promise((r) => setTimeout(r, 5));
-    assert.equal(proc.sent.length, 2);
-    assert.equal(proc.sent[1]!.items.length, 2);
-    bus.publish(msg);
-    link.send({ t: 'sub', session: 's', channel: 'c' });
-    await new Promise<void>((r) => process.nextTick(r));
-    assert.equal(proc.sent.length, 3, 'a registry item takes the waiting messages along at once');
-    assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['publish', 'sub']);
-  });
-
   test('without --bus, published messages do not go to the agent (the workers get them over their links)', async () => {
     const proc = new FakeProcess();
     const bus = new IpcBus(new AgentLink(proc));
@@ -136,11 +83,11 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     const link = new AgentLink(proc);
     const bus = new IpcBus(link, true);
     const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
-    for (let i = 0; i < MAX_UNSENT_BATCHES; i++) {
+    for (let i = 0; i < MAX_UNSENT_TO_AGENT_BATCHES; i++) {
       assert.equal(bus.publish(msg), true);
       link.flush();
     }
-    assert.equal(link.unsentBatches, MAX_UNSENT_BATCHES);
+    assert.equal(link.unsentBatches, MAX_UNSENT_TO_AGENT_BATCHES);
     assert.equal(bus.publish(msg), false);
     assert.equal(link.droppedPublishes, 1);
     link.send({ t: 'close', session: 's', code: 1000 });
@@ -154,40 +101,4 @@ describe('IpcBus and AgentLink (a worker end of the IPC channel)', () => {
     assert.equal(bus.ready, false);
   });
 
-  test('requests get the agent answer, or 503 when it does not come', async () => {
-    const proc = new FakeProcess();
-    const link = new AgentLink(proc);
-    const answer = link.request({ kind: 'workers' });
-    await tick();
-    const req = proc.items().find((i) => i.t === 'request') as Extract<WorkerItem, { t: 'request' }>;
-    proc.emit('message', { t: 'batch', items: [{ t: 'response', id: req.id, answer: { status: 200, body: { ok: 1 } } }] });
-    assert.deepEqual(await answer, { status: 200, body: { ok: 1 } });
-    const pending = link.request({ kind: 'reload' });
-    link.close();
-    assert.equal((await pending).status, 503);
-  });
-});
-
-describe('agent policies', () => {
-  test('restart backoff: at once, then 1 s doubling, capped at 30 s', () => {
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7].map(restartDelayMs), [0, 1000, 2000, 4000, 8000, 16000, 30000]);
-    assert.equal(restartDelayMs(1000), MAX_RESTART_DELAY_MS);
-  });
-
-  test('workers report every second, or 4 times per heartbeat timeout when it is short', () => {
-    assert.equal(statsIntervalMs(10000), 1000);
-    assert.equal(statsIntervalMs(1000), 250);
-  });
-
-  test('zenconn status prints one row per worker and the totals', () => {
-    const w = { id: 'w', slot: 0, pid: 42, state: 'ready' as const, startedAt: '', uptimeMs: 65000, port: null, sessions: 5, channels: 1, messagesInPerSec: 3, messagesOutPerSec: 30, heapUsedBytes: 1048576, rssBytes: 10485760, loopLagMs: 1.25, peers: 1 };
-    const out = formatStatus({
-      agent: { id: 'a', pid: 1, state: 'ready', uptimeMs: 70000, workers: 2 },
-      workers: [w, { ...w, slot: 1, pid: 43 }],
-      totals: { workers: 2, sessions: 10, messagesInPerSec: 6, messagesOutPerSec: 60, rssBytes: 20971520 }
-    });
-    assert.match(out, /^agent a {2}pid 1 {2}ready {2}up 1m10s {2}workers 2\/2$/m);
-    assert.match(out, /^0 +42 +ready +1m05s +5 +3 +30 +10\.0 MiB +1\.0 MiB +1\.3 ms$/m);
-    assert.match(out, /^total +10 +6 +60 +20\.0 MiB$/m);
-  });
 });

@@ -3,11 +3,12 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
 import { serialize } from 'node:v8';
-import { IpcBus } from '../../src/bus/ipc-bus.js';
+import { IpcBus } from '../../src/cluster/ipc-bus.js';
 import { AgentLink } from '../../src/cluster/agent-link.js';
 import { PeerLink, MAX_PEER_UNSENT_BATCHES, MAX_PEER_RECORD_BYTES, type PeerControl, type PeerLinkHandler } from '../../src/cluster/peer-link.js';
 import type { BusMessage } from '../../src/bus/bus.js';
 import type { WorkerMessage } from '../../src/cluster/ipc-messages.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** A real connected pair of TCP sockets on 127.0.0.1 (port 0). */
 const pairServer = createServer({ pauseOnConnect: false });
@@ -59,14 +60,6 @@ function recorder(): PeerLinkHandler & { payloads: Uint8Array[]; controls: PeerC
   return r;
 }
 
-async function until(what: string, cond: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 describe('PeerLink (a direct link between two workers)', () => {
   test('records arrive whole and in order when the stream is cut at every byte', async () => {
     const [a, b] = await socketPair();
@@ -83,11 +76,11 @@ describe('PeerLink (a direct link between two workers)', () => {
       a.write(Buffer.from([byte]));
       await tick();
     }
-    await until('four records', () => got.payloads.length + got.controls.length === 4);
+    await waitFor('four records', () => got.payloads.length + got.controls.length === 4);
     assert.deepEqual(got.payloads.map((p) => [...p]), [[7, 8, 9], []]);
     assert.deepEqual(got.controls, [{ t: 'count', channel: 'c', count: 2 }, { t: 'sync', id: 5 }]);
     a.destroy();
-    await until('close', () => got.isClosed);
+    await waitFor('close', () => got.isClosed);
   });
 
   test('a record of 4 MiB arrives whole, between two small ones', async () => {
@@ -97,7 +90,7 @@ describe('PeerLink (a direct link between two workers)', () => {
     const big = Buffer.alloc(4 * 1024 * 1024);
     for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
     a.write(Buffer.concat([record(1, new Uint8Array([1])), record(1, big), record(1, new Uint8Array([2]))]));
-    await until('three records', () => got.payloads.length === 3, 5000);
+    await waitFor('three records', () => got.payloads.length === 3, 5000);
     assert.deepEqual([...got.payloads[0]!], [1]);
     assert.ok(Buffer.compare(got.payloads[1]! as Buffer, big) === 0);
     assert.deepEqual([...got.payloads[2]!], [2]);
@@ -115,7 +108,7 @@ describe('PeerLink (a direct link between two workers)', () => {
     link.control({ t: 'count', channel: 'c', count: 3 });
     link.deliver(new Uint8Array([2]));
     assert.equal(link.unsentBatches, 0, 'nothing written before the end of the turn');
-    await until('all of it', () => got.controls.length === 2 && got.payloads.length === 2);
+    await waitFor('all of it', () => got.controls.length === 2 && got.payloads.length === 2);
     assert.deepEqual(got.controls, [{ t: 'count', channel: 'c', count: 3 }, { t: 'sync', id: 1 }]);
     assert.deepEqual(got.payloads.map((p) => [...p]), [[1], [2]]);
     a.destroy();
@@ -137,7 +130,7 @@ describe('PeerLink (a direct link between two workers)', () => {
       const got = recorder();
       new PeerLink(1, b, got);
       a.write(bad);
-      await until('the link to close', () => got.isClosed);
+      await waitFor('the link to close', () => got.isClosed);
       assert.equal(got.payloads.length, 0);
       a.destroy();
     }
@@ -149,7 +142,9 @@ describe('PeerLink (a direct link between two workers)', () => {
     h.writeUInt32BE(MAX_PEER_RECORD_BYTES, 0);
     h[4] = 1;
     a.write(h);
-    await new Promise((r) => setTimeout(r, 50));
+    // The header was read (and judged) once the socket has read its 5 bytes.
+    await waitFor('the header to be read', () => b.bytesRead >= 5);
+    await tick();
     assert.equal(got.isClosed, false);
     a.destroy();
   });
@@ -177,7 +172,7 @@ describe('IpcBus over peer links', () => {
     assert.equal(b.whenSubscribed('c'), null, 'confirmed by the peer and the agent');
     for (let i = 0; i < 100; i++) a.publish(msg('c', i));
     a.publish(msg('other', 'x'));
-    await until('100 messages', () => got.length >= 100);
+    await waitFor('100 messages', () => got.length >= 100);
     await tick();
     assert.deepEqual(got.map((m) => m.frame.type === 'event' && m.frame.data), Array.from({ length: 100 }, (_, i) => i));
     b.setLocalCount('c', 0);
@@ -185,8 +180,10 @@ describe('IpcBus over peer links', () => {
     b.setLocalCount('probe', 1);
     await b.whenSubscribed('probe');
     a.publish(msg('c', 'late'));
-    await new Promise((r) => setTimeout(r, 30));
-    assert.equal(got.length, 100, 'nothing for a channel the worker left');
+    // The link is FIFO: once a later message for a channel b is in has come, 'late' would have too.
+    a.publish(msg('probe', 'after'));
+    await waitFor('the message after it', () => got.some((m) => m.channel === 'probe'));
+    assert.equal(got.length, 101, 'nothing for a channel the worker left');
     sa.destroy();
   });
 
@@ -202,13 +199,16 @@ describe('IpcBus over peer links', () => {
     b.setLocalCount('c', 1);
     let done = false;
     void b.whenSubscribed('c')!.then(() => (done = true));
-    await until('the sync', () => raw.controls.some((c) => c.t === 'sync'));
+    await waitFor('the sync', () => raw.controls.some((c) => c.t === 'sync'));
     const i = raw.controls.findIndex((c) => c.t === 'sync');
     assert.deepEqual(raw.controls.slice(0, i), [{ t: 'table-end' }, { t: 'count', channel: 'c', count: 1 }], 'the count comes before the sync');
-    await new Promise((r) => setTimeout(r, 30));
+    // A round trip on the link (and the agent's answer, which comes at once) before the check.
+    peer.control({ t: 'sync', id: 99 });
+    await waitFor('the round trip', () => raw.controls.some((c) => c.t === 'synced' && c.id === 99));
+    await tick();
     assert.equal(done, false, 'not before the peer answers');
     peer.control({ t: 'synced', id: (raw.controls[i] as { id: number }).id });
-    await until('subscribed', () => done);
+    await waitFor('subscribed', () => done);
     sa.destroy();
   });
 
@@ -220,15 +220,15 @@ describe('IpcBus over peer links', () => {
     a.addPeer(2, sa);
     const raw = recorder();
     new PeerLink(1, sb, raw);
-    await until('the table', () => raw.controls.some((c) => c.t === 'table-end'));
+    await waitFor('the table', () => raw.controls.some((c) => c.t === 'table-end'));
     assert.deepEqual(new Set(raw.controls.slice(0, 2).map((c) => JSON.stringify(c))), new Set([JSON.stringify({ t: 'count', channel: 'x', count: 3 }), JSON.stringify({ t: 'count', channel: '*', count: 5 })]));
     // A sync in flight to a peer that goes away resolves.
     a.setLocalCount('y', 1);
     const wait = a.whenSubscribed('y')!;
-    await until('the sync', () => raw.controls.some((c) => c.t === 'sync'));
+    await waitFor('the sync', () => raw.controls.some((c) => c.t === 'sync'));
     sb.destroy();
     await wait;
-    await until('the peer to be gone', () => a.peerCount === 0);
+    await waitFor('the peer to be gone', () => a.peerCount === 0);
   });
 
   test('whenPeersReady: waits for each table, not for a worker the agent said is gone, false after the timeout', async () => {
@@ -238,10 +238,14 @@ describe('IpcBus over peer links', () => {
     a.peerGone(7);
     const [sa, sb] = await socketPair();
     a.addPeer(8, sa);
-    const peer = new PeerLink(1, sb, recorder());
+    const peerGot = recorder();
+    const peer = new PeerLink(1, sb, peerGot);
     let ready = false;
     void waiting.then(() => (ready = true));
-    await new Promise((r) => setTimeout(r, 30));
+    // A round trip on the link: what the peer sent before it was read.
+    peer.control({ t: 'sync', id: 99 });
+    await waitFor('the round trip', () => peerGot.controls.some((c) => c.t === 'synced' && c.id === 99));
+    await tick();
     assert.equal(ready, false, 'not before the table ends');
     peer.control({ t: 'table-end' });
     assert.equal(await waiting, true);
@@ -269,7 +273,7 @@ describe('IpcBus over peer links', () => {
     assert.equal(a.unsentToPeers, MAX_PEER_UNSENT_BATCHES);
     assert.ok(sent > MAX_PEER_UNSENT_BATCHES);
     sb.resume();
-    await until('the backlog to drain', () => a.unsentToPeers === 0, 10000);
+    await waitFor('the backlog to drain', () => a.unsentToPeers === 0, 10000);
     sb.destroy();
     sa.destroy();
   });

@@ -1,24 +1,8 @@
 import { serialize, deserialize } from 'node:v8';
-import type { Bus, BusMessage } from './bus.js';
 import type { Socket } from 'node:net';
-import type { WorkerItem } from '../cluster/ipc-messages.js';
-import { PeerLink, type PeerControl } from '../cluster/peer-link.js';
-import { SYNC_TIMEOUT_MS } from '../cluster/agent-link.js';
-
-/** The worker's end of the IPC channel, as the bus uses it (see cluster/agent-link.ts). */
-export interface IpcPort {
-  /** Queues an item for the agent (sent with the turn's batch); false = refused (agent gone or not reading). */
-  send(item: WorkerItem): boolean;
-  /** Reports a member count; the last value of a turn wins. */
-  setCount(channel: string, count: number): void;
-  /**
-   * Resolves true once the agent routes `channel` here (and its nodes do, with `--bus`);
-   * false when it could not say (gone, or no answer in time). Never rejects.
-   */
-  sync(channel: string): Promise<boolean>;
-  /** Whether the channel to the agent is open. */
-  readonly connected: boolean;
-}
+import type { Bus, BusMessage } from '../bus/bus.js';
+import { PeerLink, type PeerControl } from './peer-link.js';
+import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
 
 /** One other worker, as this worker's bus sees it. */
 interface Peer {
@@ -57,7 +41,7 @@ interface Peer {
  * - Ordering: each link is a FIFO stream, so messages from one worker reach another in
  *   the order they were published.
  * - `publish` refuses (returns false) when the agent is gone, or, with `--bus`, when it
- *   has stopped reading and MAX_UNSENT_BATCHES batches wait for its pipe: the hub then
+ *   has stopped reading and MAX_UNSENT_TO_AGENT_BATCHES batches wait for its pipe: the hub then
  *   answers the sender `bus unavailable`. A worker that has stopped reading (a blocked
  *   event loop, until the agent's watchdog replaces it) gets nothing more once
  *   MAX_PEER_UNSENT_BATCHES writes wait for its link: its deliveries are dropped and

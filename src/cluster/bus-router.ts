@@ -1,4 +1,4 @@
-/** A worker as the router sees it: where its deliveries and remote counts are queued. */
+/** A worker as the bus router sees it: where its deliveries and remote counts are queued. */
 export interface RouteTarget {
   readonly key: number;
   /** Queues a serialized `BusMessage` for this worker's members. */

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { BusRouter, type RouteTarget } from '../../src/cluster/router.js';
+import { BusRouter, type RouteTarget } from '../../src/cluster/bus-router.js';
 
 class FakeWorker implements RouteTarget {
   readonly delivered: Uint8Array[] = [];

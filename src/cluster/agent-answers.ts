@@ -1,0 +1,70 @@
+import type { AgentAnswer, AgentQuery } from './ipc-messages.js';
+import type { Registry, WorkerView } from './registry.js';
+
+/** The agent process, as `GET /agent/workers` shows it. */
+export interface AgentProcessView {
+  id: string;
+  pid: number;
+  state: string;
+  startedAt: string;
+  uptimeMs: number;
+  /** Configured workers (0: the agent serves sessions itself). */
+  workers: number;
+  rssBytes: number;
+}
+
+/** What `GET /agent/workers` answers. */
+export interface WorkersView {
+  agent: AgentProcessView;
+  workers: WorkerView[];
+  totals: { workers: number; sessions: number; messagesInPerSec: number; messagesOutPerSec: number; rssBytes: number };
+}
+
+/** The agent process's own figures (this process). */
+export interface AgentSelf {
+  id: string;
+  state: string;
+  /** Epoch ms. */
+  startedAt: number;
+  workers: number;
+}
+
+/** Live figures of the agent and its workers, with their totals. */
+export function workersView(registry: Registry, self: AgentSelf, now = Date.now()): WorkersView {
+  const workers = registry.workers(now);
+  const totals = { workers: workers.length, sessions: 0, messagesInPerSec: 0, messagesOutPerSec: 0, rssBytes: 0 };
+  for (const w of workers) {
+    totals.sessions += w.sessions;
+    totals.messagesInPerSec += w.messagesInPerSec;
+    totals.messagesOutPerSec += w.messagesOutPerSec;
+    totals.rssBytes += w.rssBytes;
+  }
+  return {
+    agent: {
+      id: self.id,
+      pid: process.pid,
+      state: self.state,
+      startedAt: new Date(self.startedAt).toISOString(),
+      uptimeMs: now - self.startedAt,
+      workers: self.workers,
+      rssBytes: process.memoryUsage.rss()
+    },
+    workers,
+    totals
+  };
+}
+
+/**
+ * Answers a question for `/agent/*` from the registry; `reload` starts the rolling
+ * restart (or what stands for it) and gives the answer.
+ */
+export function answerAgentQuery(query: AgentQuery, registry: Registry, view: () => WorkersView, reload: () => AgentAnswer): AgentAnswer {
+  switch (query.kind) {
+    case 'workers':
+      return { status: 200, body: view() };
+    case 'sessions':
+      return { status: 200, body: registry.sessions(query) };
+    case 'reload':
+      return reload();
+  }
+}

@@ -1,0 +1,52 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { IpcBus } from '../../src/cluster/ipc-bus.js';
+import { AgentLink } from '../../src/cluster/agent-link.js';
+import type { BusMessage } from '../../src/bus/bus.js';
+import type { WorkerItem } from '../../src/cluster/ipc-messages.js';
+import { waitFor } from '../helpers/wait.js';
+import { FakeProcess, tick } from './fake-process.js';
+
+describe('AgentLink (a worker end of the IPC channel)', () => {
+  test('a batch of published messages alone waits until 1 ms after the previous batch; registry items never wait', async () => {
+    const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
+    let proc: FakeProcess, link: AgentLink, bus: IpcBus;
+    // Within the millisecond after that batch (synchronous code: microseconds later,
+    // unless this machine is busy enough to stall it: then the try is made again).
+    for (let attempt = 1; ; attempt++) {
+      proc = new FakeProcess();
+      link = new AgentLink(proc);
+      bus = new IpcBus(link, true);
+      bus.publish(msg);
+      link.flush();
+      assert.equal(proc.sent.length, 1);
+      const t0 = performance.now();
+      bus.publish(msg);
+      bus.publish(msg);
+      if (performance.now() - t0 < 0.5 || attempt === 10) break;
+    }
+    await new Promise<void>((r) => process.nextTick(r));
+    assert.equal(proc.sent.length, 1, 'the next ones are gathered');
+    await waitFor('the gathered batch', () => proc.sent.length === 2);
+    assert.equal(proc.sent.length, 2);
+    assert.equal(proc.sent[1]!.items.length, 2);
+    bus.publish(msg);
+    link.send({ t: 'sub', session: 's', channel: 'c' });
+    await new Promise<void>((r) => process.nextTick(r));
+    assert.equal(proc.sent.length, 3, 'a registry item takes the waiting messages along at once');
+    assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['publish', 'sub']);
+  });
+
+  test('requests get the agent answer, or 503 when it does not come', async () => {
+    const proc = new FakeProcess();
+    const link = new AgentLink(proc);
+    const answer = link.request({ kind: 'workers' });
+    await tick();
+    const req = proc.items().find((i) => i.t === 'request') as Extract<WorkerItem, { t: 'request' }>;
+    proc.emit('message', { t: 'batch', items: [{ t: 'response', id: req.id, answer: { status: 200, body: { ok: 1 } } }] });
+    assert.deepEqual(await answer, { status: 200, body: { ok: 1 } });
+    const pending = link.request({ kind: 'reload' });
+    link.close();
+    assert.equal((await pending).status, 503);
+  });
+});

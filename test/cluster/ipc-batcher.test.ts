@@ -1,0 +1,117 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { IpcBatcher, BatchFlusher, PUBLISH_COALESCE_MS, type BatchSink } from '../../src/cluster/ipc-batcher.js';
+import type { IpcBatch } from '../../src/cluster/ipc-messages.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Item = { t: 'msg'; n: number } | { t: 'ctl'; n: number } | { t: 'count'; channel: string; count: number };
+
+/** A sink that records batches; `hold` keeps their `written` callbacks pending. */
+function sink(): BatchSink<Item> & { batches: Item[][]; open: boolean; hold: boolean; release(): void } {
+  const held: Array<() => void> = [];
+  return {
+    batches: [],
+    open: true,
+    hold: false,
+    writable() {
+      return this.open;
+    },
+    send(batch: IpcBatch<Item>, written: () => void) {
+      this.batches.push(batch.items);
+      if (this.hold) held.push(written);
+      else written();
+    },
+    release() {
+      for (const w of held.splice(0)) w();
+    }
+  };
+}
+
+const countItem = (channel: string, count: number): Item => ({ t: 'count', channel, count });
+
+describe('IpcBatcher (the batch of one end of the IPC channel)', () => {
+  test('counts coalesced per channel lead the batch, then the items in order; nothing twice', () => {
+    const s = sink();
+    const b = new IpcBatcher<Item>(s, countItem);
+    b.push({ t: 'msg', n: 1 }, false);
+    b.setCount('c', 1);
+    b.push({ t: 'ctl', n: 2 }, true);
+    b.setCount('c', 3);
+    b.flush();
+    b.flush();
+    assert.deepEqual(s.batches, [[{ t: 'count', channel: 'c', count: 3 }, { t: 'msg', n: 1 }, { t: 'ctl', n: 2 }]]);
+  });
+
+  test('messages alone wait until PUBLISH_COALESCE_MS after the last batch; anything urgent does not', () => {
+    const b = new IpcBatcher<Item>(sink(), countItem);
+    b.push({ t: 'msg', n: 1 }, false);
+    b.flush();
+    const now = performance.now();
+    b.push({ t: 'msg', n: 2 }, false);
+    assert.ok(b.waitMs(now) > 0 && b.waitMs(now) <= PUBLISH_COALESCE_MS);
+    assert.equal(b.waitMs(now + PUBLISH_COALESCE_MS), 0);
+    b.push({ t: 'ctl', n: 3 }, true);
+    assert.equal(b.urgent, true);
+    assert.equal(b.waitMs(now), 0);
+  });
+
+  test('counts the batches not yet written; a closed end drops the batch', () => {
+    const s = sink();
+    s.hold = true;
+    const b = new IpcBatcher<Item>(s, countItem);
+    b.push({ t: 'msg', n: 1 }, false);
+    b.flush();
+    b.push({ t: 'msg', n: 2 }, false);
+    b.flush();
+    assert.equal(b.unsentBatches, 2);
+    s.release();
+    assert.equal(b.unsentBatches, 0);
+    s.open = false;
+    b.push({ t: 'msg', n: 3 }, true);
+    b.flush();
+    assert.equal(s.batches.length, 2);
+    assert.equal(b.unsentBatches, 0);
+  });
+
+  test('a send that throws (the channel closed) is not counted as unsent', () => {
+    const b = new IpcBatcher<Item>({ writable: () => true, send: () => { throw new Error('closed'); } }, countItem);
+    b.push({ t: 'ctl', n: 1 }, true);
+    b.flush();
+    assert.equal(b.unsentBatches, 0);
+  });
+});
+
+describe('BatchFlusher (the agent turn over its workers)', () => {
+  test('one flush turn for every dirty target; a target with messages alone waits for its window', async () => {
+    const sa = sink();
+    const sb = sink();
+    const a = { batcher: new IpcBatcher<Item>(sa, countItem) };
+    const b = { batcher: new IpcBatcher<Item>(sb, countItem) };
+    const flusher = new BatchFlusher<typeof a>();
+    b.batcher.push({ t: 'msg', n: 0 }, false);
+    b.batcher.flush();
+    a.batcher.push({ t: 'ctl', n: 1 }, true);
+    b.batcher.push({ t: 'msg', n: 2 }, false);
+    flusher.markDirty(a);
+    flusher.markDirty(b);
+    await waitFor('both batches', () => sa.batches.length === 1 && sb.batches.length === 2);
+    assert.deepEqual(sb.batches[1], [{ t: 'msg', n: 2 }]);
+  });
+
+  test('flushAll sends everything at once; a forgotten target is not flushed', () => {
+    const s = sink();
+    const a = { batcher: new IpcBatcher<Item>(s, countItem) };
+    const gone = { batcher: new IpcBatcher<Item>(sink(), countItem) };
+    const flusher = new BatchFlusher<typeof a>();
+    a.batcher.push({ t: 'msg', n: 1 }, false);
+    a.batcher.flush();
+    a.batcher.push({ t: 'msg', n: 2 }, false);
+    gone.batcher.push({ t: 'ctl', n: 3 }, true);
+    flusher.markDirty(a);
+    flusher.markDirty(gone);
+    flusher.forget(gone);
+    flusher.flushAll();
+    assert.equal(s.batches.length, 2);
+    assert.equal(gone.batcher.urgent, true, 'still pending');
+  });
+});
