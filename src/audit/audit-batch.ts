@@ -4,7 +4,7 @@ import { encodePayload, type EncodedPayload } from './audit-payload.js';
 import type { AuditEntry } from './audit-sink.js';
 
 /** A run of rows with consecutive sequence numbers [start, end), serialized. */
-export interface Batch {
+export interface AuditBatch {
   start: number;
   end: number;
   rows: AuditRecord[];
@@ -46,7 +46,7 @@ export class AuditBatcher {
   }
 
   /** Takes up to `max` queued entries as a batch. */
-  take(max: number): Batch {
+  take(max: number): AuditBatch {
     const q = this.queue;
     let entries: AuditEntry[];
     if (q.length <= max) {

@@ -2,7 +2,7 @@ import { setAside } from '../store/durable/journal-file.js';
 import { writeIsolating } from '../store/durable/permanent-error.js';
 import type { RetryPolicy } from '../store/durable/retry-policy.js';
 import type { AuditRecord, StoreLogger } from '../store/store.js';
-import type { Batch } from './audit-batch.js';
+import type { AuditBatch } from './audit-batch.js';
 import { encodeJournalLine, rejectedPath } from './audit-journal.js';
 import { JournalHealth } from './audit-journal-health.js';
 import { AuditJournalLog } from './audit-journal-log.js';
@@ -50,7 +50,7 @@ export class AuditDestination {
   mode: 'direct' | 'journal' = 'direct';
   readonly health: JournalHealth;
   readonly log: AuditJournalLog;
-  private held: Batch[] = [];
+  private held: AuditBatch[] = [];
   private heldRowCount = 0;
   /** Database writes that went over `slowWriteMs` and have not settled yet. */
   private readonly slowWrites = new Set<Promise<unknown>>();
@@ -122,19 +122,19 @@ export class AuditDestination {
   }
 
   /** Holds a batch a bug left undone (not a database or journal failure), once. */
-  keep(batch: Batch): void {
+  keep(batch: AuditBatch): void {
     if (!this.held.includes(batch)) this.hold(batch);
   }
 
   /** Takes every held batch (the last resort at stop). */
-  takeHeld(): Batch[] {
+  takeHeld(): AuditBatch[] {
     const held = this.held;
     this.held = [];
     this.heldRowCount = 0;
     return held;
   }
 
-  async commit(batch: Batch): Promise<void> {
+  async commit(batch: AuditBatch): Promise<void> {
     if (this.mode === 'journal' || this.o.journalFirst) {
       this.toJournal(batch);
       return;
@@ -202,7 +202,7 @@ export class AuditDestination {
    * latency (seconds on a busy disk) in front of every `received`. Held in memory when
    * the journal fails.
    */
-  private toJournal(batch: Batch): void {
+  private toJournal(batch: AuditBatch): void {
     try {
       this.log.append(batch.rows);
     } catch (err) {
@@ -216,7 +216,7 @@ export class AuditDestination {
     this.host.durable(batch);
   }
 
-  private hold(batch: Batch): void {
+  private hold(batch: AuditBatch): void {
     this.held.push(batch);
     this.heldRowCount += batch.rows.length;
     while (this.heldRowCount + this.host.queued() > this.o.maxQueue && this.held.length > 0) {
@@ -254,7 +254,7 @@ export class AuditDestination {
   }
 
   /** Rows that can be kept nowhere: counted, logged, their callbacks discarded. */
-  drop(batch: Batch): void {
+  drop(batch: AuditBatch): void {
     this.droppedCount += batch.rows.length;
     const now = Date.now();
     if (now - this.lastDropLog > 5000) {
@@ -265,7 +265,7 @@ export class AuditDestination {
   }
 
   /** The queue reached `maxQueue`: the database is not keeping up; the journal takes it all now. */
-  spill(batch: Batch): void {
+  spill(batch: AuditBatch): void {
     if (this.mode === 'direct') this.o.logger?.warn({ rows: batch.rows.length }, 'audit queue full; journaling');
     this.mode = 'journal';
     this.toJournal(batch);

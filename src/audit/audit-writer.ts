@@ -4,7 +4,7 @@ import { Waiters } from '../store/durable/waiters.js';
 import type { StoreLogger } from '../store/store.js';
 import type { AuditEntry, AuditSink } from './audit-sink.js';
 import type { AuditWriterOptions, AuditWriterStats } from './audit-writer-options.js';
-import { AuditBatcher, type Batch } from './audit-batch.js';
+import { AuditBatcher, type AuditBatch } from './audit-batch.js';
 import { AuditDestination } from './audit-destination.js';
 import { GroupCommitScheduler } from './audit-scheduler.js';
 import { writeStopFile } from './audit-stop-file.js';
@@ -46,7 +46,7 @@ export class AuditWriter implements AuditSink {
   private readonly waiters = new Waiters();
 
   /** Batches being committed now (more than one with `commitsInFlight` > 1). */
-  private readonly current = new Set<Batch>();
+  private readonly current = new Set<AuditBatch>();
   /** Commits started by `run` without waiting for them (`commitsInFlight` > 1). */
   private detached = 0;
   private running = false;
@@ -219,7 +219,7 @@ export class AuditWriter implements AuditSink {
   }
 
   /** Commits a batch without `run` waiting for it (see `commitsInFlight`). */
-  private detach(batch: Batch): void {
+  private detach(batch: AuditBatch): void {
     this.detached++;
     this.current.add(batch);
     this.dest.commit(batch)
@@ -237,7 +237,7 @@ export class AuditWriter implements AuditSink {
    * Not a database or journal failure (those are handled where they happen): a bug. The
    * batch is kept and retried rather than lost.
    */
-  private failed(err: unknown, batch: Batch): void {
+  private failed(err: unknown, batch: AuditBatch): void {
     this.logger?.error({ err }, 'audit writer failed');
     if (!this.closed && batch.end > this.watermark.durable) this.dest.keep(batch);
   }
@@ -308,7 +308,7 @@ export class AuditWriter implements AuditSink {
    * fdatasync). Used by `close` and by `record` calls that come after it.
    */
   private lastResort(): void {
-    const pending: Batch[] = this.dest.takeHeld();
+    const pending: AuditBatch[] = this.dest.takeHeld();
     for (const b of this.current) if (b.end > this.watermark.durable) pending.push(b);
     if (this.batcher.queued > 0) pending.push(this.batcher.take(Infinity));
     const batches = pending.filter((b) => b.end > this.watermark.durable);

@@ -16,7 +16,7 @@ export type { RecordWriterOptions } from './record-writer-options.js';
 type Source = { kind: 'memory' } | { kind: 'file'; file: SpoolFile; read: JournalRead<SpoolEntry> };
 
 /** The records of one `writeBatch`, and where they came from (so a success can be committed there). */
-interface Batch {
+interface SpoolBatch {
   entries: SpoolEntry[];
   source: Source;
 }
@@ -74,7 +74,7 @@ export class RecordWriter {
   /** The own spool file; non-null while spooling, then new records are appended to it. */
   private spool: SpoolFile | null = null;
   /** The batch being written or retried; null when none. Set to null by a spill to abandon a memory batch. */
-  private current: Batch | null = null;
+  private current: SpoolBatch | null = null;
 
   private pumping = false;
   private timer: NodeJS.Timeout | null = null;
@@ -338,7 +338,7 @@ export class RecordWriter {
   }
 
   /** The next batch, oldest records first: claimed files, then memory, then the own spool. */
-  private nextBatch(): Batch | null {
+  private nextBatch(): SpoolBatch | null {
     const bad = (line: string): void => this.reject(line, new Error('malformed spool line'));
     while (this.replay.length > 0) {
       const file = this.replay[0]!;
