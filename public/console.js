@@ -4,7 +4,7 @@
 (function () {
   'use strict';
   const $ = (id) => document.getElementById(id);
-  const KIND = ['accepted', 'subscribe', 'subscribed', 'unauthorized', 'unsubscribe', 'unsubscribed', 'broadcast', 'received', 'event', 'joined', 'left', 'error'];
+  const KIND = ['accepted', 'subscribe', 'subscribed', 'unauthorized', 'unsubscribe', 'unsubscribed', 'broadcast', 'received', 'event', 'joined', 'left', 'error', 'refresh', 'refreshed'];
   let ws = null;
   let protocol = 'json';
 
@@ -28,6 +28,7 @@
       case 'event': return { type, channel: a[1], data: a[2], from: a[3] ? uuid(a[3]) : null, id: uuid(a[4]) };
       case 'joined': case 'left': return { type, channel: a[1], data: { session: uuid(a[2]), user: a[3] ?? null } };
       case 'error': return { type, channel: a[1], errors: a[2] };
+      case 'refreshed': return { type, exp: a[1] ?? null };
       default: return { type, channel: a[1] };
     }
   }
@@ -38,6 +39,7 @@
       case 'subscribe': return msgpackr.pack(frame.token ? [1, frame.channel, frame.token] : [1, frame.channel]);
       case 'unsubscribe': return msgpackr.pack([4, frame.channel]);
       case 'broadcast': return msgpackr.pack([6, frame.channel, frame.data]);
+      case 'refresh': return msgpackr.pack([12, frame.token]);
     }
   }
 
@@ -49,7 +51,7 @@
   function setOpen(open) {
     $('status').textContent = open ? `connected (${protocol})` : 'disconnected';
     $('status').classList.toggle('open', open);
-    for (const id of ['disconnect', 'subscribe', 'unsubscribe', 'broadcast']) $(id).disabled = !open;
+    for (const id of ['disconnect', 'refresh', 'subscribe', 'unsubscribe', 'broadcast']) $(id).disabled = !open;
     $('connect').disabled = open;
   }
 
@@ -69,6 +71,8 @@
     };
   };
   $('disconnect').onclick = () => ws && ws.close(1000);
+  // Sends the token field as a fresh token for the open session (same user; see docs/protocol.md).
+  $('refresh').onclick = () => send({ type: 'refresh', token: $('token').value.trim() });
   $('subscribe').onclick = () => {
     const token = $('chtoken').value.trim();
     send(token ? { type: 'subscribe', channel: $('channel').value, token } : { type: 'subscribe', channel: $('channel').value });

@@ -58,5 +58,7 @@ export const CloseCode = {
   /** Policy violation: the inbound rate limit was exceeded and kept being exceeded. */
   POLICY: 1008,
   /** Slow consumer: the outbound buffer went over maxBufferedBytes. Reconnect later. */
-  TRY_AGAIN_LATER: 1013
+  TRY_AGAIN_LATER: 1013,
+  /** The session's token reached its `exp` without a `refresh`: reconnect with a fresh token. */
+  TOKEN_EXPIRED: 4001
 } as const;

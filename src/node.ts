@@ -158,6 +158,7 @@ export class ZenNode {
       audit: this.audit,
       recorder: this.writer,
       accessLog: this.accessLog,
+      verifier: this.verifier,
       limits: {
         maxBufferedBytes: c.maxBufferedBytes,
         rateLimitPerSec: c.rateLimitPerSec,

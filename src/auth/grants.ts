@@ -9,7 +9,9 @@ export interface Identity {
   /** The token's `sub`, or null for an anonymous session. */
   userId: string | null;
   grants: ReadonlySet<Grant>;
+  /** The token's `exp` (seconds since the epoch); null without one (and when anonymous). */
+  exp: number | null;
 }
 
-/** The identity of a session without a token. */
-export const ANONYMOUS: Identity = Object.freeze({ userId: null, grants: new Set<Grant>() });
+/** The identity of a session without a token (the handshake uses this very object). */
+export const ANONYMOUS: Identity = Object.freeze({ userId: null, grants: new Set<Grant>(), exp: null });

@@ -14,6 +14,16 @@ export interface TokenVerifierOptions {
   clockToleranceSec?: number;
 }
 
+/** A token that does not verify; `expired` tells an expired one from the other faults. */
+export class InvalidTokenError extends ZenError {
+  constructor(
+    reason: string,
+    readonly expired: boolean
+  ) {
+    super('ERR_AUTH_TOKEN_INVALID', reason);
+  }
+}
+
 /**
  * Verifies bearer JWTs with `jose`: HS256 with the shared secret, or RS256/ES256 with
  * the public key. `exp` is enforced when present; `sub` becomes the user id; `grants`
@@ -21,7 +31,8 @@ export interface TokenVerifierOptions {
  */
 export class TokenVerifier {
   private readonly keys: Array<{ key: Uint8Array | KeyObject; algorithms: string[] }> = [];
-  private readonly tolerance: number;
+  /** Clock skew allowed on `exp`, in seconds (a session's token lasts until exp + this). */
+  readonly clockToleranceSec: number;
 
   constructor(options: TokenVerifierOptions) {
     if (options.secret) this.keys.push({ key: new TextEncoder().encode(options.secret), algorithms: ['HS256'] });
@@ -30,7 +41,7 @@ export class TokenVerifier {
       const algorithms = key.asymmetricKeyType === 'ec' ? ['ES256'] : ['RS256'];
       this.keys.push({ key, algorithms });
     }
-    this.tolerance = options.clockToleranceSec ?? 5;
+    this.clockToleranceSec = options.clockToleranceSec ?? 5;
   }
 
   /** Whether any key is configured (otherwise every token is rejected). */
@@ -54,18 +65,18 @@ export class TokenVerifier {
     return matching.length > 0 ? matching : this.keys;
   }
 
-  /** Resolves the identity, or rejects with `ERR_AUTH_TOKEN_INVALID`. */
+  /** Resolves the identity, or rejects with an InvalidTokenError (`ERR_AUTH_TOKEN_INVALID`). */
   async verify(token: string): Promise<Identity> {
-    if (this.keys.length === 0) throw new ZenError('ERR_AUTH_TOKEN_INVALID', 'no token key is configured');
+    if (this.keys.length === 0) throw new InvalidTokenError('no token key is configured', false);
     let lastError: unknown;
     for (const { key, algorithms } of this.keysFor(token)) {
       try {
-        const { payload } = await jwtVerify(token, key, { algorithms, clockTolerance: this.tolerance });
+        const { payload } = await jwtVerify(token, key, { algorithms, clockTolerance: this.clockToleranceSec });
         const grants = new Set<Grant>();
         if (Array.isArray(payload.grants)) {
           for (const g of payload.grants) if (typeof g === 'string' && (GRANTS as readonly string[]).includes(g)) grants.add(g as Grant);
         }
-        return { userId: typeof payload.sub === 'string' ? payload.sub : null, grants };
+        return { userId: typeof payload.sub === 'string' ? payload.sub : null, grants, exp: typeof payload.exp === 'number' ? payload.exp : null };
       } catch (err) {
         lastError = err;
       }
@@ -78,7 +89,7 @@ export class TokenVerifier {
           : lastError instanceof Error
             ? lastError.message
             : 'unverifiable';
-    throw new ZenError('ERR_AUTH_TOKEN_INVALID', reason);
+    throw new InvalidTokenError(reason, lastError instanceof joseErrors.JWTExpired);
   }
 }
 

@@ -22,6 +22,7 @@ const CLIENT_KINDS: Array<ClientFrame['type'] | undefined> = [];
 CLIENT_KINDS[Kind.subscribe] = 'subscribe';
 CLIENT_KINDS[Kind.unsubscribe] = 'unsubscribe';
 CLIENT_KINDS[Kind.broadcast] = 'broadcast';
+CLIENT_KINDS[Kind.refresh] = 'refresh';
 
 function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFailure {
   if (!isBinary) return { channel: '*', errors: [DecodeReason.EXPECTED_BINARY] };
@@ -45,7 +46,11 @@ function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFail
     for (let i = 3; i < n; i++) r.read(2);
     r.finish();
   } catch (e) {
-    return { channel: failureChannel(channel), errors: [e instanceof ReadError ? e.reason : DecodeReason.INVALID_MSGPACK] };
+    // A refresh's second element is its token: a credential, never echoed as a channel.
+    return { channel: kind === Kind.refresh ? '*' : failureChannel(channel), errors: [e instanceof ReadError ? e.reason : DecodeReason.INVALID_MSGPACK] };
+  }
+  if (kind === Kind.refresh) {
+    return validateClientFrame({ type: 'refresh', channel: undefined, token: channel, hasData: false, data: undefined, hasBinary: false });
   }
   return validateClientFrame({
     type: typeof kind === 'number' ? (CLIENT_KINDS[kind] ?? null) : null,
@@ -79,6 +84,8 @@ function serverFrameArray(frame: ServerFrame): unknown[] {
       return [Kind[frame.type], frame.channel, idToBytes(frame.data.session), frame.data.user];
     case 'error':
       return [Kind.error, frame.channel, frame.errors];
+    case 'refreshed':
+      return [Kind.refreshed, frame.exp];
     default:
       throw new TypeError(`unknown server frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }

@@ -43,6 +43,8 @@ export function encodeBinaryClientFrame(frame: ClientFrame): Buffer {
       return packValue([Kind.unsubscribe, frame.channel]);
     case 'broadcast':
       return packValue([Kind.broadcast, frame.channel, frame.data === undefined ? null : frame.data]);
+    case 'refresh':
+      return packValue([Kind.refresh, frame.token]);
     default:
       throw new TypeError(`unknown client frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
@@ -100,6 +102,10 @@ export function decodeBinaryServerFrame(data: Uint8Array | ArrayBuffer): ServerF
     case Kind.error:
       if (!Array.isArray(x) || !x.every((e) => typeof e === 'string')) fail('errors is not an array of strings');
       return { type: 'error', channel: str(channel, 'channel'), errors: x as string[] };
+    case Kind.refreshed:
+      // [13, exp]: the second element is the expiry (seconds) or nil, not a channel.
+      if (a.length < 2 || (channel !== null && typeof channel !== 'number')) fail('exp is not a number or nil');
+      return { type: 'refreshed', exp: channel as number | null };
     default:
       return fail(`unknown kind ${String(kind)}`);
   }

@@ -17,7 +17,9 @@ export type ClientFrame =
        * skip its walk for binary values. Never on the wire; ignored by the encoders.
        */
       hasBinary?: boolean;
-    };
+    }
+  /** A fresh bearer token for the session (same `sub`): new grants and a new expiry. */
+  | { type: 'refresh'; token: string };
 
 /** The user a session belongs to, as carried by joined/left notices. */
 export interface MemberInfo {
@@ -48,7 +50,9 @@ export type ServerFrame =
     }
   | { type: 'joined'; channel: string; data: MemberInfo }
   | { type: 'left'; channel: string; data: MemberInfo }
-  | { type: 'error'; channel: string; errors: string[] };
+  | { type: 'error'; channel: string; errors: string[] }
+  /** A `refresh` was accepted: `exp` is the new token's expiry (seconds), null when it has none. */
+  | { type: 'refreshed'; exp: number | null };
 
 /** A frame the decoder rejected: answered with an `error` frame, the session stays open. */
 export interface DecodeFailure {
@@ -70,8 +74,16 @@ export const Kind = {
   event: 8,
   joined: 9,
   left: 10,
-  error: 11
+  error: 11,
+  refresh: 12,
+  refreshed: 13
 } as const;
+
+/**
+ * Longest token a `refresh` may carry: Node's default HTTP header limit (16 KiB), so
+ * any token that could open a session through `Authorization` can refresh it.
+ */
+export const MAX_TOKEN_LENGTH = 16384;
 
 /** Longest channel name accepted. */
 export const MAX_CHANNEL_LENGTH = 200;
@@ -102,8 +114,13 @@ export const DecodeReason = {
   MISSING_CHANNEL: 'missing channel',
   /** Not a string, or not CHANNEL_RE, or `*` outside a broadcast. */
   INVALID_CHANNEL: 'invalid channel',
-  /** A subscribe token that is neither absent/null nor a string. */
+  /**
+   * A subscribe token that is neither absent/null nor a string; a refresh token that is
+   * not a string of 1 to MAX_TOKEN_LENGTH characters.
+   */
   INVALID_TOKEN: 'invalid token',
+  /** A refresh without `token`. */
+  MISSING_TOKEN: 'missing token',
   /** A broadcast without `data` (`null` is data). */
   MISSING_DATA: 'missing data',
   /** Containers nested deeper than MAX_DATA_DEPTH inside the frame. */
@@ -114,6 +131,21 @@ export const DecodeReason = {
   UNSUPPORTED_MAP_KEY: 'unsupported map key',
   /** A text frame on a binary (MessagePack) session. */
   EXPECTED_BINARY: 'expected a binary frame'
+} as const;
+
+/**
+ * Why the server refused a well-formed `refresh` (reasons of its `error` frame, channel
+ * `*`). The session keeps its current token; stable strings, listed in docs/protocol.md.
+ */
+export const RefreshReason = {
+  /** The token is past its `exp` (beyond the clock tolerance). */
+  EXPIRED: 'token expired',
+  /** The token does not verify: bad signature, wrong algorithm, malformed. */
+  REJECTED: 'token rejected',
+  /** The token verifies but its `sub` is not the session's user. */
+  OTHER_USER: 'token for another user',
+  /** The session was opened without a token: it has no user to refresh. */
+  ANONYMOUS: 'anonymous session'
 } as const;
 
 /** One of the DecodeReason strings. */
@@ -130,9 +162,9 @@ export const MAX_DATA_DEPTH = 64;
 export interface RawClientFrame {
   /** The frame's type mapped to a client frame type, or null when unknown/missing. */
   type: ClientFrame['type'] | null;
-  /** `undefined` when the frame has no channel at all. */
+  /** `undefined` when the frame has no channel at all (always for `refresh`). */
   channel: unknown;
-  /** The subscribe token (`undefined`/`null`: none). */
+  /** The subscribe or refresh token (`undefined`: none). */
   token: unknown;
   hasData: boolean;
   data: unknown;
@@ -153,6 +185,7 @@ export function failureChannel(channel: unknown): string {
 export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFailure {
   const { type, channel } = raw;
   if (type === null) return { channel: failureChannel(channel), errors: [DecodeReason.UNKNOWN_TYPE] };
+  if (type === 'refresh') return validateRefresh(raw.token);
   let errors: string[] | undefined;
   if (channel === undefined) {
     errors = [DecodeReason.MISSING_CHANNEL];
@@ -182,4 +215,13 @@ export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFa
       if (errors) return { channel: failureChannel(channel), errors };
       return { type, channel: channel as string, data: raw.data, hasBinary: raw.hasBinary };
   }
+}
+
+/** A refresh concerns the session, not a channel: its failures name `*`, never the token. */
+function validateRefresh(token: unknown): ClientFrame | DecodeFailure {
+  if (token === undefined) return { channel: ALL_CHANNEL, errors: [DecodeReason.MISSING_TOKEN] };
+  if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+    return { channel: ALL_CHANNEL, errors: [DecodeReason.INVALID_TOKEN] };
+  }
+  return { type: 'refresh', token };
 }

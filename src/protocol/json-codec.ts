@@ -21,7 +21,8 @@ import {
 const CLIENT_TYPES: Record<string, ClientFrame['type'] | undefined> = Object.assign(Object.create(null), {
   subscribe: 'subscribe',
   unsubscribe: 'unsubscribe',
-  broadcast: 'broadcast'
+  broadcast: 'broadcast',
+  refresh: 'refresh'
 });
 
 /**
@@ -182,6 +183,8 @@ export function encodeServerFrameText(frame: ServerFrame): string {
       return '{"type":"' + frame.type + '","channel":' + JSON.stringify(frame.channel) + ',"data":' + memberJson(frame.data) + '}';
     case 'error':
       return '{"type":"error","channel":' + JSON.stringify(frame.channel) + ',"errors":' + JSON.stringify(frame.errors) + '}';
+    case 'refreshed':
+      return '{"type":"refreshed","exp":' + (frame.exp === null ? 'null' : JSON.stringify(frame.exp)) + '}';
     default:
       throw new TypeError(`unknown server frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
@@ -217,6 +220,8 @@ export function encodeClientFrame(frame: ClientFrame): string {
       return JSON.stringify({ type: 'unsubscribe', channel: frame.channel });
     case 'broadcast':
       return '{"type":"broadcast","channel":' + JSON.stringify(frame.channel) + ',"data":' + dataJson(frame.data, frame.hasBinary) + '}';
+    case 'refresh':
+      return '{"type":"refresh","token":' + JSON.stringify(frame.token) + '}';
     default:
       throw new TypeError(`unknown client frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
@@ -271,6 +276,11 @@ export function decodeServerFrame(data: string | Uint8Array | ArrayBuffer): Serv
       const errors = o.errors;
       if (!Array.isArray(errors) || !errors.every((e) => typeof e === 'string')) fail('errors is not an array of strings');
       return { type: 'error', channel: str(o, 'channel'), errors: errors as string[] };
+    }
+    case 'refreshed': {
+      const exp = o.exp;
+      if (exp !== null && typeof exp !== 'number') fail('exp is not a number or null');
+      return { type: 'refreshed', exp };
     }
     default:
       return fail(`unknown type ${JSON.stringify(o.type)}`);

@@ -5,7 +5,11 @@ import type { AuditSink } from '../audit/audit-sink.js';
 import type { SessionOpenRecord, SessionCloseRecord } from '../store/store.js';
 import type { AccessLogEntry } from '../http/access-log.js';
 import { CloseCode } from '../errors.js';
+import { ANONYMOUS, type Identity } from '../auth/grants.js';
+import { InvalidTokenError, type TokenVerifier } from '../auth/tokens.js';
+import { RefreshReason } from '../protocol/frames.js';
 import { CorkScheduler } from './cork-scheduler.js';
+import { ExpirySchedule } from './expiry-schedule.js';
 import { Session, type SessionInit, type SessionLimits } from './session.js';
 
 /** Where session rows go (the batched record writer). */
@@ -27,6 +31,8 @@ export interface SessionManagerOptions {
   recorder: SessionRecorder;
   accessLog: AccessLogSink;
   limits: SessionLimits;
+  /** Verifies `refresh` tokens (the one the upgrade used); its clock tolerance extends `exp`. */
+  verifier: TokenVerifier;
   /** Ping interval. Default 25000. */
   pingIntervalMs: number;
   /** Silence (pongs included) before a session is terminated. Default 60000. */
@@ -36,7 +42,8 @@ export interface SessionManagerOptions {
 /**
  * Runs sessions from accept to close: sends `accepted`, records the rows, pumps inbound
  * frames through the rate limit and the codec into the hub, pings and reaps idle
- * sessions, and on close writes the session's row and access-log line.
+ * sessions, refreshes tokens and closes sessions whose token expired (4001), and on
+ * close writes the session's row and access-log line.
  */
 export class SessionManager {
   readonly scheduler = new CorkScheduler();
@@ -44,9 +51,22 @@ export class SessionManager {
   private sweepTimer: NodeJS.Timeout | null = null;
   private lastPingAt = performance.now();
   private readonly closeWaiters = new Set<() => void>();
+  /** Token expiries of every session with an `exp`, behind one timer. */
+  private readonly expiries = new ExpirySchedule<Session>((s) => s.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
 
   constructor(options: SessionManagerOptions) {
     this.o = options;
+  }
+
+  /** Sessions waiting for their token to expire (a closed session is never among them). */
+  get expiringSessions(): number {
+    return this.expiries.size;
+  }
+
+  /** Schedules the close of `session` when `identity`'s token stops verifying (exp + tolerance). */
+  private scheduleExpiry(session: Session, identity: Identity): void {
+    if (identity.exp === null) this.expiries.delete(session);
+    else this.expiries.set(session, (identity.exp + this.o.verifier.clockToleranceSec) * 1000);
   }
 
   /** Open sessions of this process. */
@@ -67,6 +87,7 @@ export class SessionManager {
       onClose: (code) => this.onClose(session, code)
     });
     hub.add(session);
+    this.scheduleExpiry(session, init.identity);
     this.o.recorder.recordOpen({
       id: session.id,
       serverId: this.o.serverId,
@@ -145,12 +166,50 @@ export class SessionManager {
         }
         return;
       }
+      case 'refresh':
+        // The token is a credential: the audit trail gets its mark, never its text.
+        audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'refresh', channel: null, payload: { token: '***' }, recipients: null });
+        this.refresh(session, frame.token);
+        return;
     }
+  }
+
+  /**
+   * Handles `refresh`: verifies the token as the upgrade does, and when it names the
+   * session's user, takes its grants and expiry and answers `refreshed`; otherwise an
+   * `error` frame, and the current token stays until its own expiry. The session is held
+   * meanwhile, so the frames the client sent after `refresh` run with the new grants.
+   */
+  private refresh(session: Session, token: string): void {
+    const { hub, audit } = this.o;
+    if (session.identity === ANONYMOUS) {
+      hub.sendError(session, '*', [RefreshReason.ANONYMOUS]);
+      return;
+    }
+    session.hold();
+    const answer = (outcome: Identity | string): void => {
+      if (session.state !== 'open') return;
+      session.release(() => {
+        if (typeof outcome === 'string') {
+          hub.sendError(session, '*', [outcome]);
+          return;
+        }
+        session.reauthorize(outcome);
+        this.scheduleExpiry(session, outcome);
+        session.send({ type: 'refreshed', exp: outcome.exp });
+        audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'out', type: 'refreshed', channel: null, payload: { exp: outcome.exp, grants: [...outcome.grants] }, recipients: 1 });
+      });
+    };
+    this.o.verifier.verify(token).then(
+      (identity) => answer(identity.userId === session.userId ? identity : RefreshReason.OTHER_USER),
+      (err: unknown) => answer(err instanceof InvalidTokenError && err.expired ? RefreshReason.EXPIRED : RefreshReason.REJECTED)
+    );
   }
 
   private onClose(session: Session, reportedCode: number): void {
     const code = session.closeCode ?? reportedCode;
     session.state = 'closed';
+    this.expiries.delete(session);
     session.closeCode = code;
     const now = new Date();
     this.o.hub.remove(session, code);
@@ -211,6 +270,7 @@ export class SessionManager {
   async closeAll(code: number, reason: string, timeoutMs: number): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.sweepTimer = null;
+    this.expiries.stop();
     if (this.size === 0) return;
     for (const s of this.o.hub.sessions.values()) s.close(code, reason);
     await new Promise<void>((resolve) => {

@@ -41,7 +41,6 @@ export interface SessionInit {
  */
 export class Session implements Corkable, ChannelMember {
   readonly id: string;
-  readonly identity: Identity;
   readonly codec: Codec;
   readonly protocol: ProtocolName;
   readonly init: SessionInit;
@@ -69,7 +68,9 @@ export class Session implements Corkable, ChannelMember {
   /** Inbound frames that arrived while holding, handled in order on release. */
   private inbox: Array<{ data: Buffer; isBinary: boolean }> = [];
   private inboxBytes = 0;
-  private readonly limiter: RateLimiter | null;
+  private limiter: RateLimiter | null;
+  /** Who the session is: from the upgrade's token, replaced by each accepted `refresh`. */
+  private current: Identity;
 
   constructor(
     readonly conn: Connection,
@@ -79,7 +80,7 @@ export class Session implements Corkable, ChannelMember {
     private readonly limits: SessionLimits
   ) {
     this.id = init.id;
-    this.identity = init.identity;
+    this.current = init.identity;
     this.codec = init.codec;
     this.protocol = init.codec.name;
     this.init = init;
@@ -87,8 +88,23 @@ export class Session implements Corkable, ChannelMember {
     this.limiter = init.identity.grants.has('publish') ? null : new RateLimiter(limits.rateLimitPerSec, limits.rateLimitBurst);
   }
 
+  get identity(): Identity {
+    return this.current;
+  }
+
   get userId(): string | null {
-    return this.identity.userId;
+    return this.current.userId;
+  }
+
+  /**
+   * Takes a refreshed identity (same user): its grants apply to the next frame. Gaining
+   * or losing `publish` adds or drops the inbound rate limit.
+   */
+  reauthorize(identity: Identity): void {
+    this.current = identity;
+    const exempt = identity.grants.has('publish');
+    if (exempt) this.limiter = null;
+    else this.limiter ??= new RateLimiter(this.limits.rateLimitPerSec, this.limits.rateLimitBurst);
   }
 
   /** Takes a rate-limit token; false (and maybe a 1008 close) when over the limit. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { binaryCodec } from '../../src/protocol/binary-codec.js';
 import { encodeBinaryClientFrame as encodeClientFrame } from '../../src/protocol/client-codec.js';
 import { jsonCodec } from '../../src/protocol/json-codec.js';
-import { DecodeReason, Kind, MAX_DATA_DEPTH } from '../../src/protocol/frames.js';
+import { DecodeReason, Kind, MAX_DATA_DEPTH, MAX_TOKEN_LENGTH, RefreshReason } from '../../src/protocol/frames.js';
 import { CloseCode } from '../../src/errors.js';
 import { measureSizeRatio } from '../../bench/size-corpus.js';
 import { EVENT_ID, OTHER, SESSION } from './helpers.js';
@@ -31,6 +31,19 @@ test('the hex dumps in the doc are what the codec produces', () => {
   assert.ok(doc.includes(dump(binaryCodec.encode({ type: 'error', channel: 'news', errors: ['missing data'] }))), 'error');
   assert.ok(doc.includes(`${binaryCodec.encode(chat).length} bytes (the JSON form is ${jsonCodec.encode(chat).length})`));
   assert.ok(doc.includes(jsonCodec.encode(chat).toString()), 'the JSON event example');
+  const refresh = { type: 'refresh', token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln' } as const;
+  assert.ok(doc.includes(dump(encodeClientFrame(refresh))), 'refresh');
+  assert.ok(doc.includes(`refresh\` with the token above, ${encodeClientFrame(refresh).length} bytes`), 'refresh size');
+  assert.ok(doc.includes(JSON.stringify(refresh)), 'the JSON refresh example');
+  assert.ok(doc.includes('```\n' + dump(binaryCodec.encode({ type: 'refreshed', exp: 1732694400 })) + '\n```'), 'refreshed');
+  assert.ok(doc.includes('```\n' + dump(binaryCodec.encode({ type: 'refreshed', exp: null })) + '\n```'), 'refreshed without exp');
+  assert.ok(doc.includes(jsonCodec.encode({ type: 'refreshed', exp: 1732698000 }).toString()), 'the JSON refreshed example');
+});
+
+test('the doc lists every refresh refusal and the refresh token limit', () => {
+  for (const reason of Object.values(RefreshReason)) assert.ok(doc.includes('| `' + reason + '` | `*` |'), reason);
+  assert.ok(doc.includes(`1 to ${MAX_TOKEN_LENGTH} characters`));
+  assert.match(doc, new RegExp(`\\| 4001 \\| \`token expired\``));
 });
 
 test('the doc lists every decode reason', () => {

@@ -6,6 +6,7 @@ import {
   CHANNEL_RE,
   DecodeReason,
   MAX_CHANNEL_LENGTH,
+  MAX_TOKEN_LENGTH,
   type ClientFrame,
   type DecodeFailure,
   type ServerFrame
@@ -31,7 +32,9 @@ export const SERVER_FRAMES: ServerFrame[] = [
   { type: 'joined', channel: 'chat.room1', data: { session: OTHER, user: null } },
   { type: 'left', channel: 'chat.room1', data: { session: OTHER, user: 'bob' } },
   { type: 'error', channel: '*', errors: ['invalid json'] },
-  { type: 'error', channel: 'bad "quoted" \\ channel', errors: ['invalid channel', 'missing data'] }
+  { type: 'error', channel: 'bad "quoted" \\ channel', errors: ['invalid channel', 'missing data'] },
+  { type: 'refreshed', exp: 1732694400 },
+  { type: 'refreshed', exp: null }
 ];
 
 /** One of every client frame, as the decoders return them. */
@@ -43,7 +46,8 @@ export const CLIENT_FRAMES: ClientFrame[] = [
   { type: 'broadcast', channel: '*', data: 'to everyone', hasBinary: false },
   { type: 'broadcast', channel: 'A-Za-z0-9_-.:@=,;', data: null, hasBinary: false },
   { type: 'broadcast', channel: 'c'.repeat(200), data: [], hasBinary: false },
-  { type: 'broadcast', channel: 'n', data: -12.75, hasBinary: false }
+  { type: 'broadcast', channel: 'n', data: -12.75, hasBinary: false },
+  { type: 'refresh', token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln' }
 ];
 
 /** The event frame a server would build from a decoded broadcast. */
@@ -72,6 +76,10 @@ export function assertWellFormed(result: ClientFrame | DecodeFailure, input: Uin
     if (typeof result.channel !== 'string' || result.channel.length > MAX_CHANNEL_LENGTH) assert.fail(`bad failure channel: ${where()}`);
     if (!Array.isArray(result.errors) || result.errors.length === 0) assert.fail(`empty errors: ${where()}`);
     for (const e of result.errors) if (!REASONS.has(e)) assert.fail(`unknown reason ${e}: ${where()}`);
+    return;
+  }
+  if (result.type === 'refresh') {
+    if (typeof result.token !== 'string' || result.token.length === 0 || result.token.length > MAX_TOKEN_LENGTH) assert.fail(`bad refresh token: ${where()}`);
     return;
   }
   const ok = CHANNEL_RE.test(result.channel) || (result.type === 'broadcast' && result.channel === ALL_CHANNEL);
