@@ -141,7 +141,13 @@ export class ZenNode {
     // Not ready until Redis answers; waits a few seconds for it, then retries in the background.
     await this.ownBus?.start();
     this.audit = c.audit ? await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger }) : new NullAuditSink();
-    this.requestLog = new RequestLog({ accessLog: this.accessLog, audit: this.audit, trustProxy: c.trustProxy });
+    this.requestLog = new RequestLog({
+      accessLog: this.accessLog,
+      audit: this.audit,
+      trustProxy: c.trustProxy,
+      refusedPerMinute: c.auditRefusedPerMinute,
+      refusedAddresses: c.auditRefusedAddresses
+    });
 
     this.hub = new Hub({
       transport: this.transport,
@@ -173,8 +179,8 @@ export class ZenNode {
     router.add('GET', '/healthz', (req, res) => reply(req, res, 200, { status: 'ok', state: this.state }));
     router.add('GET', '/readyz', async (req, res) => {
       this.dbReachable = await this.store.ping();
-      const checks = { database: this.dbReachable, bus: this.bus.ready, audit: this.audit.healthy, state: this.state };
-      const ok = checks.database && checks.bus && checks.audit && this.state === 'ready';
+      const checks = { database: this.dbReachable, bus: this.bus.ready, audit: this.audit.healthy, auditFull: this.audit.full, state: this.state };
+      const ok = checks.database && checks.bus && checks.audit && !checks.auditFull && this.state === 'ready';
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
     router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, c.maxHttpBodyBytes, this.audit));

@@ -34,6 +34,13 @@ export interface AuditSink {
   afterDurable(fn: () => void): void;
   /** Whether the sink can currently make entries durable (for /readyz). */
   readonly healthy: boolean;
+  /** Whether the audit storage is past `--audit-max-bytes` (for /readyz). */
+  readonly full: boolean;
+  /**
+   * Asked before a broadcast is sent: true (and counted) while the audit storage is full,
+   * so the broadcast is refused with `audit full`. A boolean read on the hot path.
+   */
+  refuseBroadcast(): boolean;
   /** Write out what is queued (shutdown). */
   flush(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
@@ -42,6 +49,10 @@ export interface AuditSink {
 /** The sink used when the audit trail is off. */
 export class NullAuditSink implements AuditSink {
   readonly healthy = true;
+  readonly full = false;
+  refuseBroadcast(): boolean {
+    return false;
+  }
   record(): void {}
   afterDurable(fn: () => void): void {
     fn();

@@ -124,6 +124,17 @@ export class AuditWriter implements AuditSink {
     return this.dest.healthy;
   }
 
+  /** The space budget (`--audit-max-bytes`), set by createAuditSink; null = no cap. */
+  budget: { readonly full: boolean; refuseBroadcast(): boolean } | null = null;
+
+  get full(): boolean {
+    return this.budget?.full ?? false;
+  }
+
+  refuseBroadcast(): boolean {
+    return this.budget !== null && this.budget.refuseBroadcast();
+  }
+
   /** Counters (tests, logs). */
   stats(): AuditWriterStats {
     return {

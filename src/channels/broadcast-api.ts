@@ -14,7 +14,8 @@ import type { Hub } from './hub.js';
  * `Content-Type: application/msgpack`), Bearer token with `publish` (`*` needs
  * `broadcast`) → 200 `{"id","count"}` once the audit rows are durable.
  *
- * A refused request (401, 403, 400, 413, 503) is recorded in the audit trail as a
+ * 507 `audit full` while the audit storage is past `--audit-max-bytes`. A refused
+ * request (401, 403, 400, 413, 503) is recorded in the audit trail as a
  * WebSocket refusal is: an `in` `broadcast` row (the token's user, the channel and data
  * as far as they were read) and an `out` `error` row with the message.
  */
@@ -38,8 +39,14 @@ export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: nu
       if (r === 'forbidden') throw new ZenError('ERR_AUTH_FORBIDDEN', 'broadcast');
       if (r === 'not subscribed') throw new ZenError('ERR_AUTH_FORBIDDEN', 'publish');
       if (r === 'bus unavailable') throw new ZenError('ERR_BUS_UNAVAILABLE');
+      if (r === 'audit full') throw new ZenError('ERR_AUDIT_FULL');
     } catch (err) {
       const e = err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err));
+      // The storage is full: counted in the audit's `audit.resumed` row, not recorded one by one.
+      if (e.code === 'ERR_AUDIT_FULL') {
+        replyError(req, res, e);
+        return;
+      }
       const at = new Date();
       const userId = identity?.userId ?? null;
       audit.record({ messageId: null, at, sessionId: null, userId, direction: 'in', type: 'broadcast', channel, payload: data, recipients: null });

@@ -35,8 +35,10 @@ export interface BroadcastResult {
 /**
  * Why a broadcast was refused (answered with an `error` frame or an HTTP status).
  * `bus unavailable`: the bus to the other nodes is down and holds no more; nothing was sent.
+ * `audit full`: the audit storage is past `--audit-max-bytes`; nothing was sent or recorded
+ * (the refusals are counted in the audit's `audit.resumed` row).
  */
-export type BroadcastRefusal = 'not subscribed' | 'forbidden' | 'bus unavailable';
+export type BroadcastRefusal = 'not subscribed' | 'forbidden' | 'bus unavailable' | 'audit full';
 
 /**
  * The channel registry and fan-out of one process. Members are kept in a map of sets,
@@ -171,6 +173,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     } else if (!identity.grants.has('publish') && (sender === null || !sender.channels.has(channel))) {
       return 'not subscribed';
     }
+    if (this.audit.refuseBroadcast()) return 'audit full';
     const id = newId();
     const from = sender?.id ?? null;
     const members = channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(channel);

@@ -161,7 +161,7 @@ function validateCross(c: Config): void {
       throw invalid(flagName(key), `cannot read ${path}`);
     }
   }
-  if (c.auditRetention !== null && !/^[1-9]\d*(ms|s|m|h|d)$/.test(c.auditRetention)) throw invalid('--audit-retention', `expected a duration like 30d, 12h or 90m, got "${c.auditRetention}"`);
+  if (c.auditRetention !== null && c.auditRetention !== 'off' && !/^[1-9]\d*(ms|s|m|h|d)$/.test(c.auditRetention)) throw invalid('--audit-retention', `expected a duration like 30d, 12h or 90m, or off, got "${c.auditRetention}"`);
   if (c.bus !== null && !/^rediss?:\/\//.test(c.bus)) throw invalid('--bus', `expected redis://HOST:PORT/DB, got "${maskUrl(c.bus)}"`);
   if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');
   if (c.idleTimeoutMs <= c.pingIntervalMs) throw invalid('--idle-timeout-ms', 'must be greater than --ping-interval-ms');

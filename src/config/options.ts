@@ -103,8 +103,16 @@ export interface Config {
   auditDurability: string;
   /** `database`, `journal`, or `auto` (database for SQLite, journal for PostgreSQL): where `ack` rows count as durable. Default `auto`. */
   auditAckFrom: string;
-  /** Delete audit rows older than this (`30d`, `12h`, `90m`); unset = keep forever. Default unset. */
+  /** Delete audit rows older than this (`30d`, `12h`, `90m`); `off` keeps them forever. Default `30d`. */
   auditRetention: string | null;
+  /** Audit storage (database plus journal) past which new broadcasts are refused; 0 = no cap. Default 10737418240 (10 GiB). */
+  auditMaxBytes: number;
+  /** How often the audit storage is measured against auditMaxBytes. Default 5000. */
+  auditSizeCheckMs: number;
+  /** Refused attempts (`http.refused`, `session.refused`) recorded per client address per minute; the rest are counted. Default 60. */
+  auditRefusedPerMinute: number;
+  /** Client addresses whose refused-attempt rate is tracked (least recently seen forgotten first). Default 10000. */
+  auditRefusedAddresses: number;
   /** Most time audit rows wait before their group commit. Default 5. */
   auditBatchMs: number;
   /** Audit rows queued in memory before the journal takes the overflow. Default 100000. */
@@ -174,7 +182,11 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
     choices: ['auto', 'database', 'journal'],
     doc: 'ack once rows are committed in the database, or appended to the local journal (copied to the database behind); auto: database for SQLite, journal for PostgreSQL'
   },
-  auditRetention: { type: 'string', default: null, doc: 'delete audit rows older than this (e.g. 30d, 12h); unset keeps all' },
+  auditRetention: { type: 'string', default: '30d', doc: 'delete audit rows older than this (e.g. 30d, 12h); off keeps all' },
+  auditMaxBytes: { type: 'integer', default: 10737418240, min: 0, max: 1125899906842624, doc: 'audit storage (database plus journal) past which broadcasts are refused until retention frees space; 0 = no cap' },
+  auditSizeCheckMs: { type: 'integer', default: 5000, min: 100, max: 3600000, doc: 'how often the audit storage is measured against --audit-max-bytes' },
+  auditRefusedPerMinute: { type: 'integer', default: 60, min: 1, max: 1000000, doc: 'refused attempts recorded per client address per minute; the rest are counted in the next row' },
+  auditRefusedAddresses: { type: 'integer', default: 10000, min: 1, max: 10000000, doc: 'client addresses whose refused-attempt rate is tracked (least recently seen forgotten first)' },
   auditBatchMs: { type: 'integer', default: 5, min: 0, max: 10000, doc: 'audit group-commit window' },
   auditMaxQueue: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'audit rows held in memory before the journal takes the overflow' },
   auditCommitsInFlight: { type: 'integer', default: 2, min: 1, max: 8, doc: 'PostgreSQL audit transactions in flight at once (SQLite: always 1)' },

@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { ZenError } from '../errors.js';
 import type { AccessLogEntry } from './access-log.js';
 import { entryFromHttp, type LoggedResponse } from './logged-response.js';
+import { RefusalLimiter } from './refusal-limiter.js';
 
 /** The audit row of a refused attempt: no session exists, so its columns are null. */
 export interface RefusalRow {
@@ -30,11 +31,19 @@ export interface RequestLogOptions {
   audit: { record(row: RefusalRow): void };
   /** Whether the client's address is the first of `X-Forwarded-For` (behind a proxy). */
   trustProxy: boolean;
+  /** Refused attempts written per client address per minute (`--audit-refused-per-minute`). Default 60. */
+  refusedPerMinute?: number;
+  /** Addresses whose rate is tracked (`--audit-refused-addresses`). Default 10000. */
+  refusedAddresses?: number;
 }
 
 /** The node's HTTP logging; see the file comment. */
 export class RequestLog {
-  constructor(private readonly o: RequestLogOptions) {}
+  private readonly limiter: RefusalLimiter;
+
+  constructor(private readonly o: RequestLogOptions) {
+    this.limiter = new RefusalLimiter(o.refusedPerMinute ?? 60, o.refusedAddresses ?? 10_000);
+  }
 
   /** Call when a request arrives: its access-log line is written when the response closes. */
   response(req: IncomingMessage, res: LoggedResponse): void {
@@ -102,8 +111,18 @@ export class RequestLog {
     });
   }
 
-  /** A `system` row for a refused attempt (no session): `why` plus the client's address and user agent. */
+  /**
+   * A `system` row for a refused attempt (no session): `why` plus the client's address and
+   * user agent, at a bounded rate per address (see RefusalLimiter); a row after some were
+   * left out carries `suppressed` (this address) and `suppressedElsewhere` (forgotten addresses).
+   */
   private recordRefusal(type: RefusalRow['type'], req: IncomingMessage, userId: string | null, why: Record<string, unknown>): void {
+    const remoteAddr = this.clientAddress(req, req.socket.remoteAddress ?? '');
+    const admitted = this.limiter.admit(remoteAddr);
+    if (admitted === null) return;
+    const counts: Record<string, number> = {};
+    if (admitted.suppressed > 0) counts.suppressed = admitted.suppressed;
+    if (admitted.forgotten > 0) counts.suppressedElsewhere = admitted.forgotten;
     this.o.audit.record({
       messageId: null,
       at: new Date(),
@@ -112,7 +131,7 @@ export class RequestLog {
       direction: 'system',
       type,
       channel: null,
-      payload: { ...why, remoteAddr: this.clientAddress(req, req.socket.remoteAddress ?? ''), userAgent: req.headers['user-agent'] ?? null },
+      payload: { ...why, remoteAddr, userAgent: req.headers['user-agent'] ?? null, ...counts },
       recipients: null
     });
   }

@@ -155,12 +155,16 @@ export class SessionManager {
           frame.data,
           (result) => {
             session.send({ type: 'received', channel, count: result.count });
+            audit.record({ messageId: result.id, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'out', type: 'received', channel, payload: { count: result.count }, recipients: 1 });
             // Sent once the audit rows are durable, i.e. after the fan-out was queued: go first.
             session.expedite();
           },
           frame.hasBinary
         );
-        if (typeof r === 'string') {
+        if (r === 'audit full') {
+          // Not recorded one by one (the storage is full): counted in the `audit.resumed` row.
+          session.send({ type: 'error', channel, errors: [r] });
+        } else if (typeof r === 'string') {
           audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'broadcast', channel, payload: frame.data, recipients: null });
           hub.sendError(session, channel, [r]);
         }

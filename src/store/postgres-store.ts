@@ -418,6 +418,17 @@ export class PostgresStore implements Store {
     return rowCount ?? 0;
   }
 
+  async auditBytes(): Promise<number> {
+    const { rows } = await this.ready().query<{ live: number; row_bytes: number; total: number; heap: number }>(
+      `SELECT coalesce((SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'audit'::regclass), 0)::float8 AS live,
+              coalesce((SELECT avg(pg_column_size(a.*)) FROM (SELECT * FROM audit ORDER BY at DESC LIMIT 1000) a), 0)::float8 AS row_bytes,
+              pg_total_relation_size('audit')::float8 AS total, pg_relation_size('audit')::float8 AS heap`
+    );
+    const r = rows[0]!;
+    const withIndexes = r.heap > 0 ? r.total / r.heap : 1;
+    return Math.round(Math.min(r.total, r.live * r.row_bytes * withIndexes));
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.ready().query('SELECT 1');

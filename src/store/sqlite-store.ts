@@ -325,6 +325,13 @@ export class SqliteStore implements Store {
     return this.ready().audit.deleteBefore(before, limit);
   }
 
+  async auditBytes(): Promise<number> {
+    this.ready();
+    const db = this.db!;
+    const pages = Number(db.pragma('page_count', { simple: true })) - Number(db.pragma('freelist_count', { simple: true }));
+    return pages * Number(db.pragma('page_size', { simple: true }));
+  }
+
   async ping(): Promise<boolean> {
     try {
       return this.ready().ping.get() === 1;

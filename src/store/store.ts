@@ -172,6 +172,14 @@ export interface Store {
   queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
   /** Delete at most `limit` of the oldest audit rows with `at < before`; returns how many went. */
   deleteAuditBefore(before: Date, limit: number): Promise<number>;
+  /**
+   * Bytes the audit trail takes in the database, for `--audit-max-bytes` (measured now and
+   * then, never per message). SQLite: the database's pages in use, (page_count −
+   * freelist_count) × page_size, so rows deleted by retention count as freed at once.
+   * PostgreSQL: live rows (statistics) × the mean size of the newest rows, scaled by the
+   * table's indexes, since the files themselves shrink only with VACUUM FULL.
+   */
+  auditBytes(): Promise<number>;
   /** Cheap reachability check for /readyz. Never rejects. */
   ping(): Promise<boolean>;
   /** Read servers back (status, tests). */

@@ -92,10 +92,25 @@ describe('GET /api/audit', () => {
     assert.deepEqual(await all('?session=sess-1&type=event&direction=out'), expect((_, i) => i % 2 === 1));
     assert.deepEqual(await all('?type=broadcast&channel=api-a'), expect((_, i) => i % 2 === 0 && i % 3 === 0));
     assert.deepEqual(await all(`?since=${encodeURIComponent(seeded[240]!.at.toISOString())}&channel=api-a`), expect((r, i) => i >= 240 && r.channel === 'api-a'));
-    // Relative: the rows end two minutes ago, one a second, each half a second off the whole seconds
-    // the filters name, so the query may run up to 500 ms after `now` without moving a row across them.
-    assert.deepEqual(await all('?since=130s&until=1m&channel=api-a'), expect((r) => r.channel === 'api-a' && r.at.getTime() >= now - 130_000));
-    assert.deepEqual(await all('?order=asc&channel=api-a&since=125s'), expect((r) => r.channel === 'api-a' && r.at.getTime() >= now - 125_000).reverse());
+    // Relative: the rows end two minutes ago, one a second. A relative filter is relative to when the query runs: the expectation is taken at its
+    // start and at its end; should a row's time fall between the two, the query is asked again.
+    const relative = async (q: string, agoMs: number, asc: boolean): Promise<void> => {
+      for (;;) {
+        const t0 = Date.now();
+        const got = await all(q);
+        const t1 = Date.now();
+        const want = (t: number) => {
+          const rows = expect((r) => r.channel === 'api-a' && r.at.getTime() >= t - agoMs);
+          return asc ? rows.reverse() : rows;
+        };
+        const [a, b] = [want(t0), want(t1)];
+        if (a.length !== b.length) continue;
+        assert.deepEqual(got, a);
+        return;
+      }
+    };
+    await relative('?since=130s&until=1m&channel=api-a', 130_000, false);
+    await relative('?order=asc&channel=api-a&since=125s', 125_000, true);
     assert.deepEqual(await all('?message=m42'), ['m42']);
   });
 

@@ -6,6 +6,7 @@ import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { newId } from '../../src/protocol/ids.js';
 import type { AuditRecord } from '../../src/store/store.js';
 import { runZen } from '../helpers/process.js';
+import { OPTIONS } from '../../src/config/options.js';
 import { allRows, startAuditServer, tempFolder, waitFor } from './helpers.js';
 
 const DAY = 86_400_000;
@@ -59,17 +60,24 @@ test('a pass deletes every row older than the retention in small batches, and no
   }
 });
 
-test('a server with --audit-retention 30d deletes older rows in the background; off by default', async () => {
-  const srv = await startAuditServer({ 'audit-retention': '30d' });
-  const plain = await startAuditServer();
+test('the retention is finite by default: 30 days', () => {
+  assert.equal(OPTIONS.auditRetention.default, '30d');
+  assert.equal(parseDurationMs(String(OPTIONS.auditRetention.default)), 30 * DAY);
+});
+
+test('a server with the default retention (30d) deletes older rows in the background; --audit-retention off keeps them', async () => {
+  // `keep` starts first: had it a retention, its first pass (a second after start) would come before srv's.
+  const keep = await startAuditServer({ 'audit-retention': 'off' });
+  const srv = await startAuditServer();
   try {
-    for (const s of [srv, plain]) await s.node.store.writeAudit([aged(40), aged(35), aged(1, 'recent')]);
+    assert.equal(srv.node.config.auditRetention, '30d');
+    for (const s of [keep, srv]) await s.node.store.writeAudit([aged(40), aged(35), aged(29, 'recent')]);
     await waitFor('old rows deleted', async () => (await allRows(srv.node.store, { channel: 'old' })).length === 0, 5000);
     assert.equal((await allRows(srv.node.store, { channel: 'recent' })).length, 1);
-    assert.equal((await allRows(plain.node.store, { channel: 'old' })).length, 2, 'no retention unless asked');
+    assert.equal((await allRows(keep.node.store, { channel: 'old' })).length, 2, 'off keeps every row');
   } finally {
     await srv.stop();
-    await plain.stop();
+    await keep.stop();
   }
 });
 

@@ -43,6 +43,7 @@ describe('the audit trail of a running server', () => {
       ['out', 'subscribed', 'news'],
       ['in', 'broadcast', 'news'],
       ['out', 'event', 'news'],
+      ['out', 'received', 'news'],
       ['in', 'unsubscribe', 'news'],
       ['out', 'unsubscribed', 'news'],
       ['system', 'session.close', null]
@@ -61,8 +62,12 @@ describe('the audit trail of a running server', () => {
     assert.deepEqual(JSON.parse(outRow.payload!), { text: 'hello' });
     assert.equal(rows[1]!.payload, JSON.stringify(a.sessionId));
     assert.equal(rows[1]!.recipients, 1);
-    assert.deepEqual(JSON.parse(rows[8]!.payload!), { code: 1000 });
-    assert.equal(rows.filter((r) => r.messageId !== null).length, 2, 'only the broadcast has a message id');
+    const receivedRow = rows[6]!;
+    assert.equal(receivedRow.messageId, event.id, 'the sender’s received shares the event id');
+    assert.equal(receivedRow.recipients, 1);
+    assert.deepEqual(JSON.parse(receivedRow.payload!), { count: 1 });
+    assert.deepEqual(JSON.parse(rows[9]!.payload!), { code: 1000 });
+    assert.equal(rows.filter((r) => r.messageId !== null).length, 3, 'only the broadcast and its answer have a message id');
     b.ws.terminate();
   });
 
@@ -75,7 +80,7 @@ describe('the audit trail of a running server', () => {
     const id = (await subs[0]!.nextOf('event')).id;
     await srv.node.audit.flush(2000);
     const rows = await allRows(srv.node.store, { messageId: id });
-    assert.deepEqual(brief(rows), [['in', 'broadcast', 'fanout'], ['out', 'event', 'fanout']]);
+    assert.deepEqual(brief(rows), [['in', 'broadcast', 'fanout'], ['out', 'event', 'fanout'], ['out', 'received', 'fanout']]);
     assert.equal(rows[1]!.recipients, 40);
     assert.equal(rows[1]!.userId, 'pub');
     assert.equal((await allRows(srv.node.store, { channel: 'fanout', type: 'event' })).length, 1);

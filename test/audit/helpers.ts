@@ -95,8 +95,8 @@ export class MemoryLogger {
  * An in-process server (test/helpers/server.ts) whose audit journal is in a temp folder
  * of its own, not ./data/journal.
  */
-export async function startAuditServer(flags: Record<string, string | boolean> = {}): Promise<TestServer> {
-  return startServer({ 'audit-journal-dir': join(tempFolder(), 'journal'), ...flags });
+export async function startAuditServer(flags: Record<string, string | boolean> = {}, extra: Parameters<typeof startServer>[1] = {}): Promise<TestServer> {
+  return startServer({ 'audit-journal-dir': join(tempFolder(), 'journal'), ...flags }, extra);
 }
 
 /**

@@ -39,6 +39,9 @@ export class DelegatingStore implements Store {
   deleteAuditBefore(before: Date, limit: number): Promise<number> {
     return this.inner.deleteAuditBefore(before, limit);
   }
+  auditBytes(): Promise<number> {
+    return this.inner.auditBytes();
+  }
   ping(): Promise<boolean> {
     return this.inner.ping();
   }
