@@ -6,7 +6,8 @@
  */
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { connect } from 'node:net';
-import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
+import { makePrivateDir } from '../store/private-files.js';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
@@ -54,7 +55,7 @@ export interface ControlSocket {
  */
 export async function startControlSocket(path: string, ask: (query: AgentQuery) => Promise<AgentAnswer>, logger: Logger): Promise<ControlSocket> {
   const dir = dirname(path);
-  if (mkdirSync(dir, { recursive: true, mode: 0o700 }) !== undefined) chmodSync(dir, 0o700);
+  makePrivateDir(dir);
   let stale = false;
   try {
     stale = lstatSync(path).isSocket();
