@@ -153,8 +153,10 @@ export class Agent {
       await this.stop();
       throw err;
     }
-    this.state = 'ready';
     const address = this.server.address() as AddressInfo;
+    // With port 0 the row was written before the port was known.
+    if (address.port !== c.port) await this.presence.setAddress(`${c.tlsCert ? 'https' : 'http'}://${c.host}:${address.port}`);
+    this.state = 'ready';
     this.logger.info({ address, workers: c.workers }, 'zenconn agent ready');
     return address;
   }

@@ -111,6 +111,7 @@ function prepare(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (id) DO NOTHING`
     ),
     touchServer: db.prepare(`UPDATE servers SET last_seen_at = ? WHERE id = ?`),
+    setServerAddress: db.prepare(`UPDATE servers SET address = ? WHERE id = ?`),
     stopServer: db.prepare(`UPDATE servers SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL`),
     closeOutSessions: db.prepare(
       `UPDATE sessions SET disconnected_at = ?, close_code = ? WHERE server_id = ? AND disconnected_at IS NULL`
@@ -272,6 +273,10 @@ export class SqliteStore implements Store {
   async registerServer(r: ServerRecord): Promise<void> {
     const at = iso(r.startedAt);
     this.ready().insertServer.run(r.id, r.role, r.parentId, r.hostname, r.pid, r.address, at, at);
+  }
+
+  async setServerAddress(serverId: string, address: string): Promise<void> {
+    this.ready().setServerAddress.run(address, serverId);
   }
 
   async touchServer(serverId: string, at: Date): Promise<void> {

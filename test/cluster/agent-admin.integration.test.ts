@@ -8,7 +8,7 @@ import { runZen } from '../helpers/process.js';
 import { makeToken } from '../helpers/tokens.js';
 import { startServer } from '../helpers/server.js';
 import { rawRequest } from '../http/raw-request.js';
-import { admin, httpGet, startAgent } from './cluster-helpers.js';
+import { admin, httpGet, sqliteRows, startAgent } from './cluster-helpers.js';
 
 /** Forms of a path that URL resolution turns into `path` (but are not it). */
 function variants(path: string): string[] {
@@ -30,6 +30,8 @@ describe('the admin surfaces of the agent', () => {
         assert.ok([400, 403, 404].includes(res.status), `${target} answered ${res.status}: ${res.body.toString()}`);
         assert.doesNotMatch(res.body.toString(), /"workers"/, target);
       }
+      // Started with --port 0, the agent's row has the port it is bound to.
+      assert.equal(sqliteRows(agent.database).servers.find((r) => r.role === 'agent')!.address, `http://127.0.0.1:${agent.port}`);
     } finally {
       await agent.cleanup();
     }
