@@ -34,7 +34,7 @@ export async function status(args: ParsedArgs): Promise<void> {
     // Every live node of the shared database (PostgreSQL), read from the database itself.
     let nodes;
     try {
-      nodes = await clusterNodes(config);
+      nodes = await clusterNodes(config, stringFlag(args, 'token') ?? (config.jwtSecret ? await mintAdminToken(config.jwtSecret, 'zenconn-status') : null));
     } catch (err) {
       fail(err);
     }
@@ -77,18 +77,18 @@ async function reach(config: Readonly<Config>, args: ParsedArgs, method: string,
     if (!config.jwtSecret) {
       fail(new ZenError('ERR_CONFIG_INVALID', `${args.command ?? 'status'}: no control socket at ${socket ?? '(off)'}; give --token (a JWT with the admin grant) or --jwt-secret`));
     }
-    token = await new SignJWT({ grants: ['admin'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject(`zenconn-${args.command ?? 'status'}`)
-      .setIssuedAt()
-      .setExpirationTime('1m')
-      .sign(new TextEncoder().encode(config.jwtSecret));
+    token = await mintAdminToken(config.jwtSecret!, `zenconn-${args.command ?? 'status'}`);
   }
   try {
     return await call(config, method, path, token, useSocket ? socket : null);
   } catch (err) {
     fail(new Error(`cannot reach the agent at ${useSocket ? socket! : baseUrl(config)}: ${(err as Error).message}`));
   }
+}
+
+/** A one-minute HS256 token with the `admin` grant. */
+function mintAdminToken(secret: string, subject: string): Promise<string> {
+  return new SignJWT({ grants: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).setSubject(subject).setIssuedAt().setExpirationTime('1m').sign(new TextEncoder().encode(secret));
 }
 
 function baseUrl(config: Readonly<Config>): string {
