@@ -231,6 +231,8 @@ export class ZenNode {
         });
       });
       address = this.server.address() as AddressInfo;
+      // With port 0 the row was written before the port was known.
+      if (address.port !== port) await this.presence.setAddress(`${tls ? 'https' : 'http'}://${c.host}:${address.port}`);
     }
     this.state = 'ready';
     this.logger.info({ address }, 'zenconn node ready'); // the logger's bindings carry the role

@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../store/private-files.js';
 import { join } from 'node:path';
 import { removeFile } from '../store/durable/journal-file.js';
 import type { StoreLogger } from '../store/store.js';
@@ -33,8 +34,8 @@ export class JournalHealth {
   probe(): void {
     const probe = join(this.o.dir, `.probe-${this.o.key}.${process.pid}`);
     try {
-      mkdirSync(this.o.dir, { recursive: true });
-      const fd = openSync(probe, 'w');
+      makePrivateDir(this.o.dir);
+      const fd = openSync(probe, 'w', PRIVATE_FILE_MODE);
       try {
         writeSync(fd, 'x');
       } finally {

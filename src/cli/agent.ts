@@ -6,6 +6,8 @@ import { Agent } from '../cluster/agent.js';
 import { Registry } from '../cluster/registry.js';
 import { StatsCollector } from '../cluster/stats.js';
 import { registerAgentRoutes } from '../cluster/agent-api.js';
+import { agentForceExitMs } from '../cluster/supervisor.js';
+import { controlSocketPath, startControlSocket } from '../cluster/control-socket.js';
 import { answerAgentQuery, workersView } from '../cluster/agent-answers.js';
 import type { AgentAnswer, AgentQuery } from '../cluster/ipc-messages.js';
 import { configOrExit, fail } from './common.js';
@@ -45,7 +47,7 @@ export async function agent(args: ParsedArgs): Promise<void> {
     const force = setTimeout(() => {
       logger.error('graceful stop took too long; exiting');
       process.exit(1);
-    }, 14500);
+    }, agentForceExitMs(config.shutdownTimeoutMs));
     force.unref();
     a.stop().then(
       () => process.exit(0),
@@ -104,6 +106,16 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
   registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask, (req, err, userId) =>
     node.recordRefusedRequest(req, err, userId)
   );
+  const controlPath = controlSocketPath(config);
+  if (controlPath !== null) {
+    // Its file goes with the process (startControlSocket removes it on exit).
+    try {
+      await startControlSocket(controlPath, ask, logger);
+    } catch (err) {
+      await node.stop().catch(() => undefined);
+      fail(err);
+    }
+  }
   installSignals(node, config.shutdownTimeoutMs);
   const scheme = config.tlsCert ? 'https' : 'http';
   process.stdout.write(`listening on ${scheme}://${config.host}:${address!.port}\n`);

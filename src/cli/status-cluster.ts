@@ -20,9 +20,10 @@ export interface ClusterNode {
 /**
  * Every live node of a shared database: servers with no `stopped_at` seen within
  * `--stale-server-ms`, agents with their workers, open sessions from the `sessions`
- * table, and each agent's messages/s from its `/agent/workers` when it answers (1.5 s).
+ * table, and each agent's messages/s from its `/agent/workers` when it answers (1.5 s;
+ * it needs `token`, one with the `admin` grant).
  */
-export async function clusterNodes(config: Readonly<Config>): Promise<ClusterNode[]> {
+export async function clusterNodes(config: Readonly<Config>, token: string | null = null): Promise<ClusterNode[]> {
   const store = createStore(config.database);
   await store.open();
   try {
@@ -33,7 +34,7 @@ export async function clusterNodes(config: Readonly<Config>): Promise<ClusterNod
     for (const s of live.filter((x) => x.parentId === null)) {
       const workers = live.filter((w) => w.parentId === s.id).map((w) => ({ server: w, sessions: open.get(w.id) ?? 0 }));
       const sessions = (open.get(s.id) ?? 0) + workers.reduce((n, w) => n + w.sessions, 0);
-      nodes.push({ server: s, sessions, traffic: s.role === 'agent' ? await traffic(s) : null, workers });
+      nodes.push({ server: s, sessions, traffic: s.role === 'agent' && token !== null ? await traffic(s, token) : null, workers });
     }
     return nodes;
   } finally {
@@ -41,12 +42,12 @@ export async function clusterNodes(config: Readonly<Config>): Promise<ClusterNod
   }
 }
 
-async function traffic(s: ServerRow): Promise<Traffic | null> {
+async function traffic(s: ServerRow, token: string): Promise<Traffic | null> {
   try {
     const url = new URL(s.address);
     if (url.hostname === '0.0.0.0' || url.hostname === '[::]') url.hostname = s.hostname === hostname() ? '127.0.0.1' : s.hostname;
     if (url.protocol === 'https:') return null; // a self-signed agent: its own `zenconn status` shows it
-    const res = await fetch(new URL('/agent/workers', url), { signal: AbortSignal.timeout(1500) });
+    const res = await fetch(new URL('/agent/workers', url), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1500) });
     if (!res.ok) return null;
     const body = (await res.json()) as { totals?: Traffic };
     return body.totals ? { messagesInPerSec: body.totals.messagesInPerSec, messagesOutPerSec: body.totals.messagesOutPerSec } : null;

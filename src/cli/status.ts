@@ -5,6 +5,8 @@ import type { ParsedArgs } from '../config/load.js';
 import type { Config } from '../config/options.js';
 import { ZenError } from '../errors.js';
 import type { WorkerView } from '../cluster/registry.js';
+import { existsSync } from 'node:fs';
+import { controlSocketPath } from '../cluster/control-socket.js';
 import { configOrExit, fail, stringFlag } from './common.js';
 import { clusterNodes, formatCluster } from './status-cluster.js';
 
@@ -19,10 +21,12 @@ interface WorkersAnswer {
 }
 
 /**
- * `zenconn status [--json]`: asks the agent on `--host`/`--port` (the same options, env
- * vars and config file as the agent; host 0.0.0.0 means this machine) for its workers
- * and prints them as a table: slot, pid, state, uptime, sessions, messages/s in and out,
- * memory, event-loop lag, and the totals. `--json` prints the answer as it is.
+ * `zenconn status [--json] [--token JWT]`: asks the agent for its workers and prints them
+ * as a table: slot, pid, state, uptime, sessions, messages/s in and out, memory,
+ * event-loop lag, and the totals. `--json` prints the answer as it is.
+ *
+ * The agent is found from the same options, env vars and config file as the agent's: see
+ * {@link reach}.
  */
 export async function status(args: ParsedArgs): Promise<void> {
   const config = configOrExit(args, FLAGS);
@@ -30,19 +34,14 @@ export async function status(args: ParsedArgs): Promise<void> {
     // Every live node of the shared database (PostgreSQL), read from the database itself.
     let nodes;
     try {
-      nodes = await clusterNodes(config);
+      nodes = await clusterNodes(config, stringFlag(args, 'token') ?? (config.jwtSecret ? await mintAdminToken(config.jwtSecret, 'zenconn-status') : null));
     } catch (err) {
       fail(err);
     }
     process.stdout.write(args.flags.get('json') === true ? JSON.stringify({ nodes }) + '\n' : formatCluster(nodes));
     return;
   }
-  let res: { status: number; body: string };
-  try {
-    res = await call(config, 'GET', '/agent/workers', null);
-  } catch (err) {
-    fail(new Error(`cannot reach the agent at ${baseUrl(config)}: ${(err as Error).message}`));
-  }
+  const res = await reach(config, args, 'GET', '/agent/workers');
   if (res.status !== 200) fail(new Error(`GET /agent/workers answered ${res.status}: ${res.body}`));
   if (args.flags.get('json') === true) {
     process.stdout.write(res.body + '\n');
@@ -53,30 +52,43 @@ export async function status(args: ParsedArgs): Promise<void> {
 
 /**
  * `zenconn reload [--token JWT]`: rolling restart of the agent's workers, as SIGHUP does
- * (`POST /agent/reload`, grant `admin`). Without `--token`, a one-minute admin token is
- * minted with the configured `--jwt-secret`.
+ * (`POST /agent/reload`). The agent is found as by `status` ({@link reach}).
  */
 export async function reload(args: ParsedArgs): Promise<void> {
   const config = configOrExit(args, FLAGS);
-  let token = stringFlag(args, 'token');
-  if (token === null) {
-    if (!config.jwtSecret) fail(new ZenError('ERR_CONFIG_INVALID', 'reload: --token (a JWT with the admin grant) or --jwt-secret is required'));
-    token = await new SignJWT({ grants: ['admin'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('zenconn-reload')
-      .setIssuedAt()
-      .setExpirationTime('1m')
-      .sign(new TextEncoder().encode(config.jwtSecret));
-  }
-  let res: { status: number; body: string };
-  try {
-    res = await call(config, 'POST', '/agent/reload', token);
-  } catch (err) {
-    fail(new Error(`cannot reach the agent at ${baseUrl(config)}: ${(err as Error).message}`));
-  }
+  const res = await reach(config, args, 'POST', '/agent/reload');
   if (res.status !== 202) fail(new Error(`POST /agent/reload answered ${res.status}: ${res.body}`));
   const body = JSON.parse(res.body) as { workers: number };
   process.stdout.write(`rolling restart of ${body.workers} worker(s) started\n`);
+}
+
+/**
+ * Asks the agent (every `/agent/*` route needs the `admin` grant):
+ * - with `--token`: on its port (`--host`/`--port`; host 0.0.0.0 means this machine);
+ * - else over its control socket, when its file exists (`--control-socket`, by default
+ *   `zenconn.sock` beside `--spool-dir`): the socket's permission is the grant;
+ * - else on its port with a one-minute admin token minted with `--jwt-secret`, if set.
+ */
+async function reach(config: Readonly<Config>, args: ParsedArgs, method: string, path: string): Promise<{ status: number; body: string }> {
+  let token = stringFlag(args, 'token');
+  const socket = controlSocketPath(config);
+  const useSocket = token === null && socket !== null && existsSync(socket);
+  if (token === null && !useSocket) {
+    if (!config.jwtSecret) {
+      fail(new ZenError('ERR_CONFIG_INVALID', `${args.command ?? 'status'}: no control socket at ${socket ?? '(off)'}; give --token (a JWT with the admin grant) or --jwt-secret`));
+    }
+    token = await mintAdminToken(config.jwtSecret!, `zenconn-${args.command ?? 'status'}`);
+  }
+  try {
+    return await call(config, method, path, token, useSocket ? socket : null);
+  } catch (err) {
+    fail(new Error(`cannot reach the agent at ${useSocket ? socket! : baseUrl(config)}: ${(err as Error).message}`));
+  }
+}
+
+/** A one-minute HS256 token with the `admin` grant. */
+function mintAdminToken(secret: string, subject: string): Promise<string> {
+  return new SignJWT({ grants: ['admin'] }).setProtectedHeader({ alg: 'HS256' }).setSubject(subject).setIssuedAt().setExpirationTime('1m').sign(new TextEncoder().encode(secret));
 }
 
 function baseUrl(config: Readonly<Config>): string {
@@ -84,14 +96,15 @@ function baseUrl(config: Readonly<Config>): string {
   return `${config.tlsCert ? 'https' : 'http'}://${host}:${config.port}`;
 }
 
-function call(config: Readonly<Config>, method: string, path: string, token: string | null): Promise<{ status: number; body: string }> {
-  const url = new URL(path, baseUrl(config));
+/** One request to the agent: over the Unix socket `socketPath` (plain HTTP), else on its port. */
+function call(config: Readonly<Config>, method: string, path: string, token: string | null, socketPath: string | null): Promise<{ status: number; body: string }> {
+  const url = new URL(path, socketPath === null ? baseUrl(config) : 'http://localhost');
   const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     const req = request(
       url,
       // The agent's own certificate may be self-signed or name another host: this talks to a known port.
-      { method, headers: token ? { authorization: `Bearer ${token}` } : {}, rejectUnauthorized: false, timeout: 10000 },
+      { method, headers: token ? { authorization: `Bearer ${token}` } : {}, rejectUnauthorized: false, timeout: 10000, ...(socketPath === null ? {} : { socketPath }) },
       (res) => {
         let body = '';
         res.setEncoding('utf8');

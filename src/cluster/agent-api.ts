@@ -15,18 +15,20 @@ export const SESSIONS_LIMIT_MAX = 10000;
  * answers it by asking the agent (`ask`: over IPC in a worker, in-process when the agent
  * serves sessions itself):
  *
- * - `GET /agent/workers` — `{"agent":{…},"workers":[{"pid","state","sessions",…}],"totals":{…}}`; no token needed
- *   (counts and process figures only, like /healthz).
- * - `GET /agent/sessions?channel=&user=&limit=` — the live sessions (grant `admin`).
- * - `POST /agent/reload` — rolling restart of the workers, as SIGHUP (grant `admin`); 202.
+ * - `GET /agent/workers` — `{"agent":{…},"workers":[{"pid","state","sessions",…}],"totals":{…}}`.
+ * - `GET /agent/sessions?channel=&user=&limit=` — the live sessions.
+ * - `POST /agent/reload` — rolling restart of the workers, as SIGHUP; 202.
  *
- * A request refused for its token or grant is told to `onRefused` (the node records it).
+ * Every route needs the `admin` grant (pids, server ids and memory figures are for
+ * operators only). With `verifier` null (the control socket, control-socket.ts) the
+ * grant is implied by the socket file's permission. A request refused for its token or
+ * grant is told to `onRefused` (the node records it).
  *
  * Returns the removers of the routes.
  */
 export function registerAgentRoutes(
   router: Router,
-  verifier: TokenVerifier,
+  verifier: TokenVerifier | null,
   ask: (query: AgentQuery) => Promise<AgentAnswer>,
   onRefused?: OnRefused
 ): Array<() => void> {
@@ -36,7 +38,7 @@ export function registerAgentRoutes(
   };
   const admin = (handler: (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>) => async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     try {
-      await requireGrant(req, url, verifier, 'admin', onRefused);
+      if (verifier !== null) await requireGrant(req, url, verifier, 'admin', onRefused);
     } catch (err) {
       replyError(req, res, err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err)));
       return;
@@ -44,7 +46,7 @@ export function registerAgentRoutes(
     await handler(req, res, url);
   };
   return [
-    router.add('GET', '/agent/workers', (req, res) => answer(req, res, { kind: 'workers' })),
+    router.add('GET', '/agent/workers', admin((req, res) => answer(req, res, { kind: 'workers' }))),
     router.add(
       'GET',
       '/agent/sessions',

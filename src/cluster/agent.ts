@@ -18,7 +18,8 @@ import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
 import { RedisBridge } from './redis-bridge.js';
 import { SocketPairMaker } from './socket-pair.js';
-import { Supervisor, statsIntervalMs } from './supervisor.js';
+import { Supervisor, statsIntervalMs, workersStopMs } from './supervisor.js';
+import { controlSocketPath, startControlSocket, type ControlSocket } from './control-socket.js';
 import type { WorkerHandle } from './worker-handle.js';
 import { answerAgentQuery, workersView, type WorkersView } from './agent-answers.js';
 import type { AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
@@ -57,6 +58,8 @@ const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.js', import.m
  *   workers' `parent_id`; a worker that dies has its row and open sessions closed out
  *   (1006) at once, and members of private channels get `left` for its sessions.
  *
+ * The control socket (control-socket.ts) answers `/agent/*` locally, as admin.
+ *
  * `reload()` (SIGHUP) is the rolling restart; `stop()` (SIGTERM): every worker drains,
  * then the agent's row is stopped.
  */
@@ -78,6 +81,8 @@ export class Agent {
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
   private audit: AuditSink | null = null;
   private server: Server | null = null;
+  /** The local control socket (`/agent/*` as admin, for `zenconn status`); null when off. */
+  private control: ControlSocket | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private readonly dbWork = new Set<Promise<unknown>>();
   private readonly startedAt = Date.now();
@@ -142,12 +147,16 @@ export class Agent {
           resolve();
         });
       });
+      const controlPath = controlSocketPath(c);
+      if (controlPath !== null) this.control = await startControlSocket(controlPath, async (query) => this.answer(query), this.logger);
     } catch (err) {
       await this.stop();
       throw err;
     }
-    this.state = 'ready';
     const address = this.server.address() as AddressInfo;
+    // With port 0 the row was written before the port was known.
+    if (address.port !== c.port) await this.presence.setAddress(`${c.tlsCert ? 'https' : 'http'}://${c.host}:${address.port}`);
+    this.state = 'ready';
     this.logger.info({ address, workers: c.workers }, 'zenconn agent ready');
     return address;
   }
@@ -188,9 +197,10 @@ export class Agent {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
     this.server?.close();
+    await this.control?.close();
     this.pairs.close();
     this.placement.dropWaiting();
-    const deadline = Date.now() + Math.min(this.config.shutdownTimeoutMs + 1000, 13000);
+    const deadline = Date.now() + workersStopMs(this.config.shutdownTimeoutMs);
     await this.supervisor.stopAll(deadline);
     this.presence?.stopHeartbeat();
     if (this.watchdog) clearInterval(this.watchdog);

@@ -28,6 +28,23 @@ export function statsIntervalMs(heartbeatTimeoutMs: number): number {
   return Math.max(50, Math.min(1000, Math.floor(heartbeatTimeoutMs / 4)));
 }
 
+/**
+ * How long the agent waits for draining workers before it kills them: their own graceful
+ * stop deadline (`--shutdown-timeout-ms`, which each worker also applies to itself) and
+ * a second for their last words.
+ */
+export function workersStopMs(shutdownTimeoutMs: number): number {
+  return shutdownTimeoutMs + 1000;
+}
+
+/** Room after the workers' deadline for the agent's own flush (audit, rows) before `zenconn agent` exits anyway. */
+const AGENT_FLUSH_MS = 3500;
+
+/** When `zenconn agent` exits anyway after SIGTERM: the workers' wait, then the agent's own flush. */
+export function agentForceExitMs(shutdownTimeoutMs: number): number {
+  return workersStopMs(shutdownTimeoutMs) + AGENT_FLUSH_MS;
+}
+
 /** What the supervisor asks of the agent it works for. */
 export interface SupervisorHooks {
   /** Whether the agent is ready (crashed workers are replaced, and reloads go on, only then). */
@@ -202,7 +219,7 @@ export class Supervisor {
    * sent their first request, so that a client that connected a moment ago is not
    * refused by a worker that started draining before its request arrived.
    */
-  private async retire(h: WorkerHandle, deadline = Date.now() + this.config.shutdownTimeoutMs + 1000, settle = false): Promise<void> {
+  private async retire(h: WorkerHandle, deadline = Date.now() + workersStopMs(this.config.shutdownTimeoutMs), settle = false): Promise<void> {
     if (h.exited) return;
     h.expectedExit = true;
     this.setDraining(h);

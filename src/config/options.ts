@@ -91,6 +91,8 @@ export interface Config {
   dbMaxPendingRecords: number;
   /** Folder for the record spool and the audit journal. Default `./data/spool`. */
   spoolDir: string;
+  /** Agent: the local control socket (`off` = none). Default unset: `zenconn.sock` in the data folder, beside `spoolDir`. */
+  controlSocket: string | null;
   /** Worker processes of `zenconn agent` (0 = the agent serves sessions itself). Default: CPU count. */
   workers: number;
   /** When set, worker i also listens on workerPorts + i. Default unset. */
@@ -171,6 +173,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   dbBatchRows: { type: 'integer', default: 1000, min: 1, max: 100000, doc: 'most session records per transaction' },
   dbMaxPendingRecords: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'records held in memory during an outage before spilling to disk' },
   spoolDir: { type: 'string', default: './data/spool', doc: 'folder of the on-disk record spool' },
+  controlSocket: { type: 'string', default: null, doc: 'agent: Unix control socket (mode 0600) answering /agent/* as admin; unset = zenconn.sock beside the spool folder; off = none' },
   workers: { type: 'integer', default: availableParallelism(), min: 0, max: 256, doc: 'agent: worker processes (0 = serve in the agent)' },
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
   workerHeartbeatTimeoutMs: { type: 'integer', default: 10000, min: 500, max: 600000, doc: 'agent: kill and replace a worker whose heartbeat stopped this long' },

@@ -4,6 +4,7 @@
  * and every line after it in the new one.
  */
 import sonicBoom, { type SonicBoom } from 'sonic-boom';
+import { PRIVATE_FILE_MODE } from '../store/private-files.js';
 
 // sonic-boom is CommonJS: its class is a property of the module object.
 const { SonicBoom: Boom } = sonicBoom;
@@ -141,7 +142,8 @@ export class AccessLogFile {
   }
 
   private open(): SonicBoom {
-    const boom = new Boom({ dest: this.path, append: true, mkdir: true });
+    // The log holds client addresses and users: owner only (see store/private-files.ts).
+    const boom = new Boom({ dest: this.path, append: true, mkdir: true, mode: PRIVATE_FILE_MODE });
     boom.on('ready', () => {
       if (boom === this.boom) this.opened = true;
     });

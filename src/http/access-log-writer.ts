@@ -2,7 +2,7 @@
  * The access log's writer: lines batched per turn of the event loop, to stdout or to a
  * file that logrotate can rotate (`reopen()` on SIGUSR1, as nginx does).
  */
-import { mkdirSync } from 'node:fs';
+import { makePrivateDir } from '../store/private-files.js';
 import { dirname } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ZenError } from '../errors.js';
@@ -73,7 +73,7 @@ export class AccessLog {
     } else if (this.destination !== 'off') {
       // A directory that cannot be made is a configuration error, before any port is bound.
       try {
-        mkdirSync(dirname(this.destination), { recursive: true });
+        makePrivateDir(dirname(this.destination));
       } catch (err) {
         throw new ZenError('ERR_CONFIG_INVALID', `access log "${this.destination}": ${(err as Error).message}`);
       }

@@ -4,7 +4,7 @@ import { ZenError } from '../errors.js';
 import type { LoggedResponse } from './logged-response.js';
 import type { RequestLog } from './request-log.js';
 import { reply } from './respond.js';
-import type { RouteHandler, Router } from './router.js';
+import { rawPath, type RouteHandler, type Router } from './router.js';
 
 /** Options of {@link createRequestHandler}. */
 export interface RequestHandlerOptions {
@@ -18,7 +18,7 @@ export interface RequestHandlerOptions {
 
 /**
  * The server's request listener: logs the response, answers 400 to a target that is no
- * URL, and runs the route (or the fallback). A handler that throws or rejects is
+ * URL, and runs the route of the exact raw path (or the fallback). A handler that throws or rejects is
  * answered with its ZenError's status, else 500, or the connection is cut if the head
  * was already sent.
  */
@@ -32,7 +32,8 @@ export function createRequestHandler(o: RequestHandlerOptions): (req: IncomingMe
       res.writeHead(400).end();
       return;
     }
-    const route = o.router.match(req.method ?? 'GET', url) ?? o.fallback;
+    // Routes match the raw path: the URL form resolves `//host`, `\\`, `.` and `..`.
+    const route = o.router.match(req.method ?? 'GET', rawPath(req.url ?? '/')) ?? o.fallback;
     Promise.resolve()
       .then(() => route(req, res, url))
       .catch((err: unknown) => {

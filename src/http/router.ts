@@ -6,6 +6,11 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL)
 /**
  * Exact-path routes by method. Tiny on purpose: zenconn has a handful of API endpoints;
  * a path without routes goes to the request handler's fallback (the static files).
+ *
+ * A route matches only its exact raw path (the request target before `?`), never a
+ * URL-resolved form of it: `//x/agent/workers`, `/x/../agent/workers` or
+ * `/./agent/workers` are not `/agent/workers`, so a proxy rule on the path cannot be
+ * walked around.
  */
 export class Router {
   private readonly routes = new Map<string, Map<string, RouteHandler>>();
@@ -25,9 +30,12 @@ export class Router {
     };
   }
 
-  /** The handler for a request: 405 for a known path with another method; null for a path without routes. */
-  match(method: string, url: URL): RouteHandler | null {
-    const byMethod = this.routes.get(url.pathname);
+  /**
+   * The handler for a request's raw path (see {@link rawPath}): 405 for a known path with
+   * another method; null for a path without routes.
+   */
+  match(method: string, path: string): RouteHandler | null {
+    const byMethod = this.routes.get(path);
     if (byMethod === undefined) return null;
     const h = byMethod.get(method);
     if (h) return h;
@@ -37,4 +45,10 @@ export class Router {
       res.end('{"error":"method not allowed"}');
     };
   }
+}
+
+/** The path part of a raw request target, as sent: everything before the first `?`. */
+export function rawPath(target: string): string {
+  const q = target.indexOf('?');
+  return q < 0 ? target : target.slice(0, q);
 }

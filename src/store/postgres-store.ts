@@ -244,6 +244,10 @@ export class PostgresStore implements Store {
     );
   }
 
+  async setServerAddress(serverId: string, address: string): Promise<void> {
+    await this.ready().query(`UPDATE servers SET address = $2 WHERE id = $1`, [serverId, address]);
+  }
+
   async touchServer(serverId: string, at: Date): Promise<void> {
     await this.ready().query(`UPDATE servers SET last_seen_at = $2 WHERE id = $1`, [serverId, at]);
   }

@@ -1,4 +1,5 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
+import { makePrivateDir, PRIVATE_FILE_MODE } from './private-files.js';
 import { join, resolve } from 'node:path';
 import { JournalFile, setAside, type JournalRead } from './durable/journal-file.js';
 import { claimOrphans, holdFile, isHeld, releaseFile } from './durable/journal-claim.js';
@@ -108,7 +109,7 @@ export class RecordWriter {
     if (isHeld(this.ownPath)) {
       throw new Error(`RecordWriter: a writer for server "${options.serverId}" is already running in this process`);
     }
-    mkdirSync(dir, { recursive: true });
+    makePrivateDir(dir);
     // Before marking the own path in use, so a file left at it by an earlier writer is claimed too.
     for (const path of claimOrphans(dir, () => true)) {
       const file = JournalFile.open(path, spoolCodec, true);
@@ -204,7 +205,7 @@ export class RecordWriter {
   private record(entry: SpoolEntry): void {
     try {
       if (this.closed) {
-        appendFileSync(this.ownPath, encodeEntry(entry));
+        appendFileSync(this.ownPath, encodeEntry(entry), { mode: PRIVATE_FILE_MODE });
         return;
       }
       // Memory holds at most maxPendingRecords; the next record moves them all to disk.

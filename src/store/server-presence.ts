@@ -38,6 +38,15 @@ export class ServerPresence {
     await store.registerServer({ ...server, hostname: hostname(), pid: process.pid, startedAt: now });
   }
 
+  /**
+   * Records the address the server is bound to (`http://HOST:PORT` with the bound port,
+   * not the configured 0). Throws if the database does.
+   */
+  async setAddress(address: string): Promise<void> {
+    this.options.server.address = address;
+    await this.options.store.setServerAddress(this.options.server.id, address);
+  }
+
   /** Starts the heartbeat (the timer does not keep the process alive). */
   startHeartbeat(): void {
     if (this.timer !== null) return;

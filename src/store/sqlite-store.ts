@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { makePrivateDir, makePrivateFiles, PRIVATE_FILE_MODE } from './private-files.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { ZenError } from '../errors.js';
@@ -110,6 +111,7 @@ function prepare(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (id) DO NOTHING`
     ),
     touchServer: db.prepare(`UPDATE servers SET last_seen_at = ? WHERE id = ?`),
+    setServerAddress: db.prepare(`UPDATE servers SET address = ? WHERE id = ?`),
     stopServer: db.prepare(`UPDATE servers SET stopped_at = ? WHERE id = ? AND stopped_at IS NULL`),
     closeOutSessions: db.prepare(
       `UPDATE sessions SET disconnected_at = ?, close_code = ? WHERE server_id = ? AND disconnected_at IS NULL`
@@ -222,8 +224,11 @@ export class SqliteStore implements Store {
   async open(): Promise<void> {
     if (this.db) return;
     let db: Database.Database;
+    // A new database file is the owner's only (0600; SQLite gives its -wal and -shm the same mode).
+    const created = this.path !== ':memory:' && !existsSync(this.path);
     try {
-      if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+      if (this.path !== ':memory:') makePrivateDir(dirname(this.path));
+      if (created) closeSync(openSync(this.path, 'a', PRIVATE_FILE_MODE));
       db = new Database(this.path);
     } catch (err) {
       throw new ZenError('ERR_STORE_UNREACHABLE', `sqlite:${this.path}`, (err as Error).message);
@@ -231,6 +236,7 @@ export class SqliteStore implements Store {
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(this.busyTimeoutMs))}`);
       db.pragma('journal_mode = WAL');
+      if (created) makePrivateFiles(this.path, `${this.path}-wal`, `${this.path}-shm`);
       db.pragma('synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       this.migrate(db);
@@ -267,6 +273,10 @@ export class SqliteStore implements Store {
   async registerServer(r: ServerRecord): Promise<void> {
     const at = iso(r.startedAt);
     this.ready().insertServer.run(r.id, r.role, r.parentId, r.hostname, r.pid, r.address, at, at);
+  }
+
+  async setServerAddress(serverId: string, address: string): Promise<void> {
+    this.ready().setServerAddress.run(address, serverId);
   }
 
   async touchServer(serverId: string, at: Date): Promise<void> {

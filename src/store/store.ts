@@ -149,6 +149,8 @@ export interface Store {
   open(): Promise<void>;
   /** Insert the server's row (last_seen_at = startedAt, stopped_at null). */
   registerServer(record: ServerRecord): Promise<void>;
+  /** Set `servers.address` (once the port is bound: with port 0 it is known only then). */
+  setServerAddress(serverId: string, address: string): Promise<void>;
   /** Refresh `servers.last_seen_at`. */
   touchServer(serverId: string, at: Date): Promise<void>;
   /** Set `servers.stopped_at`. */

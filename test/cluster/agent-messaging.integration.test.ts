@@ -25,7 +25,8 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
       const workers = await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.sessions === 5), 1000);
       assert.deepEqual(workers.map((w) => w.state), ['ready', 'ready']);
 
-      const status = await runZen(['status', '--port', String(agent.port), '--host', '127.0.0.1']);
+      // No token: over the control socket, found from the same --spool-dir.
+      const status = await runZen(['status', '--port', String(agent.port), '--host', '127.0.0.1', '--spool-dir', join(agent.dir, 'spool')]);
       assert.equal(status.code, 0, status.stderr);
       const rows = status.stdout.split('\n').filter((l) => /^\d+\s+\d+\s+ready/.test(l));
       assert.equal(rows.length, 2, status.stdout);
@@ -210,7 +211,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
       await waitFor('the registry to list both members of tls', async () => (await agent.sessions('?channel=tls')).length === 2);
       direct.send({ type: 'broadcast', channel: 'tls', data: 'hi' });
       assert.equal(((await viaAgent.nextOf('event')) as EventFrame).data, 'hi');
-      const st = await runZen(['status', '--port', String(agent.port), '--host', '127.0.0.1', '--tls-cert', cert, '--tls-key', key, '--json']);
+      const st = await runZen(['status', '--port', String(agent.port), '--host', '127.0.0.1', '--tls-cert', cert, '--tls-key', key, '--json', '--token', await admin()]);
       assert.equal(st.code, 0, st.stderr);
       const ports = (JSON.parse(st.stdout) as { workers: Array<{ port: number; sessions: number }> }).workers.map((w) => w.port);
       assert.deepEqual(ports, [base, base + 1]);

@@ -18,7 +18,7 @@ export interface AgentUnderTest {
   dir: string;
   /** sqlite:… or the PostgreSQL URL it was started with. */
   database: string;
-  /** `GET /agent/workers`. */
+  /** `GET /agent/workers` with an admin token. */
   workers(): Promise<WorkerView[]>;
   /** `GET /agent/sessions` with an admin token. */
   sessions(query?: string): Promise<SessionView[]>;
@@ -64,7 +64,7 @@ export async function startAgent(args: string[] = [], options: { env?: NodeJS.Pr
   const tls = args.includes('--tls-cert');
   // A probe that lands on a worker in its last moments must not eat a polling window: retry after 750 ms.
   const workers = async (): Promise<WorkerView[]> => {
-    const res = await httpGet(zen.port, '/agent/workers', {}, tls, 750);
+    const res = await httpGet(zen.port, '/agent/workers', { authorization: `Bearer ${await admin()}` }, tls, 750);
     if (res.status !== 200) throw new Error(`/agent/workers: ${res.status}`);
     const list = (JSON.parse(res.body) as { workers: WorkerView[] }).workers;
     for (const w of list) seen.add(w.pid);

@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { restartDelayMs, statsIntervalMs, MAX_RESTART_DELAY_MS } from '../../src/cluster/supervisor.js';
+import { agentForceExitMs, restartDelayMs, statsIntervalMs, workersStopMs, MAX_RESTART_DELAY_MS } from '../../src/cluster/supervisor.js';
 
 describe('supervisor policies', () => {
   test('restart backoff: at once, then 1 s doubling, capped at 30 s', () => {
@@ -12,6 +12,17 @@ describe('supervisor policies', () => {
   test('workers report every second, or 4 times per heartbeat timeout when it is short', () => {
     assert.equal(statsIntervalMs(10000), 1000);
     assert.equal(statsIntervalMs(1000), 250);
+  });
+
+  test('the stop deadlines follow --shutdown-timeout-ms, however large', () => {
+    // The default keeps its figures: workers get 11 s, the agent exits anyway at 14.5 s.
+    assert.equal(workersStopMs(10000), 11000);
+    assert.equal(agentForceExitMs(10000), 14500);
+    // A minute is a minute (it was cut to 13 s and 14.5 s).
+    assert.equal(workersStopMs(60000), 61000);
+    assert.equal(agentForceExitMs(60000), 64500);
+    assert.equal(workersStopMs(600000), 601000);
+    assert.ok(agentForceExitMs(600000) > workersStopMs(600000), 'the agent outlives its workers\' deadline');
   });
 
 });

@@ -15,6 +15,9 @@ export class DelegatingStore implements Store {
   registerServer(r: ServerRecord): Promise<void> {
     return this.inner.registerServer(r);
   }
+  setServerAddress(id: string, address: string): Promise<void> {
+    return this.inner.setServerAddress(id, address);
+  }
   touchServer(id: string, at: Date): Promise<void> {
     return this.inner.touchServer(id, at);
   }

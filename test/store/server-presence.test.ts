@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { ServerPresence } from '../../src/store/server-presence.js';
 import type { Store, StoreLogger } from '../../src/store/store.js';
+import { startServer } from '../helpers/server.js';
 
 const root = mkdtempSync(join(tmpdir(), 'zenconn-presence-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -27,6 +28,16 @@ function presence(store: Store, log: StoreLogger, id: string, sweepStale: boolea
 }
 
 describe('ServerPresence (this process in `servers`)', () => {
+  test('a node on --port 0 stores the port it is bound to, not 0', async () => {
+    const s = await startServer({ port: '0' });
+    try {
+      const rows = await s.node.store.listServers();
+      assert.deepEqual(rows.map((r) => r.address), [`http://127.0.0.1:${s.port}`]);
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('register closes out the dead servers and writes the row; markStopped stops it', async () => {
     const store = await openStore();
     try {

@@ -127,6 +127,16 @@ export function storeContract(setup: () => Promise<ContractFixture>): void {
   );
 
   test(
+    'setServerAddress replaces the address of one row',
+    withFixture(async ({ store }) => {
+      await store.registerServer(serverRecord('s1', { address: 'http://0.0.0.0:0' }));
+      await store.registerServer(serverRecord('s2', { address: 'http://0.0.0.0:0' }));
+      await store.setServerAddress('s1', 'http://0.0.0.0:43123');
+      assert.deepEqual((await store.listServers()).map((r) => [r.id, r.address]), [['s1', 'http://0.0.0.0:43123'], ['s2', 'http://0.0.0.0:0']]);
+    })
+  );
+
+  test(
     'touchServer moves last_seen_at and stopServer sets stopped_at once',
     withFixture(async ({ store }) => {
       await store.registerServer(serverRecord('s1'));

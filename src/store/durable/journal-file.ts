@@ -1,6 +1,7 @@
-import { appendFileSync, closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { readNdjson } from './ndjson-read.js';
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../private-files.js';
 
 /** How a journal turns one record into a line and back. */
 export interface JournalCodec<T> {
@@ -61,8 +62,8 @@ export class JournalFile<T> {
    * `count`: keep {@link remaining} (reads an existing file through once). Default false.
    */
   static open<T>(path: string, codec: JournalCodec<T>, count = false): JournalFile<T> {
-    mkdirSync(dirname(path), { recursive: true });
-    const fd = openSync(path, 'a+');
+    makePrivateDir(dirname(path));
+    const fd = openSync(path, 'a+', PRIVATE_FILE_MODE);
     return new JournalFile(path, codec, fd, fstatSync(fd).size, count);
   }
 
@@ -217,8 +218,8 @@ export class JournalFile<T> {
 
 /** Appends one line to a file of records set aside (never replayed), creating its folder. */
 export function setAside(path: string, line: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  appendFileSync(path, line.endsWith('\n') ? line : line + '\n');
+  makePrivateDir(dirname(path));
+  appendFileSync(path, line.endsWith('\n') ? line : line + '\n', { mode: PRIVATE_FILE_MODE });
 }
 
 /** Removes a file, ignoring one that is already gone. */
