@@ -23,6 +23,8 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** Which commands use it (informational, for --help). */
   commands?: readonly string[];
+  /** The value of the flag given alone (`--trust-proxy`), and of `true` in env or file; without it a string option needs a value. */
+  whenTrue?: string;
 }
 
 /** The resolved configuration (frozen after load). */
@@ -73,8 +75,12 @@ export interface Config {
   maxChannelsPerSession: number;
   /** Origins allowed to open a WebSocket (empty = any). Default empty. */
   allowedOrigins: string[];
-  /** Take the client address from X-Forwarded-For (behind a trusted proxy). Default false. */
-  trustProxy: boolean;
+  /**
+   * The proxies trusted to report the client's address in X-Forwarded-For, as Express's
+   * `trust proxy`: addresses, CIDRs, `loopback`/`linklocal`/`uniquelocal`, comma-separated,
+   * or a hop count. `true` (or the flag alone) means `loopback`. Default unset (none).
+   */
+  trustProxy: string | null;
   /** Largest HTTP API request body. Default 1048576. */
   maxHttpBodyBytes: number;
   /** Time allowed for a graceful stop before the process exits anyway. Default 10000. */
@@ -154,7 +160,12 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   rateLimitMaxRejected: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'consecutive rate-limited messages before closing with 1008' },
   maxChannelsPerSession: { type: 'integer', default: 128, min: 1, max: 100000, doc: 'channels one session may join' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
-  trustProxy: { type: 'boolean', default: false, doc: 'take the client address from X-Forwarded-For' },
+  trustProxy: {
+    type: 'string',
+    default: null,
+    whenTrue: 'loopback',
+    doc: 'proxies trusted in X-Forwarded-For: addresses, CIDRs, loopback, linklocal, uniquelocal (comma-separated) or a hop count; the flag alone = loopback'
+  },
   maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body' },
   shutdownTimeoutMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'graceful stop deadline' },
   serverHeartbeatMs: { type: 'integer', default: 5000, min: 100, max: 10000, doc: 'servers.last_seen_at refresh interval' },

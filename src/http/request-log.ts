@@ -6,6 +6,8 @@ import type { IncomingMessage } from 'node:http';
 import type { ZenError } from '../errors.js';
 import type { AccessLogEntry } from './access-log.js';
 import { entryFromHttp, type LoggedResponse } from './logged-response.js';
+import { compileTrust, type TrustFunction } from '../config/trust-proxy.js';
+import { clientAddress } from './client-address.js';
 
 /** The audit row of a refused attempt: no session exists, so its columns are null. */
 export interface RefusalRow {
@@ -28,13 +30,17 @@ export interface RequestLogOptions {
   accessLog: { log(entry: AccessLogEntry): void };
   /** Where refusals are recorded (the node's `AuditSink`). */
   audit: { record(row: RefusalRow): void };
-  /** Whether the client's address is the first of `X-Forwarded-For` (behind a proxy). */
-  trustProxy: boolean;
+  /** The proxies trusted to say the client's address (`--trust-proxy`; see client-address.ts); null: none. */
+  trustProxy: string | null;
 }
 
 /** The node's HTTP logging; see the file comment. */
 export class RequestLog {
-  constructor(private readonly o: RequestLogOptions) {}
+  private readonly trust: TrustFunction | null;
+
+  constructor(private readonly o: RequestLogOptions) {
+    this.trust = compileTrust(o.trustProxy);
+  }
 
   /** Call when a request arrives: its access-log line is written when the response closes. */
   response(req: IncomingMessage, res: LoggedResponse): void {
@@ -48,16 +54,12 @@ export class RequestLog {
   }
 
   /**
-   * The client's address: with `trustProxy`, the first `X-Forwarded-For` entry; else
-   * `fallback` (the socket's), IPv4-mapped IPv6 addresses as plain IPv4.
+   * The client's address: `X-Forwarded-For` walked from the right past the trusted
+   * proxies (`trustProxy`), starting at `socketAddr` (the socket's peer); IPv4-mapped
+   * IPv6 addresses as plain IPv4.
    */
-  clientAddress(req: IncomingMessage, fallback: string): string {
-    if (this.o.trustProxy) {
-      const xff = req.headers['x-forwarded-for'];
-      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-      if (first) return first;
-    }
-    return fallback.startsWith('::ffff:') && fallback.includes('.') ? fallback.slice(7) : fallback;
+  clientAddress(req: IncomingMessage, socketAddr: string): string {
+    return clientAddress(req, socketAddr, this.trust);
   }
 
   /**
