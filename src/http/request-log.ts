@@ -97,7 +97,8 @@ export class RequestLog {
       url: req.url ?? '/',
       httpVersion: req.httpVersion,
       status,
-      bodyBytesSent: 0,
+      // The transport writes `body` right after this call, on a socket still writable.
+      bodyBytesSent: req.socket.writable ? Buffer.byteLength(body) : 0,
       referer: req.headers.referer ?? null,
       userAgent: req.headers['user-agent'] ?? null,
       durationMs: 0
