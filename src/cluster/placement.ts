@@ -4,6 +4,20 @@ import type { WorkerHandle } from './worker-handle.js';
 /** Sockets waiting for a ready worker (all of them restarting) before new ones are refused. */
 export const MAX_WAITING_SOCKETS = 1024;
 
+/** The answer of a connection over the agent's cap, on plain HTTP (under TLS it is closed). */
+const OVER_CAP_ANSWER =
+  'HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 32\r\n\r\n{"error":"too many connections"}';
+
+/** The agent-wide connection cap (`--max-connections`). */
+export interface PlacementCap {
+  /** 0 = no cap. */
+  maxConnections: number;
+  /** The workers speak TLS: the agent cannot answer, it closes the connection. */
+  tls: boolean;
+  /** Told of each refused connection (counted and logged by the agent). */
+  refused(): void;
+}
+
 /**
  * Which worker gets a connection: the ready worker with the least load (sessions plus
  * connections handed over and not yet settled). The socket, accepted paused, travels to
@@ -18,11 +32,36 @@ export class Placement {
     /** The workers alive now. */
     private readonly workers: () => Iterable<WorkerHandle>,
     /** A worker's sessions (from the registry). */
-    private readonly sessionCount: (h: WorkerHandle) => number
+    private readonly sessionCount: (h: WorkerHandle) => number,
+    private readonly cap: PlacementCap = { maxConnections: 0, tls: false, refused: () => undefined }
   ) {}
 
-  /** Places an accepted socket (or holds it until a worker is ready). */
+  /**
+   * The agent's connections as it knows them: every worker's sessions, the connections
+   * handed over and not yet settled, and those waiting. (A plain HTTP request is counted
+   * while it is handed over; each worker also caps its own connections.)
+   */
+  get load(): number {
+    let n = this.waiting.length;
+    for (const h of this.workers()) n += this.sessionCount(h) + h.inflight;
+    return n;
+  }
+
+  /** Places an accepted socket (or holds it until a worker is ready); over the cap, refuses it. */
   place(socket: Socket): void {
+    if (this.cap.maxConnections > 0 && this.load >= this.cap.maxConnections) {
+      this.cap.refused();
+      if (this.cap.tls) {
+        socket.destroy();
+        return;
+      }
+      // Read (and drop) the request so that closing does not reset the connection under the answer.
+      socket.on('data', () => undefined);
+      socket.resume();
+      socket.end(OVER_CAP_ANSWER);
+      setTimeout(() => socket.destroy(), 5000).unref();
+      return;
+    }
     const w = this.pick();
     if (w === null) {
       // Every worker is restarting: hold the connection (paused) until one is ready.

@@ -175,6 +175,7 @@ function validateCross(c: Config): void {
       throw invalid('--trust-proxy', `${(err as Error).message} (expected addresses, CIDRs, loopback, linklocal, uniquelocal or a hop count)`);
     }
   }
+  if (c.httpRequestTimeoutMs < c.httpHeadersTimeoutMs) throw invalid('--http-request-timeout-ms', 'must be at least --http-headers-timeout-ms');
   if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');
   if (c.idleTimeoutMs <= c.pingIntervalMs) throw invalid('--idle-timeout-ms', 'must be greater than --ping-interval-ms');
   if (c.rateLimitBurst < c.rateLimitPerSec / 10) throw invalid('--rate-limit-burst', 'too small for --rate-limit-per-sec');
