@@ -41,3 +41,18 @@ test('--max-connections under an agent caps all its workers together: the cap is
     await agent.cleanup();
   }
 });
+
+test("a worker's flood-limit refusals are counted in /agent/workers", async () => {
+  const agent = await startAgent(['--workers', '1', '--max-connections-per-ip', '1']);
+  const clients: TestClient[] = [];
+  try {
+    const first = await upgradeStatus(agent.port);
+    assert.equal(first.status, 101);
+    clients.push(first.client!);
+    assert.equal((await upgradeStatus(agent.port)).status, 429);
+    await agent.waitWorkers((ws) => ws[0]?.refused?.maxConnectionsPerIp === 1);
+  } finally {
+    for (const c of clients) c.ws.terminate();
+    await agent.cleanup();
+  }
+});
