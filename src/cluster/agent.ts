@@ -95,7 +95,7 @@ export class Agent {
     this.placement = new Placement(
       () => this.supervisor.workers(),
       (h) => this.registry.sessionCount(h.key),
-      { maxConnections: this.config.maxConnections, tls: this.config.tlsCert !== null, refused: () => this.connectionRefused() }
+      { maxConnections: this.config.maxConnections, tls: this.config.tlsCert !== null, logger: this.logger }
     );
     if (this.config.bus !== null) {
       this.redisBridge = new RedisBridge({
@@ -155,7 +155,7 @@ export class Agent {
 
   /** Live figures: what `GET /agent/workers` answers. */
   workersView(): WorkersView {
-    return workersView(this.registry, { id: this.serverId, state: this.state, startedAt: this.startedAt, workers: this.config.workers, refusedConnections: this.refusedConnections });
+    return workersView(this.registry, { id: this.serverId, state: this.state, startedAt: this.startedAt, workers: this.config.workers, refusedConnections: this.placement.refused });
   }
 
   /** Answers a worker's question for its HTTP client. */
@@ -334,22 +334,6 @@ export class Agent {
         )
       );
     }
-  }
-
-  /** Connections refused by the agent-wide `--max-connections` (also in `GET /agent/workers`). */
-  refusedConnections = 0;
-  private refusedLoggedAt = -Infinity;
-  private refusedUnlogged = 0;
-
-  /** Counts a connection refused over the agent's cap; logs at most every 10 s. */
-  private connectionRefused(): void {
-    this.refusedConnections++;
-    this.refusedUnlogged++;
-    const now = performance.now();
-    if (now - this.refusedLoggedAt < 10_000) return;
-    this.logger.warn({ reason: 'maxConnections', refused: this.refusedUnlogged, total: this.refusedConnections, maxConnections: this.config.maxConnections }, 'connections refused by the agent-wide cap');
-    this.refusedLoggedAt = now;
-    this.refusedUnlogged = 0;
   }
 
   private onConnection(socket: Socket): void {

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
 import type { WorkerHandle } from './worker-handle.js';
 
 /** Sockets waiting for a ready worker (all of them restarting) before new ones are refused. */
@@ -14,8 +15,8 @@ export interface PlacementCap {
   maxConnections: number;
   /** The workers speak TLS: the agent cannot answer, it closes the connection. */
   tls: boolean;
-  /** Told of each refused connection (counted and logged by the agent). */
-  refused(): void;
+  /** Where refusals are logged (at most every 10 s, with the count since the last line). */
+  logger: Pick<Logger, 'warn'> | null;
 }
 
 /**
@@ -25,15 +26,19 @@ export interface PlacementCap {
  * up to MAX_WAITING_SOCKETS (the oldest is dropped beyond it).
  */
 export class Placement {
+  /** Connections refused by the cap (`GET /agent/workers` shows it as `agent.refusedConnections`). */
+  refused = 0;
   private readonly waiting: Socket[] = [];
   private nextConn = 1;
+  private refusedLoggedAt = -Infinity;
+  private refusedUnlogged = 0;
 
   constructor(
     /** The workers alive now. */
     private readonly workers: () => Iterable<WorkerHandle>,
     /** A worker's sessions (from the registry). */
     private readonly sessionCount: (h: WorkerHandle) => number,
-    private readonly cap: PlacementCap = { maxConnections: 0, tls: false, refused: () => undefined }
+    private readonly cap: PlacementCap = { maxConnections: 0, tls: false, logger: null }
   ) {}
 
   /**
@@ -50,7 +55,7 @@ export class Placement {
   /** Places an accepted socket (or holds it until a worker is ready); over the cap, refuses it. */
   place(socket: Socket): void {
     if (this.cap.maxConnections > 0 && this.load >= this.cap.maxConnections) {
-      this.cap.refused();
+      this.countRefused();
       if (this.cap.tls) {
         socket.destroy();
         return;
@@ -74,6 +79,16 @@ export class Placement {
       return;
     }
     this.handOff(w, socket);
+  }
+
+  private countRefused(): void {
+    this.refused++;
+    this.refusedUnlogged++;
+    const now = performance.now();
+    if (now - this.refusedLoggedAt < 10_000) return;
+    this.cap.logger?.warn({ reason: 'maxConnections', refused: this.refusedUnlogged, total: this.refused, maxConnections: this.cap.maxConnections }, 'connections refused by the agent-wide cap');
+    this.refusedLoggedAt = now;
+    this.refusedUnlogged = 0;
   }
 
   /** A worker became ready: the waiting sockets go out. */
