@@ -14,6 +14,7 @@ import { RecordWriter } from './store/record-writer.js';
 import { AccessLog } from './http/access-log-writer.js';
 import { LoggedResponse } from './http/logged-response.js';
 import { RequestLog } from './http/request-log.js';
+import { Admission } from './http/admission.js';
 import { createRequestHandler } from './http/request-handler.js';
 import { createStaticHandler } from './http/static-files.js';
 import { Router } from './http/router.js';
@@ -89,6 +90,8 @@ export class ZenNode {
   private writer!: RecordWriter;
   private accessLog!: AccessLog;
   private requestLog!: RequestLog;
+  /** Flood limits: connections, per-address upgrades and handshake rate (refusals counted in `admission.refused`). */
+  admission!: Admission;
   private readonly transport: Transport = new WsTransport();
   private verifier!: TokenVerifier;
   private presence: ServerPresence | null = null;
@@ -192,16 +195,45 @@ export class ZenNode {
       msgpackrBrowser(req, res);
     });
 
-    const handler = createRequestHandler({ router, fallback: (req, res) => staticFiles(req, res), requestLog: this.requestLog, logger: this.logger });
-    this.server = tls ? createHttpsServer({ ...tls, ServerResponse: LoggedResponse }, handler) : createHttpServer({ ServerResponse: LoggedResponse }, handler);
-    this.server.on('clientError', (_err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    this.admission = new Admission({
+      maxConnections: c.maxConnections,
+      maxConnectionsPerIp: c.maxConnectionsPerIp,
+      handshakeRatePerIp: c.handshakeRatePerIp,
+      handshakeBurstPerIp: c.handshakeBurstPerIp,
+      logger: this.logger
+    });
+    const handler = createRequestHandler({
+      router,
+      fallback: (req, res) => staticFiles(req, res),
+      requestLog: this.requestLog,
+      logger: this.logger,
+      refuse: (req) => this.admission.overCap(req.socket)
+    });
+    const serverOptions = {
+      ServerResponse: LoggedResponse,
+      headersTimeout: c.httpHeadersTimeoutMs,
+      requestTimeout: c.httpRequestTimeoutMs,
+      // How often Node looks for requests past those deadlines (its default is 30 s).
+      connectionsCheckingInterval: Math.max(50, Math.min(2000, Math.floor(c.httpHeadersTimeoutMs / 4)))
+    };
+    this.server = tls ? createHttpsServer({ ...tls, ...serverOptions }, handler) : createHttpServer(serverOptions, handler);
+    // Under TLS a request's socket is the TLS socket, so that is the one counted.
+    this.server.on(tls ? 'secureConnection' : 'connection', (socket: import('node:net').Socket) => this.admission.connectionOpened(socket));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT';
+      if (timedOut) this.admission.timedOut();
+      if (socket.writable) socket.end(timedOut ? 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' : 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
     });
     this.transport.attach<HandshakeResult>(this.server, {
       path: c.wsPath,
       maxPayloadBytes: c.maxPayloadBytes,
-      decide: (req) => (this.state === 'ready' ? decideUpgrade(req, { verifier: this.verifier, anonymous: c.anonymous, allowedOrigins: c.allowedOrigins }) : { accept: false, status: 503, body: '{"error":"draining"}' }),
+      decide: (req) => {
+        if (this.state !== 'ready') return { accept: false, status: 503, body: '{"error":"draining"}' };
+        const refusal = this.admission.admitUpgrade(req.socket, this.requestLog.clientAddress(req, req.socket.remoteAddress ?? ''));
+        if (refusal !== null) return { accept: false, ...refusal };
+        return decideUpgrade(req, { verifier: this.verifier, anonymous: c.anonymous, allowedOrigins: c.allowedOrigins });
+      },
       onConnection: (conn, req, ctx) => {
         this.sessions.accept(conn, {
           id: newId(),

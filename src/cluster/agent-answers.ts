@@ -11,6 +11,8 @@ export interface AgentProcessView {
   /** Configured workers (0: the agent serves sessions itself). */
   workers: number;
   rssBytes: number;
+  /** Connections refused by the agent-wide `--max-connections`. */
+  refusedConnections: number;
 }
 
 /** What `GET /agent/workers` answers. */
@@ -27,6 +29,8 @@ export interface AgentSelf {
   /** Epoch ms. */
   startedAt: number;
   workers: number;
+  /** Connections refused by the agent-wide cap. Default 0. */
+  refusedConnections?: number;
 }
 
 /** Live figures of the agent and its workers, with their totals. */
@@ -47,7 +51,8 @@ export function workersView(registry: Registry, self: AgentSelf, now = Date.now(
       startedAt: new Date(self.startedAt).toISOString(),
       uptimeMs: now - self.startedAt,
       workers: self.workers,
-      rssBytes: process.memoryUsage.rss()
+      rssBytes: process.memoryUsage.rss(),
+      refusedConnections: self.refusedConnections ?? 0
     },
     workers,
     totals

@@ -99,7 +99,8 @@ export class Agent {
     });
     this.placement = new Placement(
       () => this.supervisor.workers(),
-      (h) => this.registry.sessionCount(h.key)
+      (h) => this.registry.sessionCount(h.key),
+      { maxConnections: this.config.maxConnections, tls: this.config.tlsCert !== null, logger: this.logger }
     );
     if (this.config.bus !== null) {
       this.redisBridge = new RedisBridge({
@@ -163,7 +164,7 @@ export class Agent {
 
   /** Live figures: what `GET /agent/workers` answers. */
   workersView(): WorkersView {
-    return workersView(this.registry, { id: this.serverId, state: this.state, startedAt: this.startedAt, workers: this.config.workers });
+    return workersView(this.registry, { id: this.serverId, state: this.state, startedAt: this.startedAt, workers: this.config.workers, refusedConnections: this.placement.refused });
   }
 
   /** Answers a worker's question for its HTTP client. */

@@ -75,7 +75,7 @@ export async function startControlSocket(path: string, ask: (query: AgentQuery) 
       res.end('{"error":"not found"}');
     },
     // The socket's callers are local tools: no access-log lines, no refusals to record.
-    requestLog: new RequestLog({ accessLog: { log: () => undefined }, audit: { record: () => undefined }, trustProxy: false }),
+    requestLog: new RequestLog({ accessLog: { log: () => undefined }, audit: { record: () => undefined }, trustProxy: null }),
     logger
   });
   const server: Server = createHttpServer({ ServerResponse: LoggedResponse }, (req, res) => handler(req, res as LoggedResponse));

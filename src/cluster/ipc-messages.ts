@@ -36,6 +36,8 @@ export interface WorkerStats {
   loopLagMs: number;
   /** Open direct links to other workers. */
   peers: number;
+  /** Connections and requests refused by the worker's flood limits since it started, by reason (http/admission.ts). */
+  refused?: Record<string, number>;
 }
 
 /** What a worker asks the agent on behalf of an HTTP request it answers. */

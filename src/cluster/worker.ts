@@ -78,7 +78,7 @@ export async function runWorker(): Promise<void> {
   });
   link.send({ t: 'hello', serverId: node.serverId, pid: process.pid });
   let started = false;
-  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount) }), init.statsIntervalMs);
+  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}) }), init.statsIntervalMs);
 
   let stopping = false;
   const stop = (reason: string): void => {
@@ -187,7 +187,7 @@ export async function runWorker(): Promise<void> {
   registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
-  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount) });
+  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount, node.admission.refused) });
   logger.info({ directPort: address?.port ?? null }, 'worker ready');
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync, accessSync, constants } from 'node:fs';
 import { ZenError } from '../errors.js';
 import { maskUrl } from '../log.js';
+import { compileTrust } from './trust-proxy.js';
 import { OPTIONS, envName, flagName, type Config, type OptionSpec } from './options.js';
 
 /** Raw command line: the command, its `--flags` (kebab-case → value) and positionals. */
@@ -61,6 +62,10 @@ function invalid(name: string, why: string): ZenError {
 function coerce(key: keyof Config, spec: OptionSpec, raw: unknown, source: string): Config[keyof Config] {
   const name = source === 'file' ? `${key} (config file)` : source === 'env' ? envName(key) : flagName(key);
   if (raw === null) return null as never;
+  if (spec.whenTrue !== undefined) {
+    if (raw === true || (typeof raw === 'string' && /^(true|yes|on)$/i.test(raw))) return spec.whenTrue;
+    if (raw === false || (typeof raw === 'string' && /^(false|no|off)$/i.test(raw))) return null as never;
+  }
   switch (spec.type) {
     case 'string': {
       if (typeof raw !== 'string' || raw === '') throw invalid(name, 'expected a non-empty string');
@@ -130,7 +135,7 @@ export function loadConfig(
     const flag = flags.get(flagName(key).slice(2));
     const envVal = env[envName(key)];
     if (flag !== undefined) {
-      if (flag === true && spec.type !== 'boolean') throw invalid(flagName(key), 'expects a value');
+      if (flag === true && spec.type !== 'boolean' && spec.whenTrue === undefined) throw invalid(flagName(key), 'expects a value');
       out[key] = coerce(key, spec, flag, 'flag');
     } else if (envVal !== undefined && envVal !== '') {
       out[key] = coerce(key, spec, envVal, 'env');
@@ -163,6 +168,14 @@ function validateCross(c: Config): void {
   }
   if (c.auditRetention !== null && c.auditRetention !== 'off' && !/^[1-9]\d*(ms|s|m|h|d)$/.test(c.auditRetention)) throw invalid('--audit-retention', `expected a duration like 30d, 12h or 90m, or off, got "${c.auditRetention}"`);
   if (c.bus !== null && !/^rediss?:\/\//.test(c.bus)) throw invalid('--bus', `expected redis://HOST:PORT/DB, got "${maskUrl(c.bus)}"`);
+  if (c.trustProxy !== null) {
+    try {
+      compileTrust(c.trustProxy);
+    } catch (err) {
+      throw invalid('--trust-proxy', `${(err as Error).message} (expected addresses, CIDRs, loopback, linklocal, uniquelocal or a hop count)`);
+    }
+  }
+  if (c.httpRequestTimeoutMs < c.httpHeadersTimeoutMs) throw invalid('--http-request-timeout-ms', 'must be at least --http-headers-timeout-ms');
   if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');
   if (c.idleTimeoutMs <= c.pingIntervalMs) throw invalid('--idle-timeout-ms', 'must be greater than --ping-interval-ms');
   if (c.rateLimitBurst < c.rateLimitPerSec / 10) throw invalid('--rate-limit-burst', 'too small for --rate-limit-per-sec');

@@ -23,6 +23,8 @@ export interface OptionSpec {
   choices?: readonly string[];
   /** Which commands use it (informational, for --help). */
   commands?: readonly string[];
+  /** The value of the flag given alone (`--trust-proxy`), and of `true` in env or file; without it a string option needs a value. */
+  whenTrue?: string;
 }
 
 /** The resolved configuration (frozen after load). */
@@ -73,10 +75,26 @@ export interface Config {
   maxChannelsPerSession: number;
   /** Origins allowed to open a WebSocket (empty = any). Default empty. */
   allowedOrigins: string[];
-  /** Take the client address from X-Forwarded-For (behind a trusted proxy). Default false. */
-  trustProxy: boolean;
+  /**
+   * The proxies trusted to report the client's address in X-Forwarded-For, as Express's
+   * `trust proxy`: addresses, CIDRs, `loopback`/`linklocal`/`uniquelocal`, comma-separated,
+   * or a hop count. `true` (or the flag alone) means `loopback`. Default unset (none).
+   */
+  trustProxy: string | null;
   /** Largest HTTP API request body. Default 1048576. */
   maxHttpBodyBytes: number;
+  /** Open connections of a process; under an agent, also of all its workers together (0 = no cap). Default 50000. */
+  maxConnections: number;
+  /** WebSocket connections (open or in their handshake) per client address, per process (0 = no cap). Default 10000. */
+  maxConnectionsPerIp: number;
+  /** WebSocket handshakes per second per client address, sustained, per process (0 = no limit). Default 1000. */
+  handshakeRatePerIp: number;
+  /** WebSocket handshakes per client address at once, per process. Default 10000. */
+  handshakeBurstPerIp: number;
+  /** Time allowed to receive a request's headers (also the first request of an idle connection). Default 20000. */
+  httpHeadersTimeoutMs: number;
+  /** Time allowed to receive a whole request, body included. Default 60000. */
+  httpRequestTimeoutMs: number;
   /** Time allowed for a graceful stop before the process exits anyway. Default 10000. */
   shutdownTimeoutMs: number;
   /** How often `servers.last_seen_at` is refreshed. Default 5000. */
@@ -164,8 +182,19 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   rateLimitMaxRejected: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'consecutive rate-limited messages before closing with 1008' },
   maxChannelsPerSession: { type: 'integer', default: 128, min: 1, max: 100000, doc: 'channels one session may join' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
-  trustProxy: { type: 'boolean', default: false, doc: 'take the client address from X-Forwarded-For' },
+  trustProxy: {
+    type: 'string',
+    default: null,
+    whenTrue: 'loopback',
+    doc: 'proxies trusted in X-Forwarded-For: addresses, CIDRs, loopback, linklocal, uniquelocal (comma-separated) or a hop count; the flag alone = loopback'
+  },
   maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body' },
+  maxConnections: { type: 'integer', default: 50000, min: 0, max: 10000000, doc: 'open connections of a process, and of an agent with all its workers; over it 503 (0 = no cap)' },
+  maxConnectionsPerIp: { type: 'integer', default: 10000, min: 0, max: 10000000, doc: 'WebSocket connections per client address (per process); over it 429 (0 = no cap)' },
+  handshakeRatePerIp: { type: 'integer', default: 1000, min: 0, max: 10000000, doc: 'WebSocket handshakes/s per client address (per process); over it 429 (0 = no limit)' },
+  handshakeBurstPerIp: { type: 'integer', default: 10000, min: 1, max: 10000000, doc: 'WebSocket handshakes per client address at once (the rate\'s bucket)' },
+  httpHeadersTimeoutMs: { type: 'integer', default: 20000, min: 100, max: 3600000, doc: 'time to receive a request\'s headers, then 408 and close' },
+  httpRequestTimeoutMs: { type: 'integer', default: 60000, min: 100, max: 3600000, doc: 'time to receive a whole request (body included), then 408 and close' },
   shutdownTimeoutMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'graceful stop deadline' },
   serverHeartbeatMs: { type: 'integer', default: 5000, min: 100, max: 10000, doc: 'servers.last_seen_at refresh interval' },
   staleServerMs: { type: 'integer', default: 30000, min: 1000, max: 86400000, doc: 'a server unseen this long is closed out as dead' },

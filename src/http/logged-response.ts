@@ -29,6 +29,8 @@ export class LoggedResponse<Request extends IncomingMessage = IncomingMessage> e
   bodyBytes = 0;
   /** The client's address when the request arrived. */
   readonly clientAddress: string | undefined;
+  /** The request target as it arrived (a handler may rewrite `req.url` to serve another file). */
+  readonly requestUrl: string | undefined;
   private wire: Socket | null = null;
   private wireStart = 0;
   private wireEnd = -1;
@@ -36,6 +38,7 @@ export class LoggedResponse<Request extends IncomingMessage = IncomingMessage> e
   constructor(req: Request, options?: object) {
     super(req, options);
     this.clientAddress = req.socket.remoteAddress;
+    this.requestUrl = req.url;
     this.once('socket', (socket: Socket) => {
       this.wire = socket;
       this.wireStart = socket.bytesWritten ?? 0;
@@ -96,7 +99,7 @@ export function entryFromHttp(req: IncomingMessage, res: LoggedResponse, started
     remoteUser: null,
     time,
     method,
-    url: req.url ?? '',
+    url: res.requestUrl ?? req.url ?? '',
     httpVersion: req.httpVersion ?? '',
     status,
     bodyBytesSent,

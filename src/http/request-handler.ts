@@ -14,17 +14,25 @@ export interface RequestHandlerOptions {
   requestLog: RequestLog;
   /** Told of a handler that threw. */
   logger: Logger;
+  /** An answer that replaces the route (a flood limit), then the connection closes; null to serve. */
+  refuse?: (req: IncomingMessage) => { status: number; body: string; headers: Record<string, string> } | null;
 }
 
 /**
- * The server's request listener: logs the response, answers 400 to a target that is no
- * URL, and runs the route of the exact raw path (or the fallback). A handler that throws or rejects is
+ * The server's request listener: logs the response, answers a refusal (`refuse`), 400 to a
+ * target that is no URL, and runs the route of the exact raw path (or the fallback). A handler that throws or rejects is
  * answered with its ZenError's status, else 500, or the connection is cut if the head
  * was already sent.
  */
 export function createRequestHandler(o: RequestHandlerOptions): (req: IncomingMessage, res: LoggedResponse) => void {
   return (req, res) => {
     o.requestLog.response(req, res);
+    const refusal = o.refuse?.(req) ?? null;
+    if (refusal !== null) {
+      res.shouldKeepAlive = false;
+      res.writeHead(refusal.status, { ...refusal.headers, 'Content-Type': 'application/json', Connection: 'close' }).end(refusal.body);
+      return;
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://localhost');

@@ -7,6 +7,8 @@ import type { ZenError } from '../errors.js';
 import type { AccessLogEntry } from './access-log.js';
 import { entryFromHttp, type LoggedResponse } from './logged-response.js';
 import { RefusalLimiter } from './refusal-limiter.js';
+import { compileTrust, type TrustFunction } from '../config/trust-proxy.js';
+import { clientAddress } from './client-address.js';
 
 /** The audit row of a refused attempt: no session exists, so its columns are null. */
 export interface RefusalRow {
@@ -29,8 +31,8 @@ export interface RequestLogOptions {
   accessLog: { log(entry: AccessLogEntry): void };
   /** Where refusals are recorded (the node's `AuditSink`). */
   audit: { record(row: RefusalRow): void };
-  /** Whether the client's address is the first of `X-Forwarded-For` (behind a proxy). */
-  trustProxy: boolean;
+  /** The proxies trusted to say the client's address (`--trust-proxy`; see client-address.ts); null: none. */
+  trustProxy: string | null;
   /** Refused attempts written per client address per minute (`--audit-refused-per-minute`). Default 60. */
   refusedPerMinute?: number;
   /** Addresses whose rate is tracked (`--audit-refused-addresses`). Default 10000. */
@@ -40,9 +42,11 @@ export interface RequestLogOptions {
 /** The node's HTTP logging; see the file comment. */
 export class RequestLog {
   private readonly limiter: RefusalLimiter;
+  private readonly trust: TrustFunction | null;
 
   constructor(private readonly o: RequestLogOptions) {
     this.limiter = new RefusalLimiter(o.refusedPerMinute ?? 60, o.refusedAddresses ?? 10_000);
+    this.trust = compileTrust(o.trustProxy);
   }
 
   /** Call when a request arrives: its access-log line is written when the response closes. */
@@ -57,16 +61,12 @@ export class RequestLog {
   }
 
   /**
-   * The client's address: with `trustProxy`, the first `X-Forwarded-For` entry; else
-   * `fallback` (the socket's), IPv4-mapped IPv6 addresses as plain IPv4.
+   * The client's address: `X-Forwarded-For` walked from the right past the trusted
+   * proxies (`trustProxy`), starting at `socketAddr` (the socket's peer); IPv4-mapped
+   * IPv6 addresses as plain IPv4.
    */
-  clientAddress(req: IncomingMessage, fallback: string): string {
-    if (this.o.trustProxy) {
-      const xff = req.headers['x-forwarded-for'];
-      const first = (Array.isArray(xff) ? xff[0] : xff)?.split(',')[0]?.trim();
-      if (first) return first;
-    }
-    return fallback.startsWith('::ffff:') && fallback.includes('.') ? fallback.slice(7) : fallback;
+  clientAddress(req: IncomingMessage, socketAddr: string): string {
+    return clientAddress(req, socketAddr, this.trust);
   }
 
   /**
@@ -104,7 +104,8 @@ export class RequestLog {
       url: req.url ?? '/',
       httpVersion: req.httpVersion,
       status,
-      bodyBytesSent: 0,
+      // The transport writes `body` right after this call, on a socket still writable.
+      bodyBytesSent: req.socket.writable ? Buffer.byteLength(body) : 0,
       referer: req.headers.referer ?? null,
       userAgent: req.headers['user-agent'] ?? null,
       durationMs: 0

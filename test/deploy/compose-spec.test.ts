@@ -106,7 +106,14 @@ test('zenconn: the agent, PostgreSQL and Redis by service name, after both are h
   const env = serviceEnvironment(zen, filledDotenv(), filledDotenv());
   assert.match(env.get('ZENCONN_DATABASE')!, /^postgres:\/\/zenconn:secret123@postgres:5432\/zenconn$/);
   assert.equal(env.get('ZENCONN_BUS'), 'redis://redis:6379/0');
-  assert.equal(env.get('ZENCONN_TRUST_PROXY'), 'true');
+  // X-Forwarded-For is trusted only from the proxies' own network, and they are only on it.
+  const edge = (compose as unknown as { networks: Record<string, { ipam: { config: Array<{ subnet: string }> } }> }).networks.edge!;
+  assert.equal(edge.ipam.config[0]!.subnet, '172.30.250.0/24');
+  assert.equal(env.get('ZENCONN_TRUST_PROXY'), '172.30.250.0/24');
+  const networksOf = (name: string): unknown => (compose.services[name] as unknown as { networks?: unknown }).networks;
+  assert.deepEqual(networksOf('zenconn'), ['default', 'edge']);
+  assert.deepEqual(networksOf('proxy'), ['edge']);
+  assert.deepEqual(networksOf('tls'), ['edge']);
   assert.equal(env.get('ZENCONN_JWT_SECRET'), '', 'secrets come from .env (empty = unset)');
   assert.deepEqual(zen.depends_on, { postgres: { condition: 'service_healthy' }, redis: { condition: 'service_healthy' } });
   // No published port: `--scale zenconn=N` would collide on it. The proxies publish.
