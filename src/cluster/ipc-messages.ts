@@ -36,6 +36,8 @@ export interface WorkerStats {
   loopLagMs: number;
   /** Open direct links to other workers. */
   peers: number;
+  /** Records from other workers or the agent dropped since start because they could not be read or delivered. */
+  undeliverable: number;
 }
 
 /** What a worker asks the agent on behalf of an HTTP request it answers. */

@@ -43,6 +43,8 @@ export interface WorkerView {
   loopLagMs: number;
   /** Open direct links to other workers (from the last stats report). */
   peers: number;
+  /** Records from other processes the worker dropped as unreadable or undeliverable (from the last stats report). */
+  undeliverable: number;
 }
 
 /** A session as `GET /agent/sessions` shows it. */
@@ -177,7 +179,8 @@ export class Registry {
         heapUsedBytes: w.stats?.heapUsedBytes ?? 0,
         rssBytes: w.stats?.rssBytes ?? 0,
         loopLagMs: w.stats?.loopLagMs ?? 0,
-        peers: w.stats?.peers ?? 0
+        peers: w.stats?.peers ?? 0,
+        undeliverable: w.stats?.undeliverable ?? 0
       }));
   }
 

@@ -36,8 +36,11 @@ export class StatsCollector {
     this.closedOut += session.messagesOut;
   }
 
-  /** The figures since the previous sample; `hub` is null before the node started; `peers`: open links to other workers. */
-  sample(hub: Hub<Session> | null, peers = 0): WorkerStats {
+  /**
+   * The figures since the previous sample; `hub` is null before the node started; `peers`: open links to other
+   * workers; `undeliverable`: the bus's total of dropped records from other processes.
+   */
+  sample(hub: Hub<Session> | null, peers = 0, undeliverable = 0): WorkerStats {
     let totalIn = this.closedIn;
     let totalOut = this.closedOut;
     if (hub !== null) {
@@ -56,7 +59,8 @@ export class StatsCollector {
       heapUsedBytes: process.memoryUsage().heapUsed,
       rssBytes: process.memoryUsage.rss(),
       loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100,
-      peers
+      peers,
+      undeliverable
     };
     this.lastIn = totalIn;
     this.lastOut = totalOut;
