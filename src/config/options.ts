@@ -75,7 +75,7 @@ export interface Config {
   allowedOrigins: string[];
   /** Take the client address from X-Forwarded-For (behind a trusted proxy). Default false. */
   trustProxy: boolean;
-  /** Largest HTTP API request body. Default 1048576. */
+  /** Largest HTTP API request body; `POST /api/broadcast` also takes no more than maxPayloadBytes. Default 1048576. */
   maxHttpBodyBytes: number;
   /** Time allowed for a graceful stop before the process exits anyway. Default 10000. */
   shutdownTimeoutMs: number;
@@ -155,7 +155,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   maxChannelsPerSession: { type: 'integer', default: 128, min: 1, max: 100000, doc: 'channels one session may join' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
   trustProxy: { type: 'boolean', default: false, doc: 'take the client address from X-Forwarded-For' },
-  maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body' },
+  maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body (the API takes no more than --max-payload-bytes either)' },
   shutdownTimeoutMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'graceful stop deadline' },
   serverHeartbeatMs: { type: 'integer', default: 5000, min: 100, max: 10000, doc: 'servers.last_seen_at refresh interval' },
   staleServerMs: { type: 'integer', default: 30000, min: 1000, max: 86400000, doc: 'a server unseen this long is closed out as dead' },
