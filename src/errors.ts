@@ -25,6 +25,7 @@ export const ERRORS = {
   ERR_UPGRADE_ORIGIN: { message: 'origin not allowed', status: 403 },
   ERR_HTTP_BAD_REQUEST: { message: '%s', status: 400 },
   ERR_HTTP_BODY_TOO_LARGE: { message: 'request body over %s bytes', status: 413 },
+  ERR_HTTP_DATA_TOO_DEEP: { message: 'data nested deeper than %s levels', status: 400 },
   ERR_TLS_LOAD: { message: 'cannot load TLS certificate or key: %s', status: 500 },
   ERR_AUDIT_FULL: { message: 'audit full', status: 507 },
   ERR_BUS_UNAVAILABLE: { message: 'the bus to the other nodes is unavailable; retry later', status: 503 }

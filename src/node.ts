@@ -186,7 +186,8 @@ export class ZenNode {
       const ok = checks.database && checks.bus && checks.audit && !checks.auditFull && this.state === 'ready';
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
-    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, c.maxHttpBodyBytes, this.audit));
+    // A message is bounded by the same size whichever way it comes in: a socket frame's.
+    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit));
     router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
     // The demo console's MessagePack codec, straight from the msgpackr package.
     const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { maskUrl } from '../log.js';
+import { LogThrottle, maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
 import { ALL_CHANNEL, type ServerFrame } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
@@ -73,8 +73,10 @@ export interface RedisBusStats {
   dropped: number;
   /** Messages that arrived for a channel without local members (a late unsubscribe). */
   stray: number;
-  /** Messages from Redis that could not be decoded. */
+  /** Messages from Redis that could not be decoded (dropped, logged at most every 10 s). */
   malformed: number;
+  /** Decoded messages a handler could not deliver (it threw; dropped, logged at most every 10 s). */
+  undeliverable: number;
 }
 
 /** How long a clean stop may take to remove this node from Redis before leaving it to expire. */
@@ -83,7 +85,9 @@ const REMOVE_TIMEOUT_MS = 1000;
 /** The Redis implementation of the Bus contract (see bus.ts and the comment above). */
 export class RedisBus implements Bus {
   readonly nodeId: string;
-  readonly stats: RedisBusStats = { published: 0, received: 0, held: 0, refused: 0, dropped: 0, stray: 0, malformed: 0 };
+  readonly stats: RedisBusStats = { published: 0, received: 0, held: 0, refused: 0, dropped: 0, stray: 0, malformed: 0, undeliverable: 0 };
+  private readonly malformedLog = new LogThrottle();
+  private readonly undeliverableLog = new LogThrottle();
   private readonly logger: Logger;
   private readonly heartbeatMs: number;
   private readonly nodeTtlMs: number;
@@ -319,7 +323,11 @@ export class RedisBus implements Bus {
       try {
         h(message);
       } catch (err) {
-        this.logger.error({ err }, 'Redis bus: a message handler threw');
+        // Dropped and counted: a message one node cannot deliver never takes the process down.
+        this.stats.undeliverable++;
+        this.undeliverableLog.run((suppressed) =>
+          this.logger.error({ err, undeliverable: this.stats.undeliverable, suppressed }, 'Redis bus: a message handler threw; message dropped')
+        );
       }
     }
   }
@@ -336,7 +344,9 @@ export class RedisBus implements Bus {
 
   private malformed(payload: Buffer): void {
     this.stats.malformed++;
-    if (this.stats.malformed === 1) this.logger.warn({ bytes: payload.length }, 'Redis bus: undecodable message ignored (is another program publishing under this prefix?)');
+    this.malformedLog.run((suppressed) =>
+      this.logger.warn({ bytes: payload.length, malformed: this.stats.malformed, suppressed }, 'Redis bus: undecodable message ignored (is another program publishing under this prefix?)')
+    );
   }
 
   // ---- the other nodes -------------------------------------------------------------

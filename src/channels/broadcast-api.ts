@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ZenError } from '../errors.js';
-import { ALL_CHANNEL, CHANNEL_RE } from '../protocol/frames.js';
+import { DecodeReason, MAX_DATA_DEPTH, validateClientFrame } from '../protocol/frames.js';
 import type { Identity } from '../auth/grants.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { AuditSink } from '../audit/audit-sink.js';
@@ -14,28 +14,54 @@ import type { Hub } from './hub.js';
  * `Content-Type: application/msgpack`), Bearer token with `publish` (`*` needs
  * `broadcast`) → 200 `{"id","count"}` once the audit rows are durable.
  *
- * 507 `audit full` while the audit storage is past `--audit-max-bytes`. A refused
- * request (401, 403, 400, 413, 503) is recorded in the audit trail as a
+ * 507 `audit full` while the audit storage is past `--audit-max-bytes`.
+ * The body is validated as a socket `broadcast` frame is (validateClientFrame: channel,
+ * data, nesting), so every entry takes the same messages; one over the limits is refused
+ * before anything is sent or recorded as delivered (400 `ERR_HTTP_DATA_TOO_DEEP`).
+ * `maxBodyBytes` is the smaller of the HTTP body and the socket frame limits.
+ *
+ * A refused request (401, 403, 400, 413, 503) is recorded in the audit trail as a
  * WebSocket refusal is: an `in` `broadcast` row (the token's user, the channel and data
- * as far as they were read) and an `out` `error` row with the message.
+ * as far as they were read; no data when it was too deep) and an `out` `error` row with
+ * the message. The request is answered exactly once.
  */
 export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number, audit: AuditSink): RouteHandler {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     let identity: Identity | null = null;
     let channel: string | null = null;
     let data: unknown = null;
+    let answered = false;
+    const answer = (send: () => void): void => {
+      if (answered) return;
+      answered = true;
+      send();
+    };
     try {
       identity = await identify(req, url, verifier);
       checkGrant(identity, 'publish');
       const { value: body, hasBinary } = parseBody(req, await readBody(req, maxBodyBytes));
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'body must be an object {"channel","data"}');
       const fields = body as { channel?: unknown; data?: unknown };
-      data = fields.data ?? null;
-      if (typeof fields.channel !== 'string') throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing channel');
-      if (fields.channel !== ALL_CHANNEL && !CHANNEL_RE.test(fields.channel)) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'invalid channel');
-      channel = fields.channel;
-      if (fields.data === undefined) throw new ZenError('ERR_HTTP_BAD_REQUEST', 'missing data');
-      const r = hub.broadcast(null, identity, channel, fields.data, (result) => reply(req, res, 200, result), hasBinary);
+      const frame = validateClientFrame({
+        type: 'broadcast',
+        channel: fields.channel,
+        token: undefined,
+        hasData: fields.data !== undefined,
+        data: fields.data,
+        hasBinary
+      });
+      if ('errors' in frame) {
+        const first = frame.errors[0];
+        const badChannel = first === DecodeReason.MISSING_CHANNEL || first === DecodeReason.INVALID_CHANNEL;
+        if (!badChannel) channel = fields.channel as string;
+        if (!frame.errors.includes(DecodeReason.DATA_TOO_DEEP)) data = fields.data ?? null;
+        if (first === DecodeReason.DATA_TOO_DEEP) throw new ZenError('ERR_HTTP_DATA_TOO_DEEP', MAX_DATA_DEPTH);
+        throw new ZenError('ERR_HTTP_BAD_REQUEST', first ?? DecodeReason.INVALID_FRAME);
+      }
+      if (frame.type !== 'broadcast') throw new ZenError('ERR_HTTP_BAD_REQUEST', DecodeReason.INVALID_FRAME);
+      channel = frame.channel;
+      data = frame.data;
+      const r = hub.broadcast(null, identity, channel, frame.data, (result) => answer(() => reply(req, res, 200, result)), hasBinary);
       if (r === 'forbidden') throw new ZenError('ERR_AUTH_FORBIDDEN', 'broadcast');
       if (r === 'not subscribed') throw new ZenError('ERR_AUTH_FORBIDDEN', 'publish');
       if (r === 'bus unavailable') throw new ZenError('ERR_BUS_UNAVAILABLE');
@@ -51,7 +77,7 @@ export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: nu
       const userId = identity?.userId ?? null;
       audit.record({ messageId: null, at, sessionId: null, userId, direction: 'in', type: 'broadcast', channel, payload: data, recipients: null });
       audit.record({ messageId: null, at, sessionId: null, userId, direction: 'out', type: 'error', channel, payload: [e.message], recipients: 1 });
-      replyError(req, res, e);
+      answer(() => replyError(req, res, e));
     }
   };
 }

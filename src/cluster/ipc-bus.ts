@@ -1,5 +1,7 @@
 import { serialize, deserialize } from 'node:v8';
 import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { LogThrottle } from '../log.js';
 import type { Bus, BusMessage } from '../bus/bus.js';
 import { PeerLink, type PeerControl } from './peer-link.js';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
@@ -47,6 +49,10 @@ interface Peer {
  *   MAX_PEER_UNSENT_BATCHES writes wait for its link: its deliveries are dropped and
  *   counted (`dropped`), the other workers still get theirs. What was in flight to a
  *   worker that dies is lost (delivery is at most once).
+ * - A record from a peer or the agent that cannot be read or delivered (`receive`) is
+ *   dropped, counted (`undeliverable`, in the worker's stats: `GET /agent/workers`) and
+ *   logged at most every 10 s; it never throws out of the event loop, so one bad message
+ *   cannot take a worker and its sessions down.
  */
 export class IpcBus implements Bus {
   private readonly remote = new Map<string, number>();
@@ -63,16 +69,20 @@ export class IpcBus implements Bus {
   private readonly gone = new Set<number>();
   private nextSyncId = 1;
   private droppedCount = 0;
+  private undeliverableCount = 0;
+  private readonly undeliverableLog = new LogThrottle();
   private closed = false;
   private nodesReady = true;
 
   /**
    * @param port the IPC channel to the agent
    * @param viaAgent whether messages also go to the agent (it is on a Redis bus, `--bus`)
+   * @param logger where dropped records are reported (none: counted only)
    */
   constructor(
     private readonly port: IpcPort,
-    private readonly viaAgent = false
+    private readonly viaAgent = false,
+    private readonly logger: Logger | null = null
   ) {}
 
   get ready(): boolean {
@@ -82,6 +92,11 @@ export class IpcBus implements Bus {
   /** Deliveries not queued for a worker that had stopped reading (see MAX_PEER_UNSENT_BATCHES). */
   get dropped(): number {
     return this.droppedCount;
+  }
+
+  /** Records from peers or the agent dropped because they could not be read or delivered (see `receive`). */
+  get undeliverable(): number {
+    return this.undeliverableCount;
   }
 
   /** Links to other workers that are open. */
@@ -150,8 +165,33 @@ export class IpcBus implements Bus {
   /** A message from another worker, or routed here by the agent (`deliver`). */
   receive(payload: Uint8Array): void {
     if (this.closed) return;
-    const message = deserialize(payload) as BusMessage;
-    for (const h of this.handlers) h(message);
+    let message: BusMessage;
+    try {
+      message = deserialize(payload) as BusMessage;
+    } catch (err) {
+      this.drop(payload, err);
+      return;
+    }
+    for (const h of this.handlers) {
+      try {
+        h(message);
+      } catch (err) {
+        this.drop(payload, err);
+      }
+    }
+  }
+
+  /** Counts and reports (throttled) a record that could not be handled. */
+  private drop(payload: Uint8Array, err: unknown): void {
+    this.undeliverableCount++;
+    const logger = this.logger;
+    if (logger === null) return;
+    this.undeliverableLog.run((suppressed) =>
+      logger.warn(
+        { bytes: payload.length, err: err instanceof Error ? err.message : String(err), undeliverable: this.undeliverableCount, suppressed },
+        'bus: a message from another process could not be delivered; dropped'
+      )
+    );
   }
 
   /**

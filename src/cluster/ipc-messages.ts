@@ -38,6 +38,8 @@ export interface WorkerStats {
   peers: number;
   /** Connections and requests refused by the worker's flood limits since it started, by reason (http/admission.ts). */
   refused?: Record<string, number>;
+  /** Records from other workers or the agent dropped since start because they could not be read or delivered. */
+  undeliverable: number;
 }
 
 /** What a worker asks the agent on behalf of an HTTP request it answers. */

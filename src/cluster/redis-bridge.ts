@@ -1,5 +1,6 @@
 import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
+import { LogThrottle } from '../log.js';
 import type { AuditSink } from '../audit/audit-sink.js';
 import type { BusMessage } from '../bus/bus.js';
 import { RedisBus } from '../bus/redis-bus.js';
@@ -29,9 +30,14 @@ export class RedisBridge {
   private readonly busRouter: BusRouter;
   /** The readiness last told to the workers. */
   private readyTold = true;
+  private readonly logger: Logger;
+  /** Workers' messages dropped because they could not be read or encoded (logged as `undeliverable`). */
+  private undeliverable = 0;
+  private readonly undeliverableLog = new LogThrottle();
 
   constructor(options: RedisBridgeOptions) {
     this.busRouter = options.busRouter;
+    this.logger = options.logger;
     const redisBus = new RedisBus({ url: options.url, prefix: options.prefix, nodeId: options.nodeId, logger: options.logger });
     this.redisBus = redisBus;
     // Other nodes' messages go to the workers with members, as a worker's would.
@@ -69,7 +75,16 @@ export class RedisBridge {
 
   /** A worker's message (a v8-serialized `BusMessage`) for the other nodes. */
   publishPayload(payload: Uint8Array): void {
-    this.redisBus.publish(deserialize(payload) as BusMessage);
+    try {
+      this.redisBus.publish(deserialize(payload) as BusMessage);
+    } catch (err) {
+      // A worker's record the agent cannot read or encode is dropped, never thrown out of the loop.
+      this.undeliverable++;
+      const logger = this.logger;
+      this.undeliverableLog.run((suppressed) =>
+        logger.warn({ err: err instanceof Error ? err.message : String(err), undeliverable: this.undeliverable, suppressed }, 'Redis bridge: a worker message could not be published; dropped')
+      );
+    }
   }
 
   publish(message: BusMessage): void {

@@ -45,6 +45,8 @@ export interface WorkerView {
   peers: number;
   /** Refusals by the worker's flood limits, by reason (from the last stats report). */
   refused?: Record<string, number>;
+  /** Records from other processes the worker dropped as unreadable or undeliverable (from the last stats report). */
+  undeliverable: number;
 }
 
 /** A session as `GET /agent/sessions` shows it. */
@@ -180,7 +182,8 @@ export class Registry {
         rssBytes: w.stats?.rssBytes ?? 0,
         loopLagMs: w.stats?.loopLagMs ?? 0,
         peers: w.stats?.peers ?? 0,
-        refused: w.stats?.refused ?? {}
+        refused: w.stats?.refused ?? {},
+        undeliverable: w.stats?.undeliverable ?? 0
       }));
   }
 

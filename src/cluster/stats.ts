@@ -38,9 +38,10 @@ export class StatsCollector {
 
   /**
    * The figures since the previous sample; `hub` is null before the node started; `peers`:
-   * open links to other workers; `refused`: the node's flood-limit refusals so far.
+   * open links to other workers; `refused`: the node's flood-limit refusals so far;
+   * `undeliverable`: the bus's total of dropped records from other processes.
    */
-  sample(hub: Hub<Session> | null, peers = 0, refused: Record<string, number> = {}): WorkerStats {
+  sample(hub: Hub<Session> | null, peers = 0, refused: Record<string, number> = {}, undeliverable = 0): WorkerStats {
     let totalIn = this.closedIn;
     let totalOut = this.closedOut;
     if (hub !== null) {
@@ -60,7 +61,8 @@ export class StatsCollector {
       rssBytes: process.memoryUsage.rss(),
       loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100,
       peers,
-      refused: { ...refused }
+      refused: { ...refused },
+      undeliverable
     };
     this.lastIn = totalIn;
     this.lastOut = totalOut;

@@ -39,7 +39,7 @@ export async function runWorker(): Promise<void> {
   const { config, slot, parentId } = init;
   const logger = createLogger(config.logLevel, { role: 'worker', slot });
   // With --bus, messages also go to the agent, the Redis node of all its workers.
-  const bus = new IpcBus(link, config.bus !== null);
+  const bus = new IpcBus(link, config.bus !== null, logger);
   link.onPeer((key, socket) => bus.addPeer(key, socket));
   const stats = new StatsCollector();
   // Handed-over sockets count as load for the agent's placement until they are settled:
@@ -78,7 +78,7 @@ export async function runWorker(): Promise<void> {
   });
   link.send({ t: 'hello', serverId: node.serverId, pid: process.pid });
   let started = false;
-  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}) }), init.statsIntervalMs);
+  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}, bus.undeliverable) }), init.statsIntervalMs);
 
   let stopping = false;
   const stop = (reason: string): void => {
@@ -187,7 +187,7 @@ export async function runWorker(): Promise<void> {
   registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
-  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount, node.admission.refused) });
+  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount, node.admission.refused, bus.undeliverable) });
   logger.info({ directPort: address?.port ?? null }, 'worker ready');
 }
 

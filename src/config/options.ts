@@ -81,7 +81,7 @@ export interface Config {
    * or a hop count. `true` (or the flag alone) means `loopback`. Default unset (none).
    */
   trustProxy: string | null;
-  /** Largest HTTP API request body. Default 1048576. */
+  /** Largest HTTP API request body; `POST /api/broadcast` also takes no more than maxPayloadBytes. Default 1048576. */
   maxHttpBodyBytes: number;
   /** Open connections of a process; under an agent, also of all its workers together (0 = no cap). Default 50000. */
   maxConnections: number;
@@ -188,7 +188,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
     whenTrue: 'loopback',
     doc: 'proxies trusted in X-Forwarded-For: addresses, CIDRs, loopback, linklocal, uniquelocal (comma-separated) or a hop count; the flag alone = loopback'
   },
-  maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body' },
+  maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body (the API takes no more than --max-payload-bytes either)' },
   maxConnections: { type: 'integer', default: 50000, min: 0, max: 10000000, doc: 'open connections of a process, and of an agent with all its workers; over it 503 (0 = no cap)' },
   maxConnectionsPerIp: { type: 'integer', default: 10000, min: 0, max: 10000000, doc: 'WebSocket connections per client address (per process); over it 429 (0 = no cap)' },
   handshakeRatePerIp: { type: 'integer', default: 1000, min: 0, max: 10000000, doc: 'WebSocket handshakes/s per client address (per process); over it 429 (0 = no limit)' },

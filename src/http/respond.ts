@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { packValue } from '../protocol/msgpack-encoder.js';
 import { unpackValue } from '../protocol/msgpack-reader.js';
 import { ZenError } from '../errors.js';
+import { DecodeReason, MAX_DATA_DEPTH } from '../protocol/frames.js';
 
 /** Whether the client asked for MessagePack answers (`X-Bin-Protocol`). */
 export function wantsBinary(req: IncomingMessage): boolean {
@@ -61,12 +62,16 @@ export interface ParsedBody {
 
 /**
  * Parses a JSON or MessagePack (`Content-Type: application/msgpack`) body. MessagePack
- * goes through the protocol's strict reader: plain values only, no msgpackr extensions.
+ * goes through the protocol's strict reader: plain values only, no msgpackr extensions,
+ * nesting bounded while reading (the body object is one level above its `data`, so
+ * `data` may be MAX_DATA_DEPTH deep; the caller validates `data` itself). JSON.parse is
+ * iterative: any nesting parses, and the caller's validation refuses it.
  */
 export function parseBody(req: IncomingMessage, body: Buffer): ParsedBody {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type === 'application/msgpack' || type === 'application/x-msgpack') {
-    const r = unpackValue(body);
+    const r = unpackValue(body, MAX_DATA_DEPTH + 1);
+    if (!r.ok && r.reason === DecodeReason.DATA_TOO_DEEP) throw new ZenError('ERR_HTTP_DATA_TOO_DEEP', MAX_DATA_DEPTH);
     if (!r.ok) throw new ZenError('ERR_HTTP_BAD_REQUEST', `invalid MessagePack body: ${r.reason}`);
     return { value: r.value, hasBinary: r.hasBinary };
   }

@@ -58,7 +58,8 @@ function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFail
     token: third,
     hasData: n > 2,
     data: third,
-    hasBinary: r.sawBinary
+    hasBinary: r.sawBinary,
+    depthChecked: true
   });
 }
 

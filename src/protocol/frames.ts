@@ -169,6 +169,50 @@ export interface RawClientFrame {
   hasData: boolean;
   data: unknown;
   hasBinary: boolean;
+  /**
+   * The decoder already bounded the nesting to MAX_DATA_DEPTH while reading (the socket
+   * codecs do, before building anything); otherwise validateClientFrame walks `data`.
+   */
+  depthChecked?: boolean;
+}
+
+/**
+ * Whether `value` nests containers (arrays, plain objects) deeper than `limit`. Binary
+ * values and Dates count as scalars, as the codecs encode them. Iterative with an
+ * explicit stack, so a value nested 500,000 deep is measured without exhausting the
+ * call stack; it stops at the first container beyond the limit.
+ */
+export function nestedDeeperThan(value: unknown, limit: number): boolean {
+  if (!isContainer(value)) return false;
+  const stack: Array<{ items: unknown[]; i: number }> = [];
+  let items = childrenOf(value);
+  let i = 0;
+  let depth = 1;
+  if (depth > limit) return true;
+  for (;;) {
+    if (i < items.length) {
+      const child = items[i++];
+      if (!isContainer(child)) continue;
+      if (++depth > limit) return true;
+      stack.push({ items, i });
+      items = childrenOf(child);
+      i = 0;
+      continue;
+    }
+    const up = stack.pop();
+    if (up === undefined) return false;
+    depth--;
+    items = up.items;
+    i = up.i;
+  }
+}
+
+function isContainer(v: unknown): v is object {
+  return typeof v === 'object' && v !== null && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer) && !(v instanceof Date);
+}
+
+function childrenOf(v: object): unknown[] {
+  return Array.isArray(v) ? v : Object.values(v);
 }
 
 /** The channel a failure reports: the frame's own when it is a string (cut to 200), else `*`. */
@@ -212,6 +256,9 @@ export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFa
       return { type, channel: channel as string };
     case 'broadcast':
       if (!raw.hasData) (errors ??= []).push(DecodeReason.MISSING_DATA);
+      // The one depth rule of every entry (socket JSON and binary, HTTP JSON and
+      // MessagePack): what passes here can be encoded by every codec and the buses.
+      else if (raw.depthChecked !== true && nestedDeeperThan(raw.data, MAX_DATA_DEPTH)) (errors ??= []).push(DecodeReason.DATA_TOO_DEEP);
       if (errors) return { channel: failureChannel(channel), errors };
       return { type, channel: channel as string, data: raw.data, hasBinary: raw.hasBinary };
   }

@@ -81,7 +81,8 @@ function decodeClient(data: Buffer): ClientFrame | DecodeFailure {
     token: Object.hasOwn(obj, 'token') ? obj.token : undefined,
     hasData,
     data: hasData ? obj.data : undefined,
-    hasBinary: false
+    hasBinary: false,
+    depthChecked: true
   });
 }
 

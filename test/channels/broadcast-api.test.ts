@@ -79,3 +79,23 @@ describe('POST /api/broadcast', () => {
     assert.equal(get.status, 405);
   });
 });
+
+describe('POST /api/broadcast takes a message of the size a frame may have', () => {
+  test('a body of --max-payload-bytes is accepted, one byte more is 413, although --max-http-body-bytes is larger', async () => {
+    const srv = await startServer({ 'max-payload-bytes': '1024', 'max-http-body-bytes': '4096' });
+    try {
+      const post = async (body: string): Promise<number> =>
+        (await fetch(`http://127.0.0.1:${srv.port}/api/broadcast`, {
+          method: 'POST',
+          body,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${await makeToken('app', ['publish'])}` }
+        })).status;
+      const limit = JSON.stringify({ channel: 'x', data: 'z'.repeat(1024 - 25) });
+      assert.equal(Buffer.byteLength(limit), 1024);
+      assert.equal(await post(limit), 200);
+      assert.equal(await post(JSON.stringify({ channel: 'x', data: 'z'.repeat(1024 - 24) })), 413);
+    } finally {
+      await srv.stop();
+    }
+  });
+});

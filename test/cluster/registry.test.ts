@@ -54,7 +54,7 @@ describe('Registry', () => {
     const r = new Registry();
     r.addWorker(1, 0, 100, 0);
     r.setState(1, 'ready', 9001);
-    r.setStats(1, { sessions: 0, channels: 3, messagesInPerSec: 7, messagesOutPerSec: 70, heapUsedBytes: 1, rssBytes: 2, loopLagMs: 0.5, peers: 1 });
+    r.setStats(1, { sessions: 0, channels: 3, messagesInPerSec: 7, messagesOutPerSec: 70, heapUsedBytes: 1, rssBytes: 2, loopLagMs: 0.5, peers: 1, undeliverable: 0 });
     const [w] = r.workers(0);
     assert.deepEqual([w!.state, w!.port, w!.channels, w!.messagesInPerSec, w!.messagesOutPerSec, w!.rssBytes, w!.loopLagMs, w!.peers], ['ready', 9001, 3, 7, 70, 2, 0.5, 1]);
     r.setState(1, 'draining');
