@@ -6,7 +6,8 @@ import { parseStoreUrl } from '../store/store-url.js';
 import type { AuditRecord, Store } from '../store/store.js';
 import { journalKey } from '../audit/audit-journal.js';
 import { AuditWriter } from '../audit/audit-writer.js';
-import { FILTER_NAMES, iterateAudit, parseFilter, parseLimit, rowView, type AuditFilter } from '../audit/audit-query.js';
+import { iterateAudit, parseFilter, parseLimit, rowView, type AuditFilter } from '../audit/audit-query.js';
+import { commandFlags } from './command-help.js';
 import { configOrExit, fail } from './common.js';
 
 const FORMATS = ['table', 'json', 'ndjson'] as const;
@@ -30,7 +31,7 @@ const DEFAULT_LIMIT = 100;
  * into it first, so every acknowledged row is there to read.
  */
 export async function audit(args: ParsedArgs): Promise<void> {
-  const config = configOrExit(args, [...FILTER_NAMES, 'limit', 'format']);
+  const config = configOrExit(args, commandFlags('audit'));
   const get = (name: string): string | null => {
     const v = args.flags.get(name);
     if (v === undefined) return null;
