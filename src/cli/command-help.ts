@@ -70,6 +70,13 @@ export const COMMAND_SPECS: Record<'audit' | 'status' | 'reload' | 'sign' | 'tok
   }
 };
 
+/** The default of a command's flag, as its --help prints it. */
+export function flagDefault(command: keyof typeof COMMAND_SPECS, name: string): string {
+  const d = COMMAND_SPECS[command].flags.find((f) => f.name === name)?.default;
+  if (d === undefined) throw new Error(`${command} --${name} has no default`);
+  return d;
+}
+
 /** The flag names a command accepts besides the config options. */
 export function commandFlags(command: keyof typeof COMMAND_SPECS): string[] {
   return COMMAND_SPECS[command].flags.map((f) => f.name);

@@ -2,7 +2,7 @@ import { SignJWT } from 'jose';
 import type { ParsedArgs } from '../config/load.js';
 import { GRANTS } from '../auth/grants.js';
 import { ZenError } from '../errors.js';
-import { commandFlags } from './command-help.js';
+import { commandFlags, flagDefault } from './command-help.js';
 import { configOrExit, fail, stringFlag } from './common.js';
 
 /**
@@ -21,7 +21,7 @@ export async function token(args: ParsedArgs): Promise<void> {
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
     .setIssuedAt()
-    .setExpirationTime(stringFlag(args, 'expires-in') ?? '1h')
+    .setExpirationTime(stringFlag(args, 'expires-in') ?? flagDefault('token', 'expires-in'))
     .sign(new TextEncoder().encode(config.jwtSecret));
   process.stdout.write(jwt + '\n');
 }
