@@ -27,8 +27,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.ZENCONN_TEST_CONCURRENCY ?? '2';
-// A hang guard per test file, not a speed target: the image build test alone allows its
-// npm ci and tsc 280 s (it took 178 s on this machine in a slow phase), so a file gets 10 min.
+// A hang guard per test (node's --test-timeout applies to each test, not to a file), not a
+// speed target: the image build test alone allows its npm ci and tsc 280 s (it took 178 s
+// on this machine in a slow phase), so a test gets 10 min.
 const timeoutMs = process.env.ZENCONN_TEST_TIMEOUT_MS ?? '600000';
 const r = spawnSync(
   process.execPath,

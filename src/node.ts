@@ -117,7 +117,8 @@ export class ZenNode {
     // Everything that can be wrong with the configuration fails here, before a port is bound.
     this.accessLog = new AccessLog({ destination: c.accessLog, format: c.accessLogFormat });
     await this.accessLog.ready();
-    const staticFiles = createStaticHandler({ root: c.public });
+    // `--public off`: no static files; a path without a route is a 404.
+    const staticFiles = c.public === null ? (req: IncomingMessage, res: ServerResponse) => reply(req, res, 404, { error: 'not found' }) : createStaticHandler({ root: c.public });
     this.verifier = new TokenVerifier({ secret: c.jwtSecret, publicKeyFile: c.jwtPublicKey });
     const tls = c.tlsCert && c.tlsKey ? this.loadTls() : null;
 

@@ -6,14 +6,15 @@ import { parseStoreUrl } from '../store/store-url.js';
 import type { AuditRecord, Store } from '../store/store.js';
 import { journalKey } from '../audit/audit-journal.js';
 import { AuditWriter } from '../audit/audit-writer.js';
-import { FILTER_NAMES, iterateAudit, parseFilter, parseLimit, rowView, type AuditFilter } from '../audit/audit-query.js';
+import { iterateAudit, parseFilter, parseLimit, rowView, type AuditFilter } from '../audit/audit-query.js';
+import { commandFlags, flagDefault } from './command-help.js';
 import { configOrExit, fail } from './common.js';
 
 const FORMATS = ['table', 'json', 'ndjson'] as const;
 type Format = (typeof FORMATS)[number];
 
 /** Rows printed when `--limit` is not given. */
-const DEFAULT_LIMIT = 100;
+const DEFAULT_LIMIT = Number(flagDefault('audit', 'limit'));
 
 /**
  * `zenconn audit [--since T] [--until T] [--channel C] [--session ID] [--user U] [--type T]
@@ -30,7 +31,7 @@ const DEFAULT_LIMIT = 100;
  * into it first, so every acknowledged row is there to read.
  */
 export async function audit(args: ParsedArgs): Promise<void> {
-  const config = configOrExit(args, [...FILTER_NAMES, 'limit', 'format']);
+  const config = configOrExit(args, commandFlags('audit'));
   const get = (name: string): string | null => {
     const v = args.flags.get(name);
     if (v === undefined) return null;
@@ -45,7 +46,7 @@ export async function audit(args: ParsedArgs): Promise<void> {
   } catch (err) {
     fail(new ZenError('ERR_CONFIG_INVALID', `--${(err as Error).message}`));
   }
-  const format = (get('format') ?? 'table') as Format;
+  const format = (get('format') ?? flagDefault('audit', 'format')) as Format;
   if (!FORMATS.includes(format)) fail(new ZenError('ERR_CONFIG_INVALID', `--format: expected table, json or ndjson, got "${format}"`));
 
   let where;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgv, type ParsedArgs } from '../config/load.js';
 import { OPTIONS, envName, flagName } from '../config/options.js';
+import { COMMAND_SPECS, commandHelp } from './command-help.js';
 import { serve } from './serve.js';
 import { sign } from './sign.js';
 import { token } from './token.js';
@@ -48,6 +49,10 @@ export async function main(argv: string[]): Promise<void> {
   const args = parseArgv(argv);
   if (args.flags.get('version') === true || args.command === 'version') {
     process.stdout.write(version() + '\n');
+    return;
+  }
+  if (args.flags.get('help') === true && args.command !== null && args.command in COMMAND_SPECS) {
+    process.stdout.write(commandHelp(args.command as keyof typeof COMMAND_SPECS));
     return;
   }
   if (args.flags.get('help') === true || args.command === null || args.command === 'help') {

@@ -1,4 +1,5 @@
-import type { ParsedArgs } from '../config/load.js';
+import { BUNDLED_PUBLIC, type ParsedArgs } from '../config/load.js';
+import type { Config } from '../config/options.js';
 import { ZenNode } from '../node.js';
 import { configOrExit, fail } from './common.js';
 import { createLogger } from '../log.js';
@@ -18,9 +19,18 @@ export async function serve(args: ParsedArgs): Promise<void> {
   } catch (err) {
     fail(err);
   }
+  // After start: a bad configuration stays one line on stderr.
+  logger.info({ public: config.public }, staticNote(config));
   installSignals(node, config.shutdownTimeoutMs);
   const scheme = config.tlsCert ? 'https' : 'http';
   process.stdout.write(`listening on ${scheme}://${config.host}:${address!.port}\n`);
+}
+
+/** Says which folder is served at `/`, and why when it is not the one asked for. */
+export function staticNote(config: Readonly<Config>): string {
+  if (config.public === null) return 'static files off (--public off)';
+  if (config.public === BUNDLED_PUBLIC) return `no ./public here: serving the bundled console from ${BUNDLED_PUBLIC}`;
+  return `serving static files from ${config.public}`;
 }
 
 /** The signal handling shared by `serve` and a worker. */

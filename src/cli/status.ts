@@ -8,10 +8,11 @@ import type { WorkerView } from '../cluster/registry.js';
 import { existsSync } from 'node:fs';
 import { controlSocketPath } from '../cluster/control-socket.js';
 import { configOrExit, fail, stringFlag } from './common.js';
+import { commandFlags } from './command-help.js';
 import { clusterNodes, formatCluster } from './status-cluster.js';
 
 /** The flags of `status` and `reload` besides the config options. */
-const FLAGS = ['token', 'json', 'cluster'];
+const FLAGS = commandFlags('status');
 
 /** The agent's answer to `GET /agent/workers`. */
 interface WorkersAnswer {

@@ -2,6 +2,7 @@ import { SignJWT } from 'jose';
 import type { ParsedArgs } from '../config/load.js';
 import { GRANTS } from '../auth/grants.js';
 import { ZenError } from '../errors.js';
+import { commandFlags, flagDefault } from './command-help.js';
 import { configOrExit, fail, stringFlag } from './common.js';
 
 /**
@@ -10,7 +11,7 @@ import { configOrExit, fail, stringFlag } from './common.js';
  * application's own auth service.
  */
 export async function token(args: ParsedArgs): Promise<void> {
-  const config = configOrExit(args, ['sub', 'grants', 'expires-in']);
+  const config = configOrExit(args, commandFlags('token'));
   if (!config.jwtSecret) fail(new ZenError('ERR_CONFIG_INVALID', 'token: --jwt-secret (or ZENCONN_JWT_SECRET) is required'));
   const sub = stringFlag(args, 'sub');
   if (!sub) fail(new ZenError('ERR_CONFIG_INVALID', 'token: --sub USER is required'));
@@ -20,7 +21,7 @@ export async function token(args: ParsedArgs): Promise<void> {
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(sub)
     .setIssuedAt()
-    .setExpirationTime(stringFlag(args, 'expires-in') ?? '1h')
+    .setExpirationTime(stringFlag(args, 'expires-in') ?? flagDefault('token', 'expires-in'))
     .sign(new TextEncoder().encode(config.jwtSecret));
   process.stdout.write(jwt + '\n');
 }

@@ -1,4 +1,5 @@
-import { readFileSync, accessSync, constants } from 'node:fs';
+import { readFileSync, accessSync, constants, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ZenError } from '../errors.js';
 import { maskUrl } from '../log.js';
 import { compileTrust } from './trust-proxy.js';
@@ -51,6 +52,9 @@ export function parseArgv(argv: readonly string[]): ParsedArgs {
   }
   return { command, flags, positionals };
 }
+
+/** The console shipped with zenconn: the package's own `public/` (this file is dist/src/config/load.js). */
+export const BUNDLED_PUBLIC = fileURLToPath(new URL('../../../public', import.meta.url));
 
 const KEYS = Object.keys(OPTIONS) as Array<keyof Config>;
 const BY_FLAG = new Map(KEYS.map((k) => [flagName(k).slice(2), k]));
@@ -130,6 +134,7 @@ export function loadConfig(
     }
   }
   const out: Record<string, unknown> = {};
+  const given = new Set<keyof Config>();
   for (const key of KEYS) {
     const spec = OPTIONS[key];
     const flag = flags.get(flagName(key).slice(2));
@@ -143,11 +148,26 @@ export function loadConfig(
       out[key] = coerce(key, spec, file[key], 'file');
     } else {
       out[key] = spec.default;
+      continue;
     }
+    given.add(key);
   }
+  out.public = staticRoot(out.public as string, given.has('public'));
   const config = out as unknown as Config;
   validateCross(config);
   return Object.freeze(config);
+}
+
+/**
+ * `off` turns static files off (null). A folder that was not given (the default
+ * `./public`) and does not exist falls back to the bundled console, so `zenconn serve`
+ * works in any folder; a folder that was given (flag, env or file) is used as it is, and
+ * the static handler refuses it if it is missing.
+ */
+function staticRoot(value: string, given: boolean): string | null {
+  if (value === 'off') return null;
+  if (!given && !existsSync(value)) return BUNDLED_PUBLIC;
+  return value;
 }
 
 /** Checks what one option alone cannot; URLs in messages have their password masked. */

@@ -33,8 +33,12 @@ export interface Config {
   host: string;
   /** TCP port; 0 picks a free one (printed on stdout). Default 8080. */
   port: number;
-  /** Folder of static files served at `/`. Default `./public`. */
-  public: string;
+  /**
+   * Folder of static files served at `/`; null (`--public off`) serves none. Default
+   * `./public`, or the console bundled with zenconn when `./public` does not exist and the
+   * option was not given.
+   */
+  public: string | null;
   /** `sqlite:PATH` or `postgres://…`. Default `sqlite:./data/zenconn.db`. */
   database: string;
   /** `-` (stdout), a file path, or `off`. Default `-`. */
@@ -152,7 +156,11 @@ export interface Config {
 export const OPTIONS: Record<keyof Config, OptionSpec> = {
   host: { type: 'string', default: '0.0.0.0', doc: 'interface to listen on' },
   port: { type: 'integer', default: 8080, min: 0, max: 65535, doc: 'TCP port (0 = any free port, printed on stdout)' },
-  public: { type: 'string', default: './public', doc: 'folder of static files served at /' },
+  public: {
+    type: 'string',
+    default: './public',
+    doc: 'folder of static files served at /; off serves none; not given and no ./public: the bundled console'
+  },
   database: { type: 'string', default: 'sqlite:./data/zenconn.db', doc: 'sqlite:PATH or postgres://USER@HOST:PORT/DB' },
   accessLog: { type: 'string', default: '-', doc: 'access log: - (stdout), a file path, or off' },
   accessLogFormat: {

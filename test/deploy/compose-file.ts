@@ -179,6 +179,25 @@ export function referencedVariables(doc: unknown): Set<string> {
   return used;
 }
 
+/**
+ * Every `${VAR:?…}` and `${VAR?…}` of a document (nested ones in defaults included), as
+ * `VAR:?` / `VAR?`: the variables without which Compose refuses to start.
+ */
+export function requiredVariables(doc: unknown): string[] {
+  const found: string[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      for (const m of v.replace(/\$\$/g, '').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)(:?\?)/g)) found.push(m[1]! + m[2]!);
+    } else if (Array.isArray(v)) {
+      v.forEach(walk);
+    } else if (v !== null && typeof v === 'object') {
+      Object.values(v).forEach(walk);
+    }
+  };
+  walk(doc);
+  return found;
+}
+
 /** A command or entrypoint as an argv array (Compose splits a string like a shell would, quotes aside). */
 export function argv(value: string | string[] | undefined): string[] {
   if (value === undefined) return [];

@@ -19,6 +19,7 @@ import {
   parseDotenv,
   readComposeFile,
   referencedVariables,
+  requiredVariables,
   serviceEnvironment,
   type ComposeFile
 } from './compose-file.js';
@@ -39,7 +40,7 @@ function explain(validate: ValidateFunction): string {
 const raw = readComposeFile();
 const dotenvText = readFileSync(join(ROOT, '.env.example'), 'utf8');
 
-/** .env.example as a user fills it: the required password set. */
+/** .env.example as a user fills it: their own password set. */
 function filledDotenv(): Map<string, string> {
   const vars = parseDotenv(dotenvText, '.env.example');
   vars.set('POSTGRES_PASSWORD', 'secret123');
@@ -87,16 +88,21 @@ test('.env.example lists every variable compose.yaml reads, and every zenconn op
   for (const o of Object.keys(zenEnv)) assert.ok(!parseDotenv(dotenvText).has(o), `${o} is set by compose.yaml; .env.example must not set it too`);
 });
 
-test('without POSTGRES_PASSWORD in .env, compose refuses to start and says what to do', () => {
-  assert.equal(parseDotenv(dotenvText).get('POSTGRES_PASSWORD'), '', '.env.example leaves the password to the user');
-  assert.throws(() => interpolateDocument(raw, parseDotenv(dotenvText)), (err: unknown) => {
-    assert.ok(err instanceof MissingVariableError);
-    assert.match(err.message, /^POSTGRES_PASSWORD: set POSTGRES_PASSWORD in \.env \(cp \.env\.example \.env\)$/);
-    return true;
-  });
-  // The interpolation itself, on the forms compose.yaml uses.
+test('no variable is required: a fresh clone (no .env) and the untouched .env.example both interpolate, with the default password', () => {
+  assert.deepEqual(requiredVariables(raw), [], 'compose.yaml must not require a variable (${VAR:?…} or ${VAR?…}): give it a default');
+  // The check is not vacuous: both forms, nested in a default too, are found.
+  assert.deepEqual(requiredVariables({ a: ['${X:?set X}', '$${Y?}', 'p${Z-${W?w}}'] }), ['X:?', 'W?']);
+  assert.equal(parseDotenv(dotenvText).get('POSTGRES_PASSWORD'), '', '.env.example leaves the password to the default');
+  for (const [what, vars] of [['no .env', new Map<string, string>()], ['.env.example as it is', parseDotenv(dotenvText)]] as const) {
+    const doc = interpolateDocument(raw as ComposeFile, vars);
+    const env = serviceEnvironment(doc.services.zenconn!, new Map(), vars);
+    assert.equal(env.get('ZENCONN_DATABASE'), 'postgres://zenconn:zenconn@postgres:5432/zenconn', what);
+    assert.equal((doc.services.postgres!.environment as Record<string, string>).POSTGRES_PASSWORD, 'zenconn', what);
+  }
+  // The interpolation itself, on the forms compose.yaml uses, and a required one refused.
   const vars = new Map([['A', 'x'], ['E', '']]);
   assert.equal(interpolate('${A:-d}/${E:-d}/${U:-d}/${E-d}/$$A/$A', vars), 'x/d/d//$A/x');
+  assert.throws(() => interpolate('${E:?set E}', vars), (err: unknown) => err instanceof MissingVariableError && err.message === 'E: set E');
 });
 
 test('zenconn: the agent, PostgreSQL and Redis by service name, after both are healthy, behind the proxies only', () => {
