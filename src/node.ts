@@ -1,4 +1,4 @@
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -190,12 +190,15 @@ export class ZenNode {
     // A message is bounded by the same size whichever way it comes in: a socket frame's.
     router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit));
     router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
-    // The demo console's MessagePack codec, straight from the msgpackr package.
-    const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });
-    router.add('GET', '/zenconn/msgpackr.js', (req, res) => {
-      req.url = '/index.min.js';
-      msgpackrBrowser(req, res);
-    });
+    // The demo console's MessagePack codec, straight from the msgpackr package; a static
+    // file like the console's own, so `--public off` turns it off too.
+    if (c.public !== null) {
+      const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });
+      router.add('GET', '/zenconn/msgpackr.js', (req, res) => {
+        req.url = '/index.min.js';
+        msgpackrBrowser(req, res);
+      });
+    }
 
     this.admission = new Admission({
       maxConnections: c.maxConnections,

@@ -12,7 +12,7 @@ import { answerAgentQuery, workersView } from '../cluster/agent-answers.js';
 import type { AgentAnswer, AgentQuery } from '../cluster/ipc-messages.js';
 import { configOrExit, fail } from './common.js';
 import { createLogger } from '../log.js';
-import { installSignals } from './serve.js';
+import { installSignals, staticNote } from './serve.js';
 
 /**
  * `zenconn agent [--workers N]`: the agent owns the port and supervises N worker
@@ -39,6 +39,7 @@ export async function agent(args: ParsedArgs): Promise<void> {
   } catch (err) {
     fail(err);
   }
+  logger.info({ public: config.public }, staticNote(config));
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
