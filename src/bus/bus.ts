@@ -14,14 +14,17 @@ import type { ServerFrame } from '../protocol/frames.js';
  *   was REFUSED: the bus cannot reach the other processes and can hold no more (a
  *   backend that never refuses always returns `true`). The hub answers a refused
  *   broadcast with an `error` frame `bus unavailable` instead of `received`.
- * - `remoteCount` is this process's best knowledge of the members elsewhere, used for
- *   `received.count`; it is updated asynchronously as processes report their counts.
+ * - `remoteCount` is the members elsewhere, used for `received.count`. It includes
+ *   every member whose `whenSubscribed` resolved (or answered null) before it is read:
+ *   a bus resolves `whenSubscribed` only once the processes that count have the new
+ *   count, for each new member, not only a channel's first. Reading it is O(1).
  * - `setLocalCount` reports this process's member count of a channel (0 = no interest,
  *   so no traffic for it should arrive any more). `*` counts all local sessions.
- * - `whenSubscribed`, asked right after a count went from 0 to more, tells when that
- *   interest is in effect: from then on, a message published anywhere reaches this
- *   process. The hub answers `subscribed` only then, so a client that saw `subscribed`
- *   misses nothing sent after it, whichever worker or node the sender is on.
+ * - `whenSubscribed`, asked right after a count grew, tells when that member is in
+ *   effect: from then on, a message published anywhere reaches this process and is
+ *   counted with it. The hub answers `subscribed` only then, so a client that saw
+ *   `subscribed` misses nothing sent after it, and is in its `received.count`,
+ *   whichever worker or node the sender is on.
  * - Delivery is at most once: a process that dies loses what was in flight to it.
  */
 

@@ -25,9 +25,11 @@ import { OwnState } from './redis-own-state.js';
  * A node drops its own messages (Redis sends them back to it when it has members of the
  * channel). Routing does not depend on counts: a node receives a channel's traffic by its
  * own subscription, and `whenSubscribed` tells the hub when that subscription is
- * acknowledged (so `subscribed` is answered only then). Every `resyncMs` each node
- * compares the `seq` of every node in Redis with its cache and re-reads what it missed. A
- * dead node is counted until its hash expires and the next resync notices, at most
+ * acknowledged and the new count announced (so `subscribed` is answered only then, and
+ * the other nodes count the member by the time its client can say anything). Every
+ * `resyncMs` each node compares the `seq` of every node in Redis with its cache and
+ * re-reads what it missed. A dead node is counted until its hash expires and the next
+ * resync notices, at most
  * `nodeTtlMs + resyncMs` (7 s by default) after its last heartbeat; then its members of
  * private channels are announced as `left` to the local members of those channels, as if
  * they had disconnected. For `nodeTtlMs` after this node (re)connects it declares nobody
@@ -186,7 +188,7 @@ export class RedisBus implements Bus {
 
   /**
    * Waits for the channel's SUBSCRIBE to be acknowledged and its count announced to the
-   * other nodes (the next state write). Not ready: null — the restore subscribes
+   * other nodes (the next state write), for every member, not only a channel's first. Not ready: null — the restore subscribes
    * everything, and nothing is delivered until then anyway.
    */
   whenSubscribed(channel: string): Promise<void> | null {

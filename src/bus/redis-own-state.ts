@@ -13,10 +13,16 @@ const SUBSCRIBE_CHUNK = 1000;
  * members, see redis-keys.ts) and the notices of its changes. Changes are batched per
  * event-loop turn; a new channel's count is announced only once its SUBSCRIBE is
  * acknowledged, so a node counted by the others already receives the channel's traffic.
+ * A new member is in effect (`whenSubscribed`) once its channel is subscribed AND the
+ * count with it is written and announced: Redis has then pushed the notice to every
+ * other node, ahead of anything they can hear from the member's client after its
+ * `subscribed`, so their `received.count` includes it.
  */
 export class OwnState {
   /** channel → local members (> 0). */
   private readonly localCounts = new Map<string, number>();
+  /** channel → the count last written to Redis and announced (> 0). */
+  private readonly written = new Map<string, number>();
   /** From the joined/left notices this node publishes. */
   private readonly localMembers: Members = new Map();
   /** Hash fields changed since the last write: field → value (null = delete). */
@@ -84,8 +90,7 @@ export class OwnState {
   /** See `Bus.whenSubscribed`: not ready, null (the restore subscribes everything). */
   whenSubscribed(channel: string): Promise<void> | null {
     if (this.state() !== 'ready' || channel === ALL_CHANNEL || !this.localCounts.has(channel)) return null;
-    const key = this.keys.channel(channel);
-    if (this.subscribed.has(key) && !this.unacked.has(key)) return null;
+    if (this.inEffect(channel)) return null;
     return new Promise((resolve) => {
       const list = this.subWaiters.get(channel);
       if (list === undefined) this.subWaiters.set(channel, [resolve]);
@@ -99,12 +104,17 @@ export class OwnState {
    */
   settleSubWaiters(): void {
     for (const [channel, resolvers] of this.subWaiters) {
-      const key = this.keys.channel(channel);
-      const over = this.state() !== 'ready' || !this.localCounts.has(channel) || (this.subscribed.has(key) && !this.unacked.has(key));
+      const over = this.state() !== 'ready' || !this.localCounts.has(channel) || this.inEffect(channel);
       if (!over) continue;
       this.subWaiters.delete(channel);
       for (const r of resolvers) r();
     }
+  }
+
+  /** Subscribed (acknowledged), and the others were told a count at least the current one. */
+  private inEffect(channel: string): boolean {
+    const key = this.keys.channel(channel);
+    return this.subscribed.has(key) && !this.unacked.has(key) && (this.written.get(channel) ?? 0) >= (this.localCounts.get(channel) ?? 0);
   }
 
   /** The subscriber connection dropped: it holds no subscription any more. */
@@ -128,6 +138,7 @@ export class OwnState {
     const fields: string[] = ['seq', String(seq)];
     for (const [ch, n] of this.localCounts) fields.push(`c:${ch}`, String(n));
     for (const [ch, m] of this.localMembers) for (const [s, u] of m) fields.push(`m:${ch} ${s}`, JSON.stringify(u));
+    const counts = new Map(this.localCounts);
     this.dirty.clear();
     await this.link.exec(
       this.link.pub
@@ -138,6 +149,8 @@ export class OwnState {
         .sadd(this.keys.nodes, this.nodeId)
         .publish(this.keys.ctl, encodeRewrite(this.nodeId, seq))
     );
+    this.written.clear();
+    for (const [ch, n] of counts) this.written.set(ch, n);
   }
 
   /** Refreshes the TTL of this node's hash; true when it had expired already. */
@@ -189,16 +202,22 @@ export class OwnState {
     const set: string[] = ['seq', String(seq)];
     const del: string[] = [];
     const notice: Array<string | null> = [];
+    const counts: Array<[string, number]> = [];
     for (const [field, value] of this.dirty) {
       if (value === null) del.push(field);
       else set.push(field, value);
       notice.push(field, value);
+      if (field.startsWith('c:')) counts.push([field.slice(2), value === null ? 0 : Number(value)]);
     }
     this.dirty.clear();
     const m = this.link.pub.multi().exists(this.ownKey).hset(this.ownKey, ...set);
     if (del.length > 0) m.hdel(this.ownKey, ...del);
     m.pexpire(this.ownKey, this.nodeTtlMs).publish(this.keys.ctl, encodeDelta(this.nodeId, seq, notice));
     const res = await this.link.exec(m);
+    for (const [ch, n] of counts) {
+      if (n > 0) this.written.set(ch, n);
+      else this.written.delete(ch);
+    }
     // The hash had expired (a long pause): what was just written is partial; rewrite it.
     if (res[0] === 0) await this.writeFull();
   }

@@ -91,9 +91,9 @@ export class Hub<M extends ChannelMember = ChannelMember> {
    * Handles `subscribe`: answers `subscribed`, `unauthorized` or an error.
    *
    * `subscribed` means the subscription is in effect everywhere: a message sent after
-   * it, from any worker or node, reaches the session. When this process is the first
-   * here with members of the channel, the bus needs a moment (one round trip to the
-   * agent or to Redis) to route the channel here; meanwhile the session is a member but
+   * it, from any worker or node, reaches the session and counts it. The bus may need a
+   * moment (one round trip to the other workers, the agent or Redis) to route the
+   * channel here and have the new count read; meanwhile the session is a member but
    * HELD: what is written to it waits, and so do the frames it sends, so it sees
    * `subscribed` first and then everything in order.
    */

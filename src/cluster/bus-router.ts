@@ -3,7 +3,7 @@ export interface RouteTarget {
   readonly key: number;
   /** Queues a serialized `BusMessage` for this worker's members. */
   deliver(payload: Uint8Array): void;
-  /** Queues the count of `channel`'s members on the other workers (coalesced per turn). */
+  /** Queues the count of `channel`'s members on other nodes (coalesced per turn). */
   setRemote(channel: string, count: number): void;
 }
 
@@ -17,9 +17,10 @@ export interface RouteTarget {
  *   channel, once per worker: O(workers) per message, whatever the number of
  *   recipients. `*` is a channel like the others (each worker reports its session
  *   count under it).
- * - Each count change is pushed to the other workers as their remote count
- *   (total − their own, plus the members on other nodes when the agent is on a Redis
- *   bus), so `received.count` is computed without asking the agent.
+ * - The members on other nodes (when the agent is on a Redis bus) are pushed to every
+ *   worker. The members on the other workers are not: each worker counts them from
+ *   what its peers send over their links (ipc-bus.ts), which is exact for every member
+ *   told `subscribed`, where a count relayed by the agent would lag behind.
  * - Memory: one entry per (channel, worker with members); a channel nobody is in
  *   holds nothing.
  */
@@ -32,12 +33,11 @@ export class BusRouter {
   /** channel → members on other nodes (the agent's Redis bus), > 0 only. */
   private readonly external = new Map<string, number>();
 
-  /** Adds a worker and tells it the members elsewhere of every channel. */
+  /** Adds a worker and tells it the members on other nodes of every channel. */
   addWorker(target: RouteTarget): void {
     this.targets.set(target.key, target);
     this.channelsOf.set(target.key, new Set());
-    for (const [channel, byWorker] of this.counts) target.setRemote(channel, sum(byWorker) + (this.external.get(channel) ?? 0));
-    for (const [channel, n] of this.external) if (!this.counts.has(channel)) target.setRemote(channel, n);
+    for (const [channel, n] of this.external) target.setRemote(channel, n);
   }
 
   /** Removes an exited worker: its members no longer count anywhere. Returns the channels it had members in. */
@@ -49,7 +49,6 @@ export class BusRouter {
       const byWorker = this.counts.get(channel)!;
       byWorker.delete(key);
       if (byWorker.size === 0) this.counts.delete(channel);
-      this.pushRemote(channel, byWorker, null);
     }
     return [...channels];
   }
@@ -59,7 +58,7 @@ export class BusRouter {
     if ((this.external.get(channel) ?? 0) === count) return;
     if (count > 0) this.external.set(channel, count);
     else this.external.delete(channel);
-    this.pushRemote(channel, this.counts.get(channel) ?? new Map(), null);
+    for (const target of this.targets.values()) target.setRemote(channel, count);
   }
 
   /** A worker's member count of `channel` changed. */
@@ -82,7 +81,6 @@ export class BusRouter {
       mine.delete(channel);
       if (byWorker.size === 0) this.counts.delete(channel);
     }
-    this.pushRemote(channel, byWorker ?? new Map(), key);
   }
 
   /**
@@ -110,14 +108,6 @@ export class BusRouter {
   /** Workers with members of `channel`. */
   workersWith(channel: string): number[] {
     return [...(this.counts.get(channel)?.keys() ?? [])];
-  }
-
-  /** Tells every worker but `changed` its new remote count of `channel`. */
-  private pushRemote(channel: string, byWorker: Map<number, number>, changed: number | null): void {
-    const total = sum(byWorker) + (this.external.get(channel) ?? 0);
-    for (const [key, target] of this.targets) {
-      if (key !== changed) target.setRemote(channel, total - (byWorker.get(key) ?? 0));
-    }
   }
 }
 

@@ -6,10 +6,18 @@ import type { Bus, BusMessage } from '../bus/bus.js';
 import { PeerLink, type PeerControl } from './peer-link.js';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
 
+/** A confirmation round in flight for one channel: every peer (and the agent when asked) reads this worker's counts up to `count`. */
+interface Sync {
+  count: number;
+  /** Still in the turn it was asked in: its `sync` records follow every count set in this turn. */
+  open: boolean;
+  promise: Promise<void>;
+}
+
 /** One other worker, as this worker's bus sees it. */
 interface Peer {
   readonly link: PeerLink;
-  /** Its member counts (> 0 only); routing follows them. */
+  /** Its member counts (> 0 only); routing and `remoteCount` follow them. */
   readonly counts: Map<string, number>;
   /** It sent its whole table (`table-end`). */
   ready: boolean;
@@ -29,17 +37,20 @@ interface Peer {
  *   its own messages, the other nodes).
  * - `publish` serializes the message once (v8 structured clone: binary data, dates,
  *   NaN survive) and queues the same bytes on each target link with the turn's write.
- * - `whenSubscribed`: a channel new to this worker is routed here once every peer and
- *   the agent have read its count — and, on a Redis bus, once the agent's subscription is
- *   acknowledged: one `sync` round trip to each, in parallel, per channel newly in use
- *   here; a channel already in use answers null at once. A peer that exits meanwhile no
+ * - `whenSubscribed`: a new member is in effect once every peer has read this worker's
+ *   new count (it routes AND counts by it), and, for a channel new to this worker or on a
+ *   Redis bus, once the agent has too (and, on a Redis bus, once its subscription is
+ *   acknowledged and the other nodes were told the count): one `sync` round trip to
+ *   each, in parallel, per turn in which the count grew. A peer that exits meanwhile no
  *   longer needs to know.
  * - A new worker is linked to every worker alive when it starts and reads each one's
  *   whole table before it takes connections (`whenPeersReady`): a message it publishes
  *   reaches every member that was already told `subscribed`.
- * - `remoteCount` is what the agent last pushed: the members on the other workers.
- *   It is eventually consistent: a subscription on another worker counts here a few
- *   milliseconds later, so a `received.count` sent in that window may miss it.
+ * - `remoteCount` is the sum of the counts the peers sent over their links (kept as a
+ *   running total per channel, so it costs one lookup), plus what the agent pushed of
+ *   the members on other nodes (`--bus`). A peer answers a `sync` only after reading the
+ *   counts before it, so a member that was told `subscribed` on another worker is always
+ *   counted here.
  * - Ordering: each link is a FIFO stream, so messages from one worker reach another in
  *   the order they were published.
  * - `publish` refuses (returns false) when the agent is gone, or, with `--bus`, when it
@@ -55,14 +66,17 @@ interface Peer {
  *   cannot take a worker and its sessions down.
  */
 export class IpcBus implements Bus {
-  private readonly remote = new Map<string, number>();
+  /** Members on other nodes, as the agent last pushed them (`--bus`). */
+  private readonly external = new Map<string, number>();
+  /** Channel → the sum of the peers' counts (> 0 only). */
+  private readonly peerTotals = new Map<string, number>();
   private readonly handlers = new Set<(message: BusMessage) => void>();
   /** This worker's member counts (> 0 only): the table a new peer is sent. */
   private readonly local = new Map<string, number>();
-  /** Of those channels, the ones every peer and the agent confirmed they route here. */
-  private readonly live = new Set<string>();
-  /** Confirmations awaited, per channel. */
-  private readonly syncing = new Map<string, Promise<void>>();
+  /** Of those channels, the count every peer and the agent confirmed they route and count by. */
+  private readonly confirmed = new Map<string, number>();
+  /** The latest confirmation round, per channel. */
+  private readonly syncing = new Map<string, Sync>();
   private readonly peers = new Map<number, Peer>();
   private readonly peerWaiters = new Set<() => void>();
   /** Workers the agent said exited (a link to one of them is not waited for). */
@@ -125,16 +139,19 @@ export class IpcBus implements Bus {
   }
 
   remoteCount(channel: string): number {
-    return this.remote.get(channel) ?? 0;
+    return (this.peerTotals.get(channel) ?? 0) + (this.external.get(channel) ?? 0);
   }
 
   setLocalCount(channel: string, count: number): void {
     if (this.closed) return;
-    if (count > 0) this.local.set(channel, count);
-    else {
+    if (count > 0) {
+      this.local.set(channel, count);
+      // Fewer members: a later rise must be confirmed again from this count.
+      if ((this.confirmed.get(channel) ?? 0) > count) this.confirmed.set(channel, count);
+    } else {
       // A confirmation in flight covered the earlier interest, not the next one.
       this.local.delete(channel);
-      this.live.delete(channel);
+      this.confirmed.delete(channel);
       this.syncing.delete(channel);
     }
     this.port.setCount(channel, count);
@@ -142,19 +159,34 @@ export class IpcBus implements Bus {
   }
 
   whenSubscribed(channel: string): Promise<void> | null {
-    if (this.closed || !this.port.connected || !this.local.has(channel) || this.live.has(channel)) return null;
+    const count = this.local.get(channel);
+    if (this.closed || !this.port.connected || count === undefined) return null;
+    const known = this.confirmed.get(channel);
+    if (known !== undefined && known >= count) return null;
     const pending = this.syncing.get(channel);
-    if (pending !== undefined) return pending;
-    const answers: Array<Promise<boolean>> = [this.port.sync(channel)];
+    if (pending !== undefined && (pending.count >= count || pending.open)) {
+      // Asked in this turn: its records go out after this turn's counts, so it covers this one.
+      pending.count = Math.max(pending.count, count);
+      return pending.promise;
+    }
+    // The agent routes by the first member; with --bus the other nodes count by every one.
+    const answers: Array<Promise<boolean>> = known === undefined || this.viaAgent ? [this.port.sync(channel)] : [];
     for (const peer of this.peers.values()) answers.push(this.syncPeer(peer));
-    const p: Promise<void> = Promise.all(answers).then((confirmed) => {
-      if (this.syncing.get(channel) !== p) return;
-      this.syncing.delete(channel);
+    if (answers.length === 0) {
+      // Nobody else counts this worker's members.
+      this.confirmed.set(channel, count);
+      return null;
+    }
+    const sync: Sync = { count, open: true, promise: Promise.resolve() };
+    process.nextTick(() => (sync.open = false));
+    sync.promise = Promise.all(answers).then((ok) => {
+      if (this.syncing.get(channel) === sync) this.syncing.delete(channel);
       // Unconfirmed: the next subscriber asks again.
-      if (confirmed.every(Boolean) && this.local.has(channel)) this.live.add(channel);
+      if (!ok.every(Boolean) || !this.local.has(channel)) return;
+      if ((this.confirmed.get(channel) ?? 0) < sync.count) this.confirmed.set(channel, Math.min(sync.count, this.local.get(channel)!));
     });
-    this.syncing.set(channel, p);
-    return p;
+    this.syncing.set(channel, sync);
+    return sync.promise;
   }
 
   onMessage(handler: (message: BusMessage) => void): () => void {
@@ -210,6 +242,9 @@ export class IpcBus implements Bus {
       control: (item) => this.onControl(peer, item),
       closed: () => {
         if (this.peers.get(key) === peer) this.peers.delete(key);
+        // Its members count no more.
+        for (const [channel, n] of counts) this.addToPeerTotal(channel, -n);
+        counts.clear();
         peer.ready = true;
         // A worker that is gone needs no more telling.
         for (const resolve of syncs.values()) resolve();
@@ -264,10 +299,10 @@ export class IpcBus implements Bus {
     return n;
   }
 
-  /** The agent's count of `channel`'s members on the other workers (`remote`). */
+  /** The agent's count of `channel`'s members on the other nodes (`remote`, with `--bus`). */
   setRemoteCount(channel: string, count: number): void {
-    if (count > 0) this.remote.set(channel, count);
-    else this.remote.delete(channel);
+    if (count > 0) this.external.set(channel, count);
+    else this.external.delete(channel);
   }
 
   /** Whether the agent's bus to the other nodes (`--bus`) is ready (`bus-ready`). */
@@ -303,10 +338,13 @@ export class IpcBus implements Bus {
 
   private onControl(peer: Peer, item: PeerControl): void {
     switch (item.t) {
-      case 'count':
-        if (item.count > 0) peer.counts.set(item.channel, item.count);
+      case 'count': {
+        const count = item.count > 0 ? item.count : 0;
+        this.addToPeerTotal(item.channel, count - (peer.counts.get(item.channel) ?? 0));
+        if (count > 0) peer.counts.set(item.channel, count);
         else peer.counts.delete(item.channel);
         return;
+      }
       case 'table-end':
         peer.ready = true;
         this.wakePeerWaiters();
@@ -322,6 +360,13 @@ export class IpcBus implements Bus {
         return;
       }
     }
+  }
+
+  private addToPeerTotal(channel: string, delta: number): void {
+    if (delta === 0) return;
+    const t = (this.peerTotals.get(channel) ?? 0) + delta;
+    if (t > 0) this.peerTotals.set(channel, t);
+    else this.peerTotals.delete(channel);
   }
 
   private wakePeerWaiters(): void {

@@ -83,7 +83,7 @@ export type WorkerItem =
 export type AgentItem =
   /** From the agent (another node's message, a dead worker's `left`): a v8-serialized `BusMessage` for the local members. */
   | { t: 'deliver'; payload: Uint8Array }
-  /** Members of `channel` on the other workers, as the agent knows them now. */
+  /** Members of `channel` on other nodes (`--bus`), as the agent knows them now; the other workers' come over the peer links. */
   | { t: 'remote'; channel: string; count: number }
   | { t: 'response'; id: number; answer: AgentAnswer }
   /** Answer to `sync`: messages for the channel published anywhere from now on reach the worker. */

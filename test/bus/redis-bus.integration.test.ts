@@ -283,6 +283,34 @@ describe('RedisBus on its own (as an agent would use it)', () => {
     }
   });
 
+  test('whenSubscribed waits for every new member\'s count to be written and announced, not only a channel\'s first', async () => {
+    const url = testRedisUrl();
+    const prefix = randomPrefix();
+    const redis = await redisClient(url);
+    const id = newId();
+    const bus = new RedisBus({ url, prefix, nodeId: id, logger: pino({ level: 'silent' }) });
+    try {
+      await bus.start();
+      const written = async (): Promise<string | null> => redis.hget(`${prefix}node:${id}`, 'c:room');
+      bus.setLocalCount('room', 1);
+      await bus.whenSubscribed('room');
+      assert.equal(await written(), '1');
+      assert.equal(bus.whenSubscribed('room'), null, 'subscribed and counted');
+      bus.setLocalCount('room', 2);
+      const second = bus.whenSubscribed('room');
+      assert.ok(second instanceof Promise, 'the channel is subscribed already, but its new count is not written yet');
+      await second;
+      assert.equal(await written(), '2', 'written (and announced) before the member is in effect');
+      assert.equal(bus.whenSubscribed('room'), null);
+      bus.setLocalCount('room', 1);
+      assert.equal(bus.whenSubscribed('room'), null, 'fewer members: nothing to wait for');
+    } finally {
+      await bus.close();
+      await dropKeys(redis, prefix);
+      redis.disconnect();
+    }
+  });
+
   test('start resolves not ready when Redis is unreachable, and publish holds then refuses', async () => {
     const bus = new RedisBus({ url: 'redis://127.0.0.1:1/0', nodeId: newId(), logger: pino({ level: 'silent' }), connectTimeoutMs: 200, maxPending: 1 });
     try {

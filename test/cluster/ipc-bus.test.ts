@@ -69,7 +69,54 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     assert.deepEqual(proc.items().map((i) => i.t), ['count']);
   });
 
-  test('remote counts come from the agent; zero forgets the channel', () => {
+  test('whenSubscribed: a count that grows is confirmed again (with --bus, by the agent: the other nodes count every member); growth within one turn shares one sync', async () => {
+    const proc = new FakeProcess();
+    const bus = new IpcBus(new AgentLink(proc), true);
+    const confirm = async (): Promise<void> => {
+      await tick();
+      const syncs = proc.items().filter((i) => i.t === 'sync') as Array<Extract<WorkerItem, { t: 'sync' }>>;
+      proc.sent.length = 0;
+      proc.emit('message', { t: 'batch', items: syncs.map((x) => ({ t: 'synced', id: x.id })) });
+    };
+    bus.setLocalCount('a', 1);
+    const first = bus.whenSubscribed('a')!;
+    await confirm();
+    await first;
+    assert.equal(bus.whenSubscribed('a'), null);
+    bus.setLocalCount('a', 2);
+    const second = bus.whenSubscribed('a');
+    assert.ok(second instanceof Promise, 'a second member is confirmed too');
+    bus.setLocalCount('a', 3);
+    assert.equal(bus.whenSubscribed('a'), second, 'asked in the same turn: its sync follows this count too');
+    await tick();
+    const items = proc.items();
+    assert.deepEqual(items.map((i) => i.t), ['count', 'sync']);
+    assert.deepEqual(items[0], { t: 'count', channel: 'a', count: 3 });
+    bus.setLocalCount('a', 4);
+    const third = bus.whenSubscribed('a');
+    assert.ok(third instanceof Promise && third !== second, 'a later turn needs its own sync');
+    await confirm();
+    await Promise.all([second, third]);
+    assert.equal(bus.whenSubscribed('a'), null);
+    bus.setLocalCount('a', 2);
+    assert.equal(bus.whenSubscribed('a'), null, 'fewer members: nothing to confirm');
+    bus.setLocalCount('a', 3);
+    assert.ok(bus.whenSubscribed('a') instanceof Promise, 'up again from 2: confirmed again');
+    // Without --bus and without peers, nobody else counts this worker's members.
+    const aloneProc = new FakeProcess();
+    const alone = new IpcBus(new AgentLink(aloneProc));
+    alone.setLocalCount('b', 1);
+    const w = alone.whenSubscribed('b');
+    assert.ok(w instanceof Promise, 'a channel new to the worker: the agent routes by it');
+    await tick();
+    const sync = aloneProc.items().find((i) => i.t === 'sync') as Extract<WorkerItem, { t: 'sync' }>;
+    aloneProc.emit('message', { t: 'batch', items: [{ t: 'synced', id: sync.id }] });
+    await w;
+    alone.setLocalCount('b', 2);
+    assert.equal(alone.whenSubscribed('b'), null, 'a second member: nobody to tell');
+  });
+
+  test('members on other nodes come from the agent (`remote`); zero forgets the channel', () => {
     const bus = new IpcBus(new AgentLink(new FakeProcess()));
     bus.setRemoteCount('x', 4);
     assert.equal(bus.remoteCount('x'), 4);

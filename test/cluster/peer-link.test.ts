@@ -187,6 +187,26 @@ describe('IpcBus over peer links', () => {
     sa.destroy();
   });
 
+  test('remoteCount is the peers\' counts as read from the links: exact once whenSubscribed resolved, plus the other nodes; a closed peer counts no more', async () => {
+    const [a, b, sa] = await linkedBuses();
+    b.setLocalCount('c', 1);
+    await b.whenSubscribed('c');
+    assert.equal(a.remoteCount('c'), 1, 'b\'s member is counted on a as soon as b may answer `subscribed`');
+    b.setLocalCount('c', 2);
+    const second = b.whenSubscribed('c');
+    assert.ok(second instanceof Promise, 'a second member waits for the peer too');
+    await second;
+    assert.equal(a.remoteCount('c'), 2);
+    a.setRemoteCount('c', 10);
+    assert.equal(a.remoteCount('c'), 12, 'plus the members on other nodes (from the agent)');
+    b.setLocalCount('*', 3);
+    await waitFor('the session count', () => a.remoteCount('*') === 3);
+    sa.destroy();
+    await waitFor('the peer to be gone', () => a.peerCount === 0);
+    assert.equal(a.remoteCount('c'), 10);
+    assert.equal(a.remoteCount('*'), 0);
+  });
+
   test('`subscribed` waits for every peer: a sync to a peer is answered only after it read the count', async () => {
     const [sa, sb] = await socketPair();
     const b = new IpcBus(new AgentLink(new AgentFake()));
