@@ -127,7 +127,7 @@ export class ZenNode {
     this.presence = new ServerPresence({
       store: this.store,
       logger: this.logger,
-      server: { id: this.serverId, role: this.role, parentId: this.opts.parentId ?? null, address: `${tls ? 'https' : 'http'}://${c.host}:${this.opts.port ?? c.port}` },
+      server: { id: this.serverId, role: this.role, parentId: this.opts.parentId ?? null, address: `${this.scheme}://${c.host}:${this.opts.port ?? c.port}` },
       staleServerMs: c.staleServerMs,
       heartbeatMs: c.serverHeartbeatMs,
       sweepStale: true
@@ -269,11 +269,24 @@ export class ZenNode {
       });
       address = this.server.address() as AddressInfo;
       // With port 0 the row was written before the port was known.
-      if (address.port !== port) await this.presence.setAddress(`${tls ? 'https' : 'http'}://${c.host}:${address.port}`);
+      if (address.port !== port) await this.presence.setAddress(`${this.scheme}://${c.host}:${address.port}`);
     }
     this.state = 'ready';
     this.logger.info({ address }, 'zenconn node ready'); // the logger's bindings carry the role
     return address;
+  }
+
+  /**
+   * Records `scheme://host:port` as this node's address in `servers`: a worker without a
+   * direct port is reached on its agent's port, bound after the worker started.
+   * Throws if the database does.
+   */
+  async setReachablePort(port: number): Promise<void> {
+    await this.presence?.setAddress(`${this.scheme}://${this.config.host}:${port}`);
+  }
+
+  private get scheme(): 'http' | 'https' {
+    return this.config.tlsCert && this.config.tlsKey ? 'https' : 'http';
   }
 
   /** Takes a connection accepted elsewhere (the agent's listener) as if it arrived here. */

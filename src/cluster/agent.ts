@@ -81,6 +81,8 @@ export class Agent {
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
   private audit: AuditSink | null = null;
   private server: Server | null = null;
+  /** The port the agent is bound to (its workers' address too, when they have no direct port). */
+  private boundPort: number | null = null;
   /** The local control socket (`/agent/*` as admin, for `zenconn status`); null when off. */
   private control: ControlSocket | null = null;
   private watchdog: NodeJS.Timeout | null = null;
@@ -155,6 +157,9 @@ export class Agent {
       throw err;
     }
     const address = this.server.address() as AddressInfo;
+    // The workers started before the port was bound: their rows learn it now (later ones from `init`).
+    this.boundPort = address.port;
+    for (const h of this.supervisor.workers()) h.push({ t: 'agent-port', port: address.port });
     // With port 0 the row was written before the port was known.
     if (address.port !== c.port) await this.presence.setAddress(`${c.tlsCert ? 'https' : 'http'}://${c.host}:${address.port}`);
     this.state = 'ready';
@@ -237,7 +242,8 @@ export class Agent {
       slot: h.slot,
       parentId: this.serverId,
       statsIntervalMs: statsIntervalMs(this.config.workerHeartbeatTimeoutMs),
-      peers: peers.map((p) => p.key)
+      peers: peers.map((p) => p.key),
+      agentPort: this.boundPort
     };
     h.child.send(init);
     for (const p of peers) this.link(h, p);

@@ -94,6 +94,8 @@ export type AgentItem =
   | { t: 'peer-gone'; key: number }
   /** Close the direct port (a replacement is about to take it); keep everything else. */
   | { t: 'release-port' }
+  /** The agent's bound port (known only after the first workers started): a worker without a direct port records it in its row. */
+  | { t: 'agent-port'; port: number }
   /** Stop: close every session with 1001, write the rows, exit 0. */
   | { t: 'drain' };
 
@@ -109,6 +111,8 @@ export interface WorkerInit {
   statsIntervalMs: number;
   /** The workers alive now: a link to each follows (`peer`), and their tables are read before taking connections. */
   peers: number[];
+  /** The port the agent is bound to; null while it is not bound yet (an `agent-port` item follows then). */
+  agentPort: number | null;
 }
 
 /** A batch of items, in order. */

@@ -81,6 +81,13 @@ export async function runWorker(): Promise<void> {
   const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}, bus.undeliverable) }), init.statsIntervalMs);
 
   let stopping = false;
+  // Without a direct port the worker is reached on the agent's port, which a worker
+  // started with the agent learns only after the agent bound it.
+  let agentPort = init.agentPort;
+  const recordAgentPort = async (): Promise<void> => {
+    if (!started || stopping || config.workerPorts !== null || agentPort === null || agentPort === config.port) return;
+    await node.setReachablePort(agentPort).catch((err: unknown) => logger.error({ err }, 'could not record the address'));
+  };
   const stop = (reason: string): void => {
     if (stopping) return;
     stopping = true;
@@ -135,6 +142,10 @@ export async function runWorker(): Promise<void> {
         if (node.server?.listening) node.server.close();
         link.send({ t: 'released' });
         return;
+      case 'agent-port':
+        agentPort = item.port;
+        void recordAgentPort();
+        return;
       case 'drain':
         stop('agent asked');
         return;
@@ -185,6 +196,7 @@ export async function runWorker(): Promise<void> {
   node.server.on('upgrade', onUpgrade);
   const verifier = new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey });
   registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
+  await recordAgentPort();
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
   link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount, node.admission.refused, bus.undeliverable) });
