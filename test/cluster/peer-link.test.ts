@@ -1,7 +1,8 @@
-import { test, describe, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
+import type { Socket } from 'node:net';
+import { socketPair } from '../helpers/socket-pair.js';
 import { serialize } from 'node:v8';
 import { IpcBus } from '../../src/cluster/ipc-bus.js';
 import { AgentLink } from '../../src/cluster/agent-link.js';
@@ -10,19 +11,6 @@ import type { BusMessage } from '../../src/bus/bus.js';
 import type { WorkerMessage } from '../../src/cluster/ipc-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
-/** A real connected pair of TCP sockets on 127.0.0.1 (port 0). */
-const pairServer = createServer({ pauseOnConnect: false });
-let pairWaiter: ((s: Socket) => void) | null = null;
-pairServer.on('connection', (s) => pairWaiter?.(s));
-await new Promise<void>((r) => pairServer.listen(0, '127.0.0.1', r));
-after(() => pairServer.close());
-
-async function socketPair(): Promise<[Socket, Socket]> {
-  const accepted = new Promise<Socket>((r) => (pairWaiter = r));
-  const client = connect((pairServer.address() as AddressInfo).port, '127.0.0.1');
-  await new Promise((r) => client.once('connect', r));
-  return [client, await accepted];
-}
 
 /** An agent that confirms every sync at once (the peers are what is under test). */
 class AgentFake extends EventEmitter {

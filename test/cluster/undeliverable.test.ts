@@ -1,7 +1,7 @@
-import { test, describe, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { createServer, connect, type Socket, type AddressInfo } from 'node:net';
+import { socketPair } from '../helpers/socket-pair.js';
 import { serialize } from 'node:v8';
 import pino from 'pino';
 import { IpcBus } from '../../src/cluster/ipc-bus.js';
@@ -25,18 +25,6 @@ function nested(depth: number): unknown {
   return v;
 }
 
-const pairServer = createServer();
-let pairWaiter: ((s: Socket) => void) | null = null;
-pairServer.on('connection', (s) => pairWaiter?.(s));
-await new Promise<void>((r) => pairServer.listen(0, '127.0.0.1', r));
-after(() => pairServer.close());
-
-async function socketPair(): Promise<[Socket, Socket]> {
-  const accepted = new Promise<Socket>((r) => (pairWaiter = r));
-  const client = connect((pairServer.address() as AddressInfo).port, '127.0.0.1');
-  await new Promise((r) => client.once('connect', r));
-  return [client, await accepted];
-}
 
 /** A hub over a bus with one open member of `room` on each codec: what a worker's hub is. */
 function hubWithMembers(bus: IpcBus): { hub: Hub; written: number } {
