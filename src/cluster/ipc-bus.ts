@@ -148,6 +148,9 @@ export class IpcBus implements Bus {
       this.local.set(channel, count);
       // Fewer members: a later rise must be confirmed again from this count.
       if ((this.confirmed.get(channel) ?? 0) > count) this.confirmed.set(channel, count);
+      // A round in flight was sent before this drop: it cannot vouch for a rise after it.
+      const pending = this.syncing.get(channel);
+      if (pending !== undefined && pending.count > count) pending.count = count;
     } else {
       // A confirmation in flight covered the earlier interest, not the next one.
       this.local.delete(channel);

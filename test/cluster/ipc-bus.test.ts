@@ -101,7 +101,16 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     bus.setLocalCount('a', 2);
     assert.equal(bus.whenSubscribed('a'), null, 'fewer members: nothing to confirm');
     bus.setLocalCount('a', 3);
-    assert.ok(bus.whenSubscribed('a') instanceof Promise, 'up again from 2: confirmed again');
+    const upAgain = bus.whenSubscribed('a');
+    assert.ok(upAgain instanceof Promise, 'up again from 2: confirmed again');
+    // A drop while that round is in flight, then a rise back to its count in a later turn: the
+    // round was sent before the drop, so the rise gets a round of its own.
+    await tick();
+    bus.setLocalCount('a', 2);
+    await tick();
+    bus.setLocalCount('a', 3);
+    const afterDrop = bus.whenSubscribed('a');
+    assert.ok(afterDrop instanceof Promise && afterDrop !== upAgain, 'a rise after a drop is not vouched for by the older round');
     // Without --bus and without peers, nobody else counts this worker's members.
     const aloneProc = new FakeProcess();
     const alone = new IpcBus(new AgentLink(aloneProc));
