@@ -109,12 +109,11 @@ export class JournalFile<T> {
   /** Writes the buffered lines (to the OS: a process crash loses nothing written). */
   flush(): void {
     if (this.pending.length === 0 || this.fd === null) return;
-    const text = this.pending.join('');
-    const lines = this.pendingLines;
+    // Cleared only once written: a failed write (truncated back) keeps the lines for the next try.
+    this.write(this.pending.join(''), this.pendingLines);
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingLines = 0;
-    this.write(text, lines);
   }
 
   /** fdatasync: resolves once every byte appended before the call is on the disk. */
