@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { LogThrottle, maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
-import { ALL_CHANNEL, type ServerFrame } from '../protocol/frames.js';
+import { ALL_CHANNEL, type MemberInfo, type ServerFrame } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
 import { decodeChannelMessage, decodeControl, encodeChannelMessage } from './redis-codec.js';
 import { RedisKeys } from './redis-keys.js';
@@ -208,6 +208,15 @@ export class RedisBus implements Bus {
   onRemoteCountChange(handler: (channel: string, count: number) => void): () => void {
     this.countWatchers.add(handler);
     return () => this.countWatchers.delete(handler);
+  }
+
+  /**
+   * Appends the members of `channel` on the other nodes, as their hashes last said, to
+   * `out` until it holds `limit`; true when some were left out (presence). A dead node's
+   * members go with it, when the resync declares it dead.
+   */
+  appendMembers(channel: string, limit: number, out: MemberInfo[]): boolean {
+    return this.others.appendMembers(channel, limit, out);
   }
 
   /** The other nodes this one knows of (for tests and diagnostics). */

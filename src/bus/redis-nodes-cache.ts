@@ -128,6 +128,22 @@ export class NodesCache {
     } while (n.refetch);
   }
 
+  /**
+   * Appends the members of `channel` on the other nodes (from their hashes' `m:` fields)
+   * to `out` until it holds `limit`; true when some were left out. For presence.
+   */
+  appendMembers(channel: string, limit: number, out: Array<{ session: string; user: string | null }>): boolean {
+    for (const n of this.nodes.values()) {
+      const m = n.members.get(channel);
+      if (m === undefined) continue;
+      for (const [session, user] of m) {
+        if (out.length >= limit) return true;
+        out.push({ session, user });
+      }
+    }
+    return false;
+  }
+
   /** Forgets a node (its counts go to 0); returns its private-channel members, if it was known. */
   drop(id: string): Members | undefined {
     const n = this.nodes.get(id);

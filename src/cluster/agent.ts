@@ -178,7 +178,7 @@ export class Agent {
       if (this.state !== 'ready') return { status: 503, body: { error: `agent is ${this.state}` } };
       void this.reload();
       return { status: 202, body: { status: 'reloading', workers: this.config.workers } };
-    });
+    }, this.redisBridge ?? null);
   }
 
   /**

@@ -46,7 +46,9 @@ export interface WorkerStats {
 export type AgentQuery =
   | { kind: 'workers' }
   | { kind: 'sessions'; channel: string | null; user: string | null; limit: number }
-  | { kind: 'reload' };
+  | { kind: 'reload' }
+  /** A channel's members on every worker (and node, with `--bus`): 200 with a `PresenceList`. */
+  | { kind: 'presence'; channel: string; limit: number };
 
 /** The agent's answer to an `AgentQuery`: an HTTP status and a JSON body. */
 export interface AgentAnswer {

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { LogThrottle } from '../log.js';
 import type { AuditSink } from '../audit/audit-sink.js';
 import type { BusMessage } from '../bus/bus.js';
+import type { MemberInfo } from '../protocol/frames.js';
 import { RedisBus } from '../bus/redis-bus.js';
 import type { BusRouter } from './bus-router.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -102,6 +103,11 @@ export class RedisBridge {
 
   remoteCount(channel: string): number {
     return this.redisBus.remoteCount(channel);
+  }
+
+  /** The other nodes' members of `channel` (presence): see `RedisBus.appendMembers`. */
+  appendMembers(channel: string, limit: number, out: MemberInfo[]): boolean {
+    return this.redisBus.appendMembers(channel, limit, out);
   }
 
   close(): Promise<void> {

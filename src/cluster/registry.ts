@@ -213,6 +213,17 @@ export class Registry {
     return { sessions: out, truncated };
   }
 
+  /** Appends the members of `channel` (from the index) to `out` until it holds `limit`; true when some were left out. */
+  appendMembers(channel: string, limit: number, out: Array<{ session: string; user: string | null }>): boolean {
+    const members = this.byChannel.get(channel);
+    if (members === undefined) return false;
+    for (const s of members) {
+      if (out.length >= limit) return true;
+      out.push({ session: s.id, user: s.user });
+    }
+    return false;
+  }
+
   private forget(s: SessionEntry): void {
     this.sessionsById.delete(s.id);
     for (const ch of s.channels) this.leaveIndex(s, ch);

@@ -77,6 +77,8 @@ export interface Config {
   rateLimitMaxRejected: number;
   /** Channels one session may be subscribed to. Default 128. */
   maxChannelsPerSession: number;
+  /** Most members one presence answer (socket or `GET /api/presence`) lists; more are cut and flagged `truncated`. Default 1000. */
+  presenceMax: number;
   /** Origins allowed to open a WebSocket (empty = any). Default empty. */
   allowedOrigins: string[];
   /**
@@ -189,6 +191,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   rateLimitBurst: { type: 'integer', default: 200, min: 1, max: 1000000, doc: 'inbound burst per session' },
   rateLimitMaxRejected: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'consecutive rate-limited messages before closing with 1008' },
   maxChannelsPerSession: { type: 'integer', default: 128, min: 1, max: 100000, doc: 'channels one session may join' },
+  presenceMax: { type: 'integer', default: 1000, min: 1, max: 100000, doc: 'most members one presence answer lists (more: cut, truncated:true)' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
   trustProxy: {
     type: 'string',
