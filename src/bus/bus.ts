@@ -1,4 +1,4 @@
-import type { ServerFrame } from '../protocol/frames.js';
+import type { MemberInfo, ServerFrame } from '../protocol/frames.js';
 
 /**
  * The cross-process seam of the fan-out. A `Bus` carries channel messages to the other
@@ -54,6 +54,13 @@ export interface Bus {
   whenSubscribed(channel: string): Promise<void> | null;
   /** Registers the handler of messages from other processes; returns its remover. */
   onMessage(handler: (message: BusMessage) => void): () => void;
+  /**
+   * A member of a PUBLIC channel came (`joined`, once its `subscribed` was sent) or went
+   * (`left`), for presence. Private channels' members travel as `joined`/`left`
+   * notices through `publish` instead. Optional: a bus that keeps no member lists for
+   * the other processes (local, IPC: the agent's registry has them) leaves it out.
+   */
+  trackMember?(type: 'joined' | 'left', channel: string, member: MemberInfo): void;
   /** Whether the bus can deliver right now (for /readyz). */
   readonly ready: boolean;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { LogThrottle, maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
-import { ALL_CHANNEL, type MemberInfo, type ServerFrame } from '../protocol/frames.js';
+import { ALL_CHANNEL, PRIVATE_PREFIX, type MemberInfo, type ServerFrame } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
 import { decodeChannelMessage, decodeControl, encodeChannelMessage } from './redis-codec.js';
 import { RedisKeys } from './redis-keys.js';
@@ -180,6 +180,12 @@ export class RedisBus implements Bus {
 
   remoteCount(channel: string): number {
     return this.others.count(channel);
+  }
+
+  /** A public channel's member, written to this node's hash as a private one's is (presence). */
+  trackMember(type: 'joined' | 'left', channel: string, member: MemberInfo): void {
+    if (this.outage.state === 'closed') return;
+    this.own.trackMember(type, channel, member);
   }
 
   setLocalCount(channel: string, count: number): void {
@@ -368,7 +374,8 @@ export class RedisBus implements Bus {
     if (members === undefined || !dead) return;
     let lefts = 0;
     for (const [channel, sessions] of members) {
-      if (!this.own.has(channel)) continue;
+      // Public channels' members are kept for presence only: nobody is told they left.
+      if (!channel.startsWith(PRIVATE_PREFIX) || !this.own.has(channel)) continue;
       for (const [session, user] of sessions) {
         const frame: ServerFrame = { type: 'left', channel, data: { session, user } };
         this.deliver({ channel, frame, exclude: null, announced: true });

@@ -113,6 +113,12 @@ export class Agent {
         busRouter: this.busRouter,
         audit: () => this.audit
       });
+      // Presence on the other nodes: public channels' members go to the agent's hash
+      // (private ones' already do, with their joined/left notices).
+      const bridge = this.redisBridge;
+      this.registry.onMembership = (type, channel, member) => {
+        if (!channel.startsWith(PRIVATE_PREFIX)) bridge.trackMember(type, channel, member);
+      };
     }
   }
 

@@ -105,6 +105,11 @@ export class RedisBridge {
     return this.redisBus.remoteCount(channel);
   }
 
+  /** A public channel's member on one of the workers came or went (presence on the other nodes). */
+  trackMember(type: 'joined' | 'left', channel: string, member: MemberInfo): void {
+    this.redisBus.trackMember(type, channel, member);
+  }
+
   /** The other nodes' members of `channel` (presence): see `RedisBus.appendMembers`. */
   appendMembers(channel: string, limit: number, out: MemberInfo[]): boolean {
     return this.redisBus.appendMembers(channel, limit, out);
