@@ -13,7 +13,7 @@
 /** Reads a node's hash (`{}` when it does not exist); may reject. */
 export type ReadNodeHash = (id: string) => Promise<Record<string, string>>;
 
-/** private channel → session → user */
+/** channel → session → user (every channel's members, for presence; private ones' also for a dead node's `left`) */
 export type Members = Map<string, Map<string, string | null>>;
 
 /** A cached view of another node's hash. */
