@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { ZenError } from '../errors.js';
 import { maskUrl } from '../log.js';
 import { compileTrust } from './trust-proxy.js';
+import { parseWebhookTargets } from './webhook-targets.js';
 import { OPTIONS, envName, flagName, type Config, type OptionSpec } from './options.js';
 
 /** Raw command line: the command, its `--flags` (kebab-case → value) and positionals. */
@@ -194,6 +195,11 @@ function validateCross(c: Config): void {
     } catch (err) {
       throw invalid('--trust-proxy', `${(err as Error).message} (expected addresses, CIDRs, loopback, linklocal, uniquelocal or a hop count)`);
     }
+  }
+  try {
+    parseWebhookTargets(c.webhook, c.webhookEvents);
+  } catch (err) {
+    throw invalid('--webhook', (err as Error).message);
   }
   if (c.httpRequestTimeoutMs < c.httpHeadersTimeoutMs) throw invalid('--http-request-timeout-ms', 'must be at least --http-headers-timeout-ms');
   if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');
