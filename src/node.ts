@@ -157,7 +157,7 @@ export class ZenNode {
     });
 
     if (Webhooks.enabled(c) && this.role !== 'worker') {
-      this.webhooks = new Webhooks(c, this.logger);
+      this.webhooks = new Webhooks(c, this.serverId, this.logger);
       this.webhooks.start();
     }
     this.hub = new Hub({

@@ -139,7 +139,7 @@ export class Agent {
     if (c.audit) this.audit = await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger });
     this.presence.startHeartbeat();
     if (Webhooks.enabled(c)) {
-      this.webhooks = new Webhooks(c, this.logger);
+      this.webhooks = new Webhooks(c, this.serverId, this.logger);
       this.webhooks.start();
     }
     this.watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));

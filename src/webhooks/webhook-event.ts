@@ -10,7 +10,8 @@ export interface WebhookEvent {
   id: string;
   name: WebhookEventName;
   channel: string | null;
-  session: string;
+  /** Null for a `channel_vacated` that a dead node's removal caused (see webhook-election.ts). */
+  session: string | null;
   user: string | null;
   /** When it happened, epoch ms. */
   time_ms: number;
@@ -27,7 +28,7 @@ export const webhookEventCodec: JournalCodec<WebhookEvent> = {
     const o: unknown = JSON.parse(line);
     if (typeof o !== 'object' || o === null) throw new Error('webhook journal line is not an object');
     const r = o as Record<string, unknown>;
-    if (typeof r.id !== 'string' || !isEventName(r.name) || typeof r.session !== 'string' || typeof r.time_ms !== 'number') {
+    if (typeof r.id !== 'string' || !isEventName(r.name) || !(r.session === null || typeof r.session === 'string') || typeof r.time_ms !== 'number') {
       throw new Error('bad webhook journal line');
     }
     if (!(r.channel === null || typeof r.channel === 'string') || !(r.user === null || typeof r.user === 'string')) {

@@ -9,6 +9,21 @@ export interface TrackedSession {
   readonly userId: string | null;
 }
 
+/**
+ * Who sends a channel's `channel_occupied`/`channel_vacated` when several nodes share the
+ * channel (see webhook-election.ts): resolves true when this node is the one.
+ */
+export interface ChannelDecider {
+  joined(channel: string): Promise<boolean>;
+  left(channel: string): Promise<boolean>;
+}
+
+/** An event waiting for its turn: `send` is null until its decision is known. */
+interface Step {
+  event: WebhookEvent;
+  send: boolean | null;
+}
+
 interface Entry {
   user: string | null;
   channels: Set<string>;
@@ -28,12 +43,37 @@ interface Entry {
 export class WebhookTracker {
   private readonly sessions = new Map<string, Entry>();
   private readonly counts = new Map<string, number>();
+  /** Events in the order they happened, held while an earlier one waits for its decision. */
+  private readonly steps: Step[] = [];
+  private idlers: Array<() => void> = [];
 
-  /** `emit` gets each event; `wanted` says which names anybody listens to (the rest are not made). */
+  /**
+   * `emit` gets each event; `wanted` says which names anybody listens to (the rest are not
+   * made); `decider`, with several nodes, decides the channel events on the cluster's
+   * counts (without it this tracker's counts decide).
+   */
   constructor(
     private readonly emit: (e: WebhookEvent) => void,
-    private readonly wanted: ReadonlySet<WebhookEventName>
+    private readonly wanted: ReadonlySet<WebhookEventName>,
+    private readonly decider: ChannelDecider | null = null
   ) {}
+
+  /** Events waiting behind a decision (bounded by how long the deciding store takes to answer). */
+  get waiting(): number {
+    return this.steps.length;
+  }
+
+  /** Resolves once no event waits for a decision. */
+  idle(): Promise<void> {
+    if (this.steps.length === 0) return Promise.resolve();
+    return new Promise((done) => this.idlers.push(done));
+  }
+
+  /** The channels another node's death emptied: vacated, from here (no session caused it). */
+  vacatedElsewhere(channels: readonly string[]): void {
+    if (!this.wanted.has('channel_vacated')) return;
+    for (const channel of channels) this.push({ id: newId(), name: 'channel_vacated', channel, session: null, user: null, time_ms: Date.now() }, true);
+  }
 
   /** Channels with members now (for tests and figures). */
   get channelCount(): number {
@@ -83,7 +123,42 @@ export class WebhookTracker {
   }
 
   private event(name: WebhookEventName, channel: string | null, session: string, user: string | null): void {
-    if (!this.wanted.has(name)) return;
-    this.emit({ id: newId(), name, channel, session, user, time_ms: Date.now() });
+    const event: WebhookEvent = { id: newId(), name, channel, session, user, time_ms: Date.now() };
+    const wanted = this.wanted.has(name);
+    const channelEvent = name === 'channel_occupied' || name === 'channel_vacated';
+    if (!channelEvent || this.decider === null || channel === null) {
+      if (wanted) this.push(event, true);
+      return;
+    }
+    // The cluster's sets must follow every 0 → 1 and 1 → 0 as soon as either channel event is wanted.
+    if (!this.wanted.has('channel_occupied') && !this.wanted.has('channel_vacated')) return;
+    const step: Step = { event, send: null };
+    this.steps.push(step);
+    const decision = name === 'channel_occupied' ? this.decider.joined(channel) : this.decider.left(channel);
+    void decision.then(
+      (send) => this.decided(step, send && wanted),
+      () => this.decided(step, false)
+    );
+  }
+
+  private push(event: WebhookEvent, send: boolean): void {
+    if (this.steps.length === 0) {
+      if (send) this.emit(event);
+      return;
+    }
+    this.steps.push({ event, send });
+  }
+
+  private decided(step: Step, send: boolean): void {
+    step.send = send;
+    while (this.steps.length > 0 && this.steps[0]!.send !== null) {
+      const s = this.steps.shift()!;
+      if (s.send) this.emit(s.event);
+    }
+    if (this.steps.length === 0 && this.idlers.length > 0) {
+      const idlers = this.idlers;
+      this.idlers = [];
+      for (const done of idlers) done();
+    }
   }
 }

@@ -5,6 +5,7 @@ import type { DurableLogger } from '../store/durable/retry-policy.js';
 import type { WebhookEvent } from './webhook-event.js';
 import { WebhookQueue } from './webhook-queue.js';
 import { WebhookTracker, type TrackedSession } from './webhook-tracker.js';
+import { WebhookElection } from './webhook-election.js';
 
 /** Longest an event waits for others to share its POST. */
 export const WEBHOOK_BATCH_MS = 100;
@@ -30,8 +31,11 @@ export interface WebhookObserver {
 export class Webhooks {
   readonly queues: WebhookQueue[];
   readonly tracker: WebhookTracker;
+  /** With `--bus`: who sends each channel event, decided on the whole cluster's counts. */
+  private readonly election: WebhookElection | null;
 
-  constructor(config: Readonly<Config>, logger?: DurableLogger) {
+  /** `nodeId`: the sending process's server id (its name in Redis with `--bus`). */
+  constructor(config: Readonly<Config>, nodeId: string, logger?: DurableLogger) {
     // The config was validated at load: this does not throw.
     const targets = parseWebhookTargets(config.webhook, config.webhookEvents);
     const dir = join(config.spoolDir, 'webhooks');
@@ -53,9 +57,14 @@ export class Webhooks {
     const wanted = new Set<WebhookEventName>();
     for (const t of targets) for (const n of t.events) wanted.add(n);
     const routes = targets.map((t, i) => ({ events: t.events, queue: this.queues[i]! }));
-    this.tracker = new WebhookTracker((e: WebhookEvent) => {
-      for (const r of routes) if (r.events.has(e.name)) r.queue.push(e);
-    }, wanted);
+    this.election = config.bus === null ? null : new WebhookElection({ url: config.bus, prefix: config.busPrefix, nodeId, logger });
+    this.tracker = new WebhookTracker(
+      (e: WebhookEvent) => {
+        for (const r of routes) if (r.events.has(e.name)) r.queue.push(e);
+      },
+      wanted,
+      this.election
+    );
   }
 
   /** Whether `--webhook` names any receiver. */
@@ -77,16 +86,27 @@ export class Webhooks {
   /** Claims what a previous run left unsent and starts sending. */
   start(): void {
     for (const q of this.queues) q.start();
+    this.election?.start((channels) => this.tracker.vacatedElsewhere(channels));
   }
 
   /** Resolves true once every queued event is delivered (false after `timeoutMs`). */
   async flush(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const decided = await Promise.race([
+      this.tracker.idle().then(() => true),
+      new Promise<boolean>((done) => (timer = setTimeout(() => done(false), timeoutMs)))
+    ]);
+    clearTimeout(timer);
+    if (!decided) return false;
+    timeoutMs = Math.max(0, until - Date.now());
     const done = await Promise.all(this.queues.map((q) => q.flush(timeoutMs)));
     return done.every(Boolean);
   }
 
   /** Stops sending; the unsent events stay on disk for the next start. */
   async close(): Promise<void> {
+    await this.election?.close();
     await Promise.all(this.queues.map((q) => q.close()));
   }
 }
