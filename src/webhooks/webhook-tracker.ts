@@ -2,6 +2,12 @@ import { PRIVATE_PREFIX } from '../protocol/frames.js';
 import { newId } from '../protocol/ids.js';
 import type { WebhookEventName } from '../config/webhook-targets.js';
 import type { WebhookEvent } from './webhook-event.js';
+import type { DurableLogger } from '../store/durable/retry-policy.js';
+
+/** Events held behind a pending decision (Redis away) past which new ones are dropped. */
+export const MAX_WAITING_EVENTS = 100_000;
+/** A drop is logged again at most this often. */
+const DROP_LOG_MS = 30_000;
 
 /** What the tracker is told of a session: the hub's member and the agent's session info both fit. */
 export interface TrackedSession {
@@ -46,6 +52,9 @@ export class WebhookTracker {
   /** Events in the order they happened, held while an earlier one waits for its decision. */
   private readonly steps: Step[] = [];
   private idlers: Array<() => void> = [];
+  private lastDropLog = 0;
+  /** Events dropped because too many waited for a decision. */
+  dropped = 0;
 
   /**
    * `emit` gets each event; `wanted` says which names anybody listens to (the rest are not
@@ -55,7 +64,9 @@ export class WebhookTracker {
   constructor(
     private readonly emit: (e: WebhookEvent) => void,
     private readonly wanted: ReadonlySet<WebhookEventName>,
-    private readonly decider: ChannelDecider | null = null
+    private readonly decider: ChannelDecider | null = null,
+    private readonly logger: DurableLogger | null = null,
+    private readonly maxWaiting = MAX_WAITING_EVENTS
   ) {}
 
   /** Events waiting behind a decision (bounded by how long the deciding store takes to answer). */
@@ -132,6 +143,7 @@ export class WebhookTracker {
     }
     // The cluster's sets must follow every 0 → 1 and 1 → 0 as soon as either channel event is wanted.
     if (!this.wanted.has('channel_occupied') && !this.wanted.has('channel_vacated')) return;
+    if (this.full()) return;
     const step: Step = { event, send: null };
     this.steps.push(step);
     const decision = name === 'channel_occupied' ? this.decider.joined(channel) : this.decider.left(channel);
@@ -146,7 +158,20 @@ export class WebhookTracker {
       if (send) this.emit(event);
       return;
     }
+    if (this.full()) return;
     this.steps.push({ event, send });
+  }
+
+  /** Whether the events waiting for a decision reached the bound (the new one is dropped, counted, logged). */
+  private full(): boolean {
+    if (this.steps.length < this.maxWaiting) return false;
+    this.dropped++;
+    const now = Date.now();
+    if (now - this.lastDropLog >= DROP_LOG_MS) {
+      this.lastDropLog = now;
+      this.logger?.error({ waiting: this.steps.length, dropped: this.dropped }, 'webhooks: too many events wait for Redis to decide; event dropped');
+    }
+    return true;
   }
 
   private decided(step: Step, send: boolean): void {

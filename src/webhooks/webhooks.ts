@@ -63,7 +63,8 @@ export class Webhooks {
         for (const r of routes) if (r.events.has(e.name)) r.queue.push(e);
       },
       wanted,
-      this.election
+      this.election,
+      logger ?? null
     );
   }
 
