@@ -1,3 +1,5 @@
+import { maskUrl } from '../log.js';
+
 /** Every event name a webhook can carry (`--webhook-events`). */
 export const WEBHOOK_EVENT_NAMES = [
   'channel_occupied',
@@ -52,11 +54,11 @@ export function parseWebhookTargets(urls: readonly string[], events: readonly st
     } catch {
       throw new Error(`"${base}" is not a URL`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`"${base}": expected an http:// or https:// URL`);
-    if (seen.has(url.href)) throw new Error(`"${base}" is given twice`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`"${maskUrl(base)}": expected an http:// or https:// URL`);
+    if (seen.has(url.href)) throw new Error(`"${maskUrl(base)}" is given twice`);
     seen.add(url.href);
-    const own = hash === -1 ? all : names(raw.slice(hash + 1).split('+').filter((s) => s !== ''), ` in "${raw}"`);
-    if (own.size === 0) throw new Error(`"${raw}": no events chosen`);
+    const own = hash === -1 ? all : names(raw.slice(hash + 1).split('+').filter((s) => s !== ''), ` in "${maskUrl(raw)}"`);
+    if (own.size === 0) throw new Error(`"${maskUrl(raw)}": no events chosen`);
     return { url: url.href, events: own };
   });
 }

@@ -7,6 +7,7 @@ import { Waiters } from '../store/durable/waiters.js';
 import type { WebhookTarget } from '../config/webhook-targets.js';
 import { webhookEventCodec, type WebhookEvent } from './webhook-event.js';
 import { postWebhook } from './webhook-post.js';
+import { maskUrl } from '../log.js';
 
 /** Options of {@link WebhookQueue}. */
 export interface WebhookQueueOptions {
@@ -88,6 +89,11 @@ export class WebhookQueue {
     return this.o.target.url;
   }
 
+  /** The URL as logged (a password masked). */
+  private get shownUrl(): string {
+    return maskUrl(this.o.target.url);
+  }
+
   /** Bytes in the queue files (sent events of a file still being sent included). */
   get bytes(): number {
     return this.sealed.reduce((n, f) => n + f.bytes, (this.current?.bytes ?? 0) + this.orphanBytes);
@@ -113,7 +119,7 @@ export class WebhookQueue {
         // Counted as empty.
       }
     }
-    if (claimed.length > 0) this.o.logger?.warn({ files: claimed, url: this.url }, 'sending webhook events left by a previous run');
+    if (claimed.length > 0) this.o.logger?.warn({ files: claimed, url: this.shownUrl }, 'sending webhook events left by a previous run');
     this.orphans.push(...claimed);
     this.loop = this.run();
   }
@@ -177,7 +183,7 @@ export class WebhookQueue {
     const now = Date.now();
     if (now - this.lastDropLog < DROP_LOG_MS) return;
     this.lastDropLog = now;
-    this.o.logger?.error({ err, url: this.url, dropped: this.dropped, queueBytes: this.bytes }, msg);
+    this.o.logger?.error({ err, url: this.shownUrl, dropped: this.dropped, queueBytes: this.bytes }, msg);
   }
 
   private openNext(): JournalFile<WebhookEvent> {
@@ -256,7 +262,7 @@ export class WebhookQueue {
   }
 
   private readonly badLine = (line: string): void => {
-    this.o.logger?.warn({ line: line.slice(0, 200), url: this.url }, 'unreadable webhook queue line skipped');
+    this.o.logger?.warn({ line: line.slice(0, 200), url: this.shownUrl }, 'unreadable webhook queue line skipped');
   };
 
   private async run(): Promise<void> {
@@ -292,14 +298,14 @@ export class WebhookQueue {
       } catch (err) {
         if (this.closed) break;
         this.failures++;
-        this.retry.failed(err, 'webhook POST failed; retrying with backoff', { url: this.url, events: read.items.length });
+        this.retry.failed(err, 'webhook POST failed; retrying with backoff', { url: this.shownUrl, events: read.items.length });
         this.waiters.notify();
         await this.retry.backoff();
         continue;
       }
       file.commit(read);
       this.delivered += read.items.length;
-      this.retry.succeeded({ url: this.url });
+      this.retry.succeeded({ url: this.shownUrl });
       // Events that came during the POST waited already.
       this.pendingSince = started;
       if (file !== this.current && file.drained && !this.closed) this.finished(file);

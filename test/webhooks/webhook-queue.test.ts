@@ -116,6 +116,11 @@ describe('webhook configuration', () => {
       [{ 'webhook-max-queue-bytes': '0' }, /--webhook-max-queue-bytes: must be at least 1/]
     ];
     for (const [flags, re] of bad) assert.throws(() => loadConfig(new Map(Object.entries(flags)), {}), re);
+    // A password in a URL is not printed.
+    assert.throws(
+      () => loadConfig(new Map([['webhook', 'ftp://u:hunter2@x.example/']]), {}),
+      (err: Error) => err.message.includes('ftp://u:****@x.example/') && !err.message.includes('hunter2')
+    );
     const ok = loadConfig(new Map(Object.entries({ webhook: 'http://x.example/a, http://y.example/b', 'webhook-batch-max': '1' })), {});
     assert.deepEqual(ok.webhook, ['http://x.example/a', 'http://y.example/b']);
     assert.equal(ok.webhookBatchMax, 1);

@@ -45,6 +45,40 @@ describe('webhooks from real processes', () => {
     }
   });
 
+  test('an agent whose worker dies: the agent says member_removed, channel_vacated and session_closed for its sessions', async () => {
+    const receiver = await Receiver.start();
+    const agent = await startAgent(['--workers', '2', '--webhook', receiver.url, '--webhook-events', 'channel_vacated,member_removed,session_closed']);
+    const clients: TestClient[] = [];
+    try {
+      for (let i = 0; i < 4; i++) clients.push(await TestClient.connect(agent.port));
+      await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.sessions === 2));
+      const pids = await placement(agent, clients);
+      const victim = pids[0]!;
+      const lost = clients.filter((_, i) => pids[i] === victim);
+      const kept = clients.filter((_, i) => pids[i] !== victim);
+      assert.equal(lost.length, 2);
+      // `alone` only on the victim; `shared` on both workers; `private.q` on the victim.
+      for (const c of lost) {
+        await c.subscribe('alone');
+        await c.subscribe('shared');
+        await c.subscribe('private.q', signChannel(TEST_CHANNEL_SECRET, c.sessionId, 'private.q'));
+      }
+      for (const c of kept) await c.subscribe('shared');
+      await agent.waitWorkers((w) => w.length === 2);
+      process.kill(victim, 'SIGKILL');
+      for (const c of lost) await c.closed();
+      await waitFor('the lost sessions closed', () => receiver.events.filter((e) => e.name === 'session_closed').length === 2);
+      const ev = receiver.events;
+      assert.deepEqual(new Set(ev.filter((e) => e.name === 'session_closed').map((e) => e.session)), new Set(lost.map((c) => c.sessionId)));
+      assert.deepEqual(new Set(ev.filter((e) => e.name === 'member_removed').map((e) => e.session)), new Set(lost.map((c) => c.sessionId)));
+      assert.deepEqual(ev.filter((e) => e.name === 'channel_vacated').map((e) => e.channel).sort(), ['alone', 'private.q']);
+    } finally {
+      for (const c of clients) c.ws.terminate();
+      await agent.cleanup();
+      await receiver.close();
+    }
+  });
+
   test('serve killed with SIGKILL while its receiver is down: the queued events are delivered after the restart', async () => {
     const receiver = await Receiver.start('503');
     const dir = tempDir('zenconn-webhooks-');
