@@ -1,10 +1,13 @@
 import { test, describe } from 'node:test';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 import type { ZenProcess } from '../helpers/process.js';
 import { randomPrefix, redisClient, serveOnBus, testRedisUrl } from '../bus/redis-helpers.js';
+import { startAgent } from '../cluster/cluster-helpers.js';
 import { Receiver } from './receiver.js';
 
 describe('webhooks across nodes on one Redis', () => {
@@ -61,6 +64,35 @@ describe('webhooks across nodes on one Redis', () => {
     } finally {
       if (dead !== null && dead.child.exitCode === null && dead.child.signalCode === null) await dead.stop('SIGKILL');
       await live?.stop();
+      await receiver.close();
+    }
+  });
+
+  test('an agent (2 workers) and a serve node on one Redis: one channel_occupied and one channel_vacated for a channel on all three processes', async () => {
+    (await redisClient()).disconnect();
+    const receiver = await Receiver.start();
+    const prefix = randomPrefix();
+    const agent = await startAgent(['--workers', '2', '--bus', testRedisUrl(), '--bus-prefix', prefix, '--webhook', receiver.url]);
+    let serve: TestServer | null = null;
+    const clients: TestClient[] = [];
+    try {
+      serve = await startServer({ bus: testRedisUrl(), 'bus-prefix': prefix, webhook: receiver.url });
+      for (let i = 0; i < 4; i++) clients.push(await TestClient.connect(agent.port));
+      await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.sessions === 2));
+      for (let i = 0; i < 2; i++) clients.push(await TestClient.connect(serve.port));
+      await Promise.all(clients.map((c) => c.subscribe('everywhere')));
+      await waitFor('channel_occupied', () => receiver.events.some((e) => e.name === 'channel_occupied'));
+      await Promise.all(clients.map((c) => c.close()));
+      await waitFor('channel_vacated', () => receiver.events.some((e) => e.name === 'channel_vacated'));
+      assert.ok(await serve.node.webhooks!.flush(5000));
+      // The agent's side: a second, late event would come within its next batch; the queue files tell it is empty.
+      const agentQueue = join(agent.dir, 'spool', 'webhooks');
+      await waitFor('the agent to hold no queued event', () => !existsSync(agentQueue) || readdirSync(agentQueue).length === 0);
+      assert.equal(receiver.events.filter((e) => e.name === 'channel_occupied').length, 1);
+      assert.equal(receiver.events.filter((e) => e.name === 'channel_vacated').length, 1);
+    } finally {
+      await serve?.stop();
+      await agent.cleanup();
       await receiver.close();
     }
   });
