@@ -76,6 +76,8 @@ export class WebhookElection {
   private beating = false;
   private closed = false;
   private onReaped: (channels: string[]) => void = () => undefined;
+  private localChannels: () => Iterable<string> = () => [];
+  private connectedOnce = false;
 
   constructor(private readonly o: WebhookElectionOptions) {
     this.heartbeatMs = o.heartbeatMs ?? 1000;
@@ -89,9 +91,18 @@ export class WebhookElection {
     this.redis.on('error', () => undefined);
   }
 
-  /** Connects and starts the heartbeat; `reaped` gets the channels a dead node's removal emptied. */
-  start(reaped: (channels: string[]) => void): void {
+  /**
+   * Connects and starts the heartbeat; `reaped` gets the channels a dead node's removal
+   * emptied; `local` lists the channels this node has members of, written again after a
+   * reconnection (a Redis that restarted empty has lost them).
+   */
+  start(reaped: (channels: string[]) => void, local: () => Iterable<string>): void {
     this.onReaped = reaped;
+    this.localChannels = local;
+    this.redis.on('ready', () => {
+      if (this.connectedOnce) void this.rejoin();
+      this.connectedOnce = true;
+    });
     this.redis.connect().catch(() => undefined);
     void this.beat();
     this.timer = setInterval(() => void this.beat(), this.heartbeatMs);
@@ -131,6 +142,19 @@ export class WebhookElection {
       // Only a stopping node gets here (the connection closed under the call).
       this.o.logger?.warn({ err, channel }, 'webhooks: could not decide a channel event on Redis');
       return false;
+    }
+  }
+
+  /** Puts this node back in the sets of its channels, deciding nothing (they were occupied already). */
+  private async rejoin(): Promise<void> {
+    const p = this.o.prefix;
+    try {
+      for (const channel of this.localChannels()) {
+        if (this.closed) return;
+        await this.redis.eval(JOIN, 3, `${p}wh:ch:${channel}`, `${p}wh:node:${this.o.nodeId}`, `${p}wh:op:${newId()}`, this.o.nodeId, channel);
+      }
+    } catch (err) {
+      if (!this.closed) this.o.logger?.warn({ err }, 'webhooks: could not write this node\'s channels to Redis again');
     }
   }
 

@@ -91,6 +91,11 @@ export class WebhookTracker {
     return this.counts.size;
   }
 
+  /** The channels with members now. */
+  channels(): IterableIterator<string> {
+    return this.counts.keys();
+  }
+
   sessionOpened(s: TrackedSession): void {
     if (this.sessions.has(s.id)) return;
     this.sessions.set(s.id, { user: s.userId, channels: new Set() });

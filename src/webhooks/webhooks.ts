@@ -87,7 +87,10 @@ export class Webhooks {
   /** Claims what a previous run left unsent and starts sending. */
   start(): void {
     for (const q of this.queues) q.start();
-    this.election?.start((channels) => this.tracker.vacatedElsewhere(channels));
+    this.election?.start(
+      (channels) => this.tracker.vacatedElsewhere(channels),
+      () => [...this.tracker.channels()]
+    );
   }
 
   /** Resolves true once every queued event is delivered (false after `timeoutMs`). */

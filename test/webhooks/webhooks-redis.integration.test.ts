@@ -6,7 +6,7 @@ import { TestClient } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 import type { ZenProcess } from '../helpers/process.js';
-import { randomPrefix, redisClient, serveOnBus, testRedisUrl } from '../bus/redis-helpers.js';
+import { randomPrefix, redisClient, serveOnBus, startRedis, testRedisUrl } from '../bus/redis-helpers.js';
 import { startAgent } from '../cluster/cluster-helpers.js';
 import { Receiver } from './receiver.js';
 
@@ -94,6 +94,38 @@ describe('webhooks across nodes on one Redis', () => {
       await serve?.stop();
       await agent.cleanup();
       await receiver.close();
+    }
+  });
+
+  test('a Redis that restarts empty: each node writes its channels again, so the last one out still sends channel_vacated', async () => {
+    let redis = await startRedis();
+    const receiver = await Receiver.start();
+    const prefix = randomPrefix();
+    const nodes: TestServer[] = [];
+    const clients: TestClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) nodes.push(await startServer({ bus: redis.url, 'bus-prefix': prefix, webhook: receiver.url }));
+      for (const n of nodes) clients.push(await TestClient.connect(n.port));
+      for (const c of clients) await c.subscribe('keep');
+      await waitFor('channel_occupied', () => receiver.events.some((e) => e.name === 'channel_occupied'));
+      const port = redis.port;
+      await redis.kill();
+      redis = await startRedis(port);
+      const check = await redisClient(redis.url);
+      try {
+        await waitFor('both nodes back in the channel\'s set', async () => (await check.scard(`${prefix}wh:ch:keep`)) === 2);
+      } finally {
+        check.disconnect();
+      }
+      await waitFor('both buses ready', () => nodes.every((n) => n.node.bus.ready));
+      for (const c of clients) await c.close();
+      for (const n of nodes) assert.ok(await n.node.webhooks!.flush(5000));
+      assert.equal(receiver.events.filter((e) => e.name === 'channel_vacated').length, 1);
+      assert.equal(receiver.events.filter((e) => e.name === 'channel_occupied').length, 1);
+    } finally {
+      for (const n of nodes) await n.stop();
+      await receiver.close();
+      await redis.kill();
     }
   });
 });
