@@ -79,6 +79,23 @@ describe('webhooks from real processes', () => {
     }
   });
 
+  test('an agent with --workers 0 sends its own sessions\' events (and still lists them in /agent/sessions)', async () => {
+    const receiver = await Receiver.start();
+    const agent = await startAgent(['--workers', '0', '--webhook', receiver.url]);
+    try {
+      const c = await TestClient.connect(agent.port);
+      await c.subscribe('solo');
+      await waitFor('channel_occupied', () => receiver.events.some((e) => e.name === 'channel_occupied' && e.channel === 'solo'));
+      assert.equal((await agent.sessions('?channel=solo')).length, 1);
+      await c.close();
+      await waitFor('channel_vacated', () => receiver.events.some((e) => e.name === 'channel_vacated' && e.channel === 'solo'));
+      assert.deepEqual(receiver.events.map((e) => e.session), [c.sessionId, c.sessionId]);
+    } finally {
+      await agent.cleanup();
+      await receiver.close();
+    }
+  });
+
   test('serve killed with SIGKILL while its receiver is down: the queued events are delivered after the restart', async () => {
     const receiver = await Receiver.start('503');
     const dir = tempDir('zenconn-webhooks-');
