@@ -149,7 +149,7 @@ export interface Config {
   bus: string | null;
   /** Key and channel prefix on the bus. Default `zenconn:`. */
   busPrefix: string;
-  /** Webhook receivers, comma-separated http(s) URLs; `URL#name+name` chooses that URL's own events. Default empty (no webhooks). */
+  /** Webhook receivers, http(s) URLs (comma-separated, or the flag repeated); `URL#name+name` chooses that URL's own events. Default empty (no webhooks). */
   webhook: string[];
   /** Events sent to every URL without its own `#…` list. Default `channel_occupied,channel_vacated,member_added,member_removed`. */
   webhookEvents: string[];
@@ -247,7 +247,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   auditJournalDir: { type: 'string', default: './data/journal', doc: 'folder of the audit journal' },
   bus: { type: 'string', default: null, doc: 'redis://HOST:PORT/DB joins the nodes sharing it' },
   busPrefix: { type: 'string', default: 'zenconn:', doc: 'key and channel prefix on the bus' },
-  webhook: { type: 'list', default: [], doc: 'webhook receivers: comma-separated http(s) URLs; URL#name+name gives that URL its own events' },
+  webhook: { type: 'list', default: [], doc: 'webhook receivers: http(s) URLs, comma-separated or the flag repeated; URL#name+name gives that URL its own events' },
   webhookEvents: {
     type: 'list',
     default: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'],

@@ -7,7 +7,7 @@ import { waitFor } from '../helpers/wait.js';
 import { WebhookQueue, type WebhookQueueOptions } from '../../src/webhooks/webhook-queue.js';
 import { webhookEventCodec, type WebhookEvent } from '../../src/webhooks/webhook-event.js';
 import { parseWebhookTargets } from '../../src/config/webhook-targets.js';
-import { loadConfig } from '../../src/config/load.js';
+import { loadConfig, parseArgv } from '../../src/config/load.js';
 import { newId } from '../../src/protocol/ids.js';
 
 function event(channel: string): WebhookEvent {
@@ -124,5 +124,10 @@ describe('webhook configuration', () => {
     const ok = loadConfig(new Map(Object.entries({ webhook: 'http://x.example/a, http://y.example/b', 'webhook-batch-max': '1' })), {});
     assert.deepEqual(ok.webhook, ['http://x.example/a', 'http://y.example/b']);
     assert.equal(ok.webhookBatchMax, 1);
+    // --webhook is repeatable (a list option given again adds to it); a plain option's last value wins.
+    const argv = parseArgv(['serve', '--webhook', 'http://x.example/a', '--webhook=http://y.example/b#session_opened', '--port', '1', '--port', '2']);
+    const both = loadConfig(argv.flags, {});
+    assert.deepEqual(both.webhook, ['http://x.example/a', 'http://y.example/b#session_opened']);
+    assert.equal(both.port, 2);
   });
 });
