@@ -38,6 +38,7 @@ import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
 import { auditApi } from './audit/audit-api.js';
+import { Webhooks } from './webhooks/webhooks.js';
 
 /** Lifecycle of a node. */
 export type NodeState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -103,6 +104,8 @@ export class ZenNode {
   private readonly opts: NodeOptions;
   /** The Redis bus this node made from `config.bus` (started and closed here). */
   private readonly ownBus: RedisBus | null = null;
+  /** With `--webhook`, on a node that is not an agent's worker (the agent sends for its workers). */
+  webhooks: Webhooks | null = null;
 
   constructor(options: NodeOptions) {
     this.opts = options;
@@ -164,13 +167,17 @@ export class ZenNode {
       refusedAddresses: c.auditRefusedAddresses
     });
 
+    if (Webhooks.enabled(c) && this.role !== 'worker') {
+      this.webhooks = new Webhooks(c, this.serverId, this.logger);
+      this.webhooks.start();
+    }
     this.hub = new Hub({
       transport: this.transport,
       bus: this.bus,
       audit: this.audit,
       channelSecret: c.channelSecret,
       maxChannelsPerSession: c.maxChannelsPerSession,
-      observer: this.opts.observer ?? null
+      observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null)
     });
     this.sessions = new SessionManager({
       serverId: this.serverId,
@@ -355,6 +362,11 @@ export class ZenNode {
     await this.sessions.closeAll(code, 'server shutting down', Math.min(3000, left()));
     this.server.closeAllConnections();
     this.hub.close();
+    if (this.webhooks !== null) {
+      // A short try at the last events; what is unsent is sent by the next start.
+      await this.webhooks.flush(Math.min(2000, left()));
+      await this.webhooks.close();
+    }
     await this.audit.flush(left());
     const flushed = await this.writer.flush(left());
     if (!flushed) this.logger.error({ pending: this.writer.pending }, 'session records left in the spool; they are written at the next start');
@@ -367,4 +379,27 @@ export class ZenNode {
     this.state = 'closed';
     this.logger.info('zenconn node stopped');
   }
+}
+
+/** One observer telling two (the agent's registry with `--workers 0`, and the webhooks). */
+function bothObservers(a: HubObserver<Session> | null, b: HubObserver<Session> | null): HubObserver<Session> | null {
+  if (a === null || b === null) return a ?? b;
+  return {
+    sessionOpened: (s) => {
+      a.sessionOpened(s);
+      b.sessionOpened(s);
+    },
+    sessionClosed: (s, code) => {
+      a.sessionClosed(s, code);
+      b.sessionClosed(s, code);
+    },
+    subscribed: (s, ch) => {
+      a.subscribed(s, ch);
+      b.subscribed(s, ch);
+    },
+    unsubscribed: (s, ch) => {
+      a.unsubscribed(s, ch);
+      b.unsubscribed(s, ch);
+    }
+  };
 }

@@ -13,6 +13,7 @@ import { CloseCode } from '../errors.js';
 import { newId } from '../protocol/ids.js';
 import { PRIVATE_PREFIX } from '../protocol/frames.js';
 import { Registry } from './registry.js';
+import { Webhooks } from '../webhooks/webhooks.js';
 import { BusRouter } from './bus-router.js';
 import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
@@ -88,6 +89,8 @@ export class Agent {
   private watchdog: NodeJS.Timeout | null = null;
   private readonly dbWork = new Set<Promise<unknown>>();
   private readonly startedAt = Date.now();
+  /** With `--webhook`: the agent sends every webhook of its workers, decided on all their counts. */
+  webhooks: Webhooks | null = null;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -141,6 +144,10 @@ export class Agent {
     await this.presence.register();
     if (c.audit) this.audit = await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger });
     this.presence.startHeartbeat();
+    if (Webhooks.enabled(c)) {
+      this.webhooks = new Webhooks(c, this.serverId, this.logger);
+      this.webhooks.start();
+    }
     this.watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));
     this.watchdog.unref();
     await this.redisBridge?.start();
@@ -218,6 +225,11 @@ export class Agent {
     if (this.watchdog) clearInterval(this.watchdog);
     this.flusher.flushAll();
     await this.redisBridge?.close();
+    if (this.webhooks !== null) {
+      // A short try at the last events; what is unsent is sent by the next start.
+      await this.webhooks.flush(Math.min(2000, Math.max(0, deadline - Date.now()) + 1000));
+      await this.webhooks.close();
+    }
     await Promise.allSettled([...this.dbWork]);
     if (this.audit) {
       await this.audit.flush(Math.max(0, deadline - Date.now()) + 1000);
@@ -279,15 +291,19 @@ export class Agent {
       }
       case 'open':
         this.registry.sessionOpened(h.key, item.session);
+        this.webhooks?.tracker.sessionOpened({ id: item.session.id, userId: item.session.user });
         return;
       case 'close':
         this.registry.sessionClosed(h.key, item.session);
+        this.webhooks?.tracker.sessionClosed({ id: item.session });
         return;
       case 'sub':
         this.registry.subscribed(h.key, item.session, item.channel);
+        this.webhooks?.tracker.subscribed({ id: item.session }, item.channel);
         return;
       case 'unsub':
         this.registry.unsubscribed(h.key, item.session, item.channel);
+        this.webhooks?.tracker.unsubscribed({ id: item.session }, item.channel);
         return;
       case 'settled':
         h.settleOne();
@@ -344,6 +360,7 @@ export class Agent {
         audit?.record({ messageId: null, at, sessionId: s.id, userId: s.user, direction: 'out', type: 'left', channel, payload: data, recipients });
       }
       audit?.record({ messageId: null, at, sessionId: s.id, userId: s.user, direction: 'system', type: 'session.close', channel: null, payload: { code: CloseCode.ABNORMAL }, recipients: null });
+      this.webhooks?.tracker.sessionClosed({ id: s.id });
     }
     if (h.serverId !== null && this.store) {
       const workerId = h.serverId;

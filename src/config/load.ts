@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { ZenError } from '../errors.js';
 import { maskUrl } from '../log.js';
 import { compileTrust } from './trust-proxy.js';
+import { parseWebhookTargets } from './webhook-targets.js';
 import { OPTIONS, envName, flagName, type Config, type OptionSpec } from './options.js';
 
 /** Raw command line: the command, its `--flags` (kebab-case → value) and positionals. */
@@ -15,7 +16,7 @@ export interface ParsedArgs {
 /**
  * Splits argv into a command and flags. Accepts `--name value`, `--name=value`,
  * `--flag` (true) and `--no-flag` (false). A flag followed by another flag or by
- * nothing is boolean.
+ * nothing is boolean. A list option given twice adds to its list.
  */
 export function parseArgv(argv: readonly string[]): ParsedArgs {
   const flags = new Map<string, string | boolean>();
@@ -30,13 +31,13 @@ export function parseArgv(argv: readonly string[]): ParsedArgs {
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       if (eq > 0) {
-        flags.set(a.slice(2, eq), a.slice(eq + 1));
+        setFlag(flags, a.slice(2, eq), a.slice(eq + 1));
       } else if (a.startsWith('--no-')) {
         flags.set(a.slice(5), false);
       } else {
         const next = argv[i + 1];
         if (next !== undefined && !next.startsWith('--')) {
-          flags.set(a.slice(2), next);
+          setFlag(flags, a.slice(2), next);
           i++;
         } else {
           flags.set(a.slice(2), true);
@@ -51,6 +52,14 @@ export function parseArgv(argv: readonly string[]): ParsedArgs {
     }
   }
   return { command, flags, positionals };
+}
+
+/** Sets a flag; a list option given again (`--webhook A --webhook B`) adds to its list instead. */
+function setFlag(flags: Map<string, string | boolean>, name: string, value: string): void {
+  const before = flags.get(name);
+  const key = BY_FLAG.get(name);
+  if (typeof before === 'string' && key !== undefined && OPTIONS[key].type === 'list') flags.set(name, `${before},${value}`);
+  else flags.set(name, value);
 }
 
 /** The console shipped with zenconn: the package's own `public/` (this file is dist/src/config/load.js). */
@@ -194,6 +203,11 @@ function validateCross(c: Config): void {
     } catch (err) {
       throw invalid('--trust-proxy', `${(err as Error).message} (expected addresses, CIDRs, loopback, linklocal, uniquelocal or a hop count)`);
     }
+  }
+  try {
+    parseWebhookTargets(c.webhook, c.webhookEvents);
+  } catch (err) {
+    throw invalid('--webhook', (err as Error).message);
   }
   if (c.httpRequestTimeoutMs < c.httpHeadersTimeoutMs) throw invalid('--http-request-timeout-ms', 'must be at least --http-headers-timeout-ms');
   if (!c.wsPath.startsWith('/')) throw invalid('--ws-path', 'must start with /');

@@ -151,6 +151,20 @@ export interface Config {
   bus: string | null;
   /** Key and channel prefix on the bus. Default `zenconn:`. */
   busPrefix: string;
+  /** Webhook receivers, http(s) URLs (comma-separated, or the flag repeated); `URL#name+name` chooses that URL's own events. Default empty (no webhooks). */
+  webhook: string[];
+  /** Events sent to every URL without its own `#…` list. Default `channel_occupied,channel_vacated,member_added,member_removed`. */
+  webhookEvents: string[];
+  /** Key of the `X-Zenconn-Signature` HMAC-SHA256; unset sends no signature. Default unset. */
+  webhookSecret: string | null;
+  /** Most events per webhook POST. Default 100. */
+  webhookBatchMax: number;
+  /** A webhook POST not fully answered in this time failed (and is retried). Default 10000. */
+  webhookTimeoutMs: number;
+  /** Cap of the retry delay of a failing webhook receiver (it doubles from 100 ms). Default 60000. */
+  webhookRetryMaxMs: number;
+  /** Bytes of queued webhook events per URL past which new events are dropped (and logged). Default 1073741824 (1 GiB). */
+  webhookMaxQueueBytes: number;
   /** Path to a JSON config file (flags and env still win). */
   config: string | null;
 }
@@ -236,6 +250,17 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   auditJournalDir: { type: 'string', default: './data/journal', doc: 'folder of the audit journal' },
   bus: { type: 'string', default: null, doc: 'redis://HOST:PORT/DB joins the nodes sharing it' },
   busPrefix: { type: 'string', default: 'zenconn:', doc: 'key and channel prefix on the bus' },
+  webhook: { type: 'list', default: [], doc: 'webhook receivers: http(s) URLs, comma-separated or the flag repeated; URL#name+name gives that URL its own events' },
+  webhookEvents: {
+    type: 'list',
+    default: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'],
+    doc: 'events sent to each webhook URL: channel_occupied, channel_vacated, member_added, member_removed, session_opened, session_closed'
+  },
+  webhookSecret: { type: 'string', default: null, doc: 'HMAC-SHA256 key of the X-Zenconn-Signature header of webhook POSTs' },
+  webhookBatchMax: { type: 'integer', default: 100, min: 1, max: 10000, doc: 'most events per webhook POST (a POST also waits at most 100 ms for company)' },
+  webhookTimeoutMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'a webhook POST not answered in this time failed and is retried' },
+  webhookRetryMaxMs: { type: 'integer', default: 60000, min: 100, max: 3600000, doc: 'cap of the retry delay for a failing webhook receiver (doubles from 100 ms)' },
+  webhookMaxQueueBytes: { type: 'integer', default: 1073741824, min: 1, max: 1125899906842624, doc: 'queued webhook events per URL (bytes on disk) past which new events are dropped and logged' },
   config: { type: 'string', default: null, doc: 'JSON config file' }
 };
 

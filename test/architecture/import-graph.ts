@@ -14,7 +14,7 @@ export const TIERS: readonly (readonly string[])[] = [
   ['node'],
   ['session'],
   ['channels'],
-  ['bus', 'audit', 'http'],
+  ['bus', 'audit', 'http', 'webhooks'],
   ['protocol', 'auth', 'store', 'transport', 'config'],
   ['errors', 'log', 'timeout']
 ];
