@@ -1,4 +1,4 @@
-import type { AgentAnswer, AgentQuery } from './ipc-messages.js';
+import type { AdminQuery, AgentAnswer, AgentQuery } from './ipc-messages.js';
 import type { Registry, WorkerView } from './registry.js';
 
 /** The agent process, as `GET /agent/workers` shows it. */
@@ -61,9 +61,16 @@ export function workersView(registry: Registry, self: AgentSelf, now = Date.now(
 
 /**
  * Answers a question for `/agent/*` from the registry; `reload` starts the rolling
- * restart (or what stands for it) and gives the answer.
+ * restart (or what stands for it) and gives the answer; `admin` answers the admin API's
+ * (admin-answers.ts).
  */
-export function answerAgentQuery(query: AgentQuery, registry: Registry, view: () => WorkersView, reload: () => AgentAnswer): AgentAnswer {
+export function answerAgentQuery(
+  query: AgentQuery,
+  registry: Registry,
+  view: () => WorkersView,
+  reload: () => AgentAnswer,
+  admin: (query: AdminQuery) => AgentAnswer = () => ({ status: 404, body: { error: 'not found' } })
+): AgentAnswer {
   switch (query.kind) {
     case 'workers':
       return { status: 200, body: view() };
@@ -71,5 +78,7 @@ export function answerAgentQuery(query: AgentQuery, registry: Registry, view: ()
       return { status: 200, body: registry.sessions(query) };
     case 'reload':
       return reload();
+    case 'admin':
+      return admin(query.query);
   }
 }

@@ -1,4 +1,4 @@
-import type { SessionInfo, WorkerStats } from './ipc-messages.js';
+import type { SessionInfo, WorkerStats, WorkerTotals } from './ipc-messages.js';
 
 /** Lifecycle of a worker as the agent sees it; a worker that exited leaves the registry. */
 export type WorkerState = 'starting' | 'ready' | 'draining';
@@ -80,10 +80,15 @@ export class Registry {
   private readonly workersByKey = new Map<number, WorkerEntry>();
   private readonly sessionsById = new Map<string, SessionEntry>();
   private readonly byChannel = new Map<string, Set<SessionEntry>>();
+  /** Workers started per slot (the first and every replacement; slots are few). */
+  private readonly startsBySlot = new Map<number, number>();
+  /** Counters of the workers that exited, so the totals never go down. */
+  private readonly retired: WorkerTotals = { messagesIn: 0, messagesOut: 0, sessionsOpened: 0, sessionsClosed: 0 };
 
   /** Adds a worker process that was just started. */
   addWorker(key: number, slot: number, pid: number, startedAt = Date.now()): void {
     this.workersByKey.set(key, { key, slot, pid, serverId: null, state: 'starting', startedAt, port: null, stats: null, sessions: new Set() });
+    this.startsBySlot.set(slot, (this.startsBySlot.get(slot) ?? 0) + 1);
   }
 
   setServerId(key: number, serverId: string): void {
@@ -108,6 +113,7 @@ export class Registry {
     const w = this.workersByKey.get(key);
     if (!w) return [];
     this.workersByKey.delete(key);
+    addTotals(this.retired, w.stats?.totals);
     const lost = [...w.sessions];
     for (const s of lost) this.forget(s);
     return lost;
@@ -198,19 +204,71 @@ export class Registry {
         truncated = true;
         break;
       }
-      const w = this.workersByKey.get(s.worker);
-      out.push({
-        id: s.id,
-        worker: w?.serverId ?? null,
-        pid: w?.pid ?? 0,
-        remoteAddr: s.remoteAddr,
-        user: s.user,
-        protocol: s.protocol,
-        connectedAt: new Date(s.connectedAt).toISOString(),
-        channels: [...s.channels]
-      });
+      out.push(this.view(s));
     }
     return { sessions: out, truncated };
+  }
+
+  // The admin dashboard's questions (cluster/admin-answers.ts).
+
+  /**
+   * Sessions whose id, user, address or one of whose channels contains `q` (case-insensitive;
+   * every session when `q` is empty), at most `limit`. A scan: O(sessions), for an operator's search.
+   */
+  findSessions(q: string, limit: number): { sessions: SessionView[]; truncated: boolean } {
+    const needle = q.toLowerCase();
+    const hit = (s: SessionEntry): boolean => {
+      if (needle === '') return true;
+      if (s.id.toLowerCase().includes(needle) || s.remoteAddr.toLowerCase().includes(needle)) return true;
+      if (s.user !== null && s.user.toLowerCase().includes(needle)) return true;
+      for (const ch of s.channels) if (ch.toLowerCase().includes(needle)) return true;
+      return false;
+    };
+    const out: SessionView[] = [];
+    for (const s of this.sessionsById.values()) {
+      if (!hit(s)) continue;
+      if (out.length >= limit) return { sessions: out, truncated: true };
+      out.push(this.view(s));
+    }
+    return { sessions: out, truncated: false };
+  }
+
+  /** How many times slot `slot` got a new worker (after a crash or a reload). */
+  restartsOf(slot: number): number {
+    return Math.max(0, (this.startsBySlot.get(slot) ?? 0) - 1);
+  }
+
+  /** The registry key of the worker holding session `id`, or null when no worker does. */
+  workerOf(id: string): number | null {
+    return this.sessionsById.get(id)?.worker ?? null;
+  }
+
+  /** How many channels have members, and the `limit` with most members (ties by name). O(channels). */
+  channelCounts(limit: number): { total: number; top: Array<{ channel: string; members: number }> } {
+    const all = [...this.byChannel].map(([channel, members]) => ({ channel, members: members.size }));
+    all.sort((a, b) => b.members - a.members || (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0));
+    return { total: all.length, top: all.slice(0, limit) };
+  }
+
+  /** Counters since the agent started: every worker's last report plus those of the workers that exited. */
+  counters(): WorkerTotals {
+    const sum: WorkerTotals = { ...this.retired };
+    for (const w of this.workersByKey.values()) addTotals(sum, w.stats?.totals);
+    return sum;
+  }
+
+  private view(s: SessionEntry): SessionView {
+    const w = this.workersByKey.get(s.worker);
+    return {
+      id: s.id,
+      worker: w?.serverId ?? null,
+      pid: w?.pid ?? 0,
+      remoteAddr: s.remoteAddr,
+      user: s.user,
+      protocol: s.protocol,
+      connectedAt: new Date(s.connectedAt).toISOString(),
+      channels: [...s.channels]
+    };
   }
 
   private forget(s: SessionEntry): void {
@@ -224,4 +282,12 @@ export class Registry {
     members.delete(s);
     if (members.size === 0) this.byChannel.delete(channel);
   }
+}
+
+function addTotals(into: WorkerTotals, t: WorkerTotals | undefined): void {
+  if (t === undefined) return;
+  into.messagesIn += t.messagesIn;
+  into.messagesOut += t.messagesOut;
+  into.sessionsOpened += t.sessionsOpened;
+  into.sessionsClosed += t.sessionsClosed;
 }

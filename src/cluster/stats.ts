@@ -1,6 +1,6 @@
 import type { Hub } from '../channels/hub.js';
 import type { Session } from '../session/session.js';
-import type { WorkerStats } from './ipc-messages.js';
+import type { WorkerStats, WorkerTotals } from './ipc-messages.js';
 
 const LAG_TICK_MS = 100;
 
@@ -17,6 +17,7 @@ export class StatsCollector {
   private worstLagMs = 0;
   private closedIn = 0;
   private closedOut = 0;
+  private closedSessions = 0;
   private lastIn = 0;
   private lastOut = 0;
   private lastAt = performance.now();
@@ -34,6 +35,21 @@ export class StatsCollector {
   sessionClosed(session: Session): void {
     this.closedIn += session.messagesIn;
     this.closedOut += session.messagesOut;
+    this.closedSessions++;
+  }
+
+  /** Counters since start: messages in and out (open and closed sessions), sessions opened and closed. O(sessions). */
+  totals(hub: Hub<Session> | null): WorkerTotals {
+    let messagesIn = this.closedIn;
+    let messagesOut = this.closedOut;
+    if (hub !== null) {
+      for (const s of hub.sessions.values()) {
+        messagesIn += s.messagesIn;
+        messagesOut += s.messagesOut;
+      }
+    }
+    const open = hub?.sessions.size ?? 0;
+    return { messagesIn, messagesOut, sessionsOpened: this.closedSessions + open, sessionsClosed: this.closedSessions };
   }
 
   /**
@@ -42,14 +58,9 @@ export class StatsCollector {
    * `undeliverable`: the bus's total of dropped records from other processes.
    */
   sample(hub: Hub<Session> | null, peers = 0, refused: Record<string, number> = {}, undeliverable = 0): WorkerStats {
-    let totalIn = this.closedIn;
-    let totalOut = this.closedOut;
-    if (hub !== null) {
-      for (const s of hub.sessions.values()) {
-        totalIn += s.messagesIn;
-        totalOut += s.messagesOut;
-      }
-    }
+    const totals = this.totals(hub);
+    const totalIn = totals.messagesIn;
+    const totalOut = totals.messagesOut;
     const now = performance.now();
     const secs = Math.max(0.001, (now - this.lastAt) / 1000);
     const stats: WorkerStats = {
@@ -62,7 +73,8 @@ export class StatsCollector {
       loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100,
       peers,
       refused: { ...refused },
-      undeliverable
+      undeliverable,
+      totals
     };
     this.lastIn = totalIn;
     this.lastOut = totalOut;
