@@ -206,9 +206,14 @@ async function refreshOverview() {
 
 // --- sessions ----------------------------------------------------------------
 
+/** Counts session searches: an answer that a later search overtook is dropped. */
+let sessionsSeq = 0;
+
 async function refreshSessions() {
+  const seq = ++sessionsSeq;
   const q = $('session-search').value.trim();
   const r = await api(`/api/admin/sessions?limit=200&q=${encodeURIComponent(q)}`);
+  if (seq !== sessionsSeq) return;
   fillTable($('sessions'), r.sessions, (s) => {
     const close = document.createElement('button');
     close.type = 'button';
@@ -240,6 +245,8 @@ $('session-search').addEventListener('input', () => void refreshSessions().catch
 /** Cursors of the pages seen: `cursors[i]` opens page i+1 (null for the first). */
 let cursors = [null];
 let nextCursor = null;
+/** Counts audit loads: an answer to a load that a later one overtook is dropped. */
+let auditSeq = 0;
 
 function auditLive() {
   return $('audit-live').checked && cursors.length === 1;
@@ -257,10 +264,13 @@ async function loadAudit(which) {
   if (which === 'first') cursors = [null];
   const cursor = which === 'next' ? nextCursor : cursors[cursors.length - 1];
   if (which === 'next' && cursor === null) return;
+  const seq = ++auditSeq;
   let page;
   try {
     page = await api(`/api/audit?${auditQuery(cursor)}`);
+    if (seq !== auditSeq) return;
   } catch (err) {
+    if (seq !== auditSeq) return;
     if (err instanceof ApiError && err.status === 403) $('audit-error').textContent = 'the audit trail needs a token with the audit grant';
     else if (err instanceof ApiError && err.status === 401) throw err;
     else $('audit-error').textContent = err.message;
