@@ -9,6 +9,8 @@ import { drawChart } from './chart.js';
 const TOKEN_KEY = 'zenconn.adminToken';
 const POLL_MS = 1000;
 const WINDOW_MS = 5 * 60 * 1000;
+/** Rates are taken over this span: under an agent the counters move once a second, as the page polls. */
+const RATE_SPAN_MS = 3000;
 
 const $ = (id) => document.getElementById(id);
 const history = new CounterHistory(WINDOW_MS);
@@ -180,19 +182,19 @@ async function refreshOverview() {
   setNumber('sum-out', o.counters.messagesOut);
   setNumber('sum-opened', o.counters.sessionsOpened);
   setNumber('sum-closed', o.counters.sessionsClosed);
-  setNumber('sum-in-rate', history.lastRate('messagesIn'), 1);
-  setNumber('sum-out-rate', history.lastRate('messagesOut'), 1);
+  setNumber('sum-in-rate', history.lastRate('messagesIn', RATE_SPAN_MS), 1);
+  setNumber('sum-out-rate', history.lastRate('messagesOut', RATE_SPAN_MS), 1);
   const role = o.agent.workers === 0 ? 'single process' : `agent with ${o.agent.workers} workers`;
   $('whoami').dataset.node = o.agent.id;
   $('whoami').title = `${role}, node ${o.agent.id}, pid ${o.agent.pid}, up ${duration(o.agent.uptimeMs)}`;
 
   drawChart($('chart-messages'), [
-    { name: 'in /s', className: 's1', points: history.rates('messagesIn') },
-    { name: 'deliveries /s', className: 's2', points: history.rates('messagesOut') }
+    { name: 'in /s', className: 's1', points: history.rates('messagesIn', RATE_SPAN_MS) },
+    { name: 'deliveries /s', className: 's2', points: history.rates('messagesOut', RATE_SPAN_MS) }
   ], o.at, WINDOW_MS);
   drawChart($('chart-sessions'), [
-    { name: 'opened /s', className: 's1', points: history.rates('sessionsOpened') },
-    { name: 'closed /s', className: 's3', points: history.rates('sessionsClosed') },
+    { name: 'opened /s', className: 's1', points: history.rates('sessionsOpened', RATE_SPAN_MS) },
+    { name: 'closed /s', className: 's3', points: history.rates('sessionsClosed', RATE_SPAN_MS) },
     { name: 'open', className: 's2', points: history.series('open') }
   ], o.at, WINDOW_MS);
 

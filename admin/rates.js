@@ -24,14 +24,19 @@ export class CounterHistory {
   }
 
   /**
-   * The per-second rate of counter `name` between each pair of neighbouring samples, at
-   * the later one's time: `[{at, value}]`.
+   * The per-second rate of counter `name` at each sample, over the `spanMs` before it
+   * (at least the previous sample): `[{at, value}]`. A span of a few seconds smooths the
+   * steps of counters that the server refreshes about as often as the page polls.
    */
-  rates(name) {
+  rates(name, spanMs = 0) {
     const out = [];
+    let j = 0;
     for (let i = 1; i < this.samples.length; i++) {
-      const a = this.samples[i - 1];
       const b = this.samples[i];
+      while (j < i - 1 && this.samples[j + 1].at <= b.at - spanMs) j++;
+      // A restart between j and i (a counter that went down) makes the span start after it.
+      for (let k = j + 1; k < i; k++) if (this.samples[k].values[name] < this.samples[k - 1].values[name]) j = k;
+      const a = this.samples[j];
       const d = b.values[name] - a.values[name];
       const secs = (b.at - a.at) / 1000;
       if (!(secs > 0) || !(d >= 0)) continue;
@@ -45,9 +50,9 @@ export class CounterHistory {
     return this.samples.filter((s) => typeof s.values[name] === 'number').map((s) => ({ at: s.at, value: s.values[name] }));
   }
 
-  /** The latest rate of `name`, or null before two samples. */
-  lastRate(name) {
-    const r = this.rates(name);
+  /** The latest rate of `name` (over `spanMs`, see `rates`), or null before two samples. */
+  lastRate(name, spanMs = 0) {
+    const r = this.rates(name, spanMs);
     return r.length === 0 ? null : r[r.length - 1].value;
   }
 }
