@@ -5,11 +5,14 @@ import { makeToken } from '../helpers/tokens.js';
 import { waitFor } from '../helpers/wait.js';
 import { CloseCode } from '../../src/errors.js';
 import type { AdminOverview } from '../../src/cluster/admin-answers.js';
+import type { NodeView } from '../../src/cluster/admin-api.js';
 import type { SessionView } from '../../src/cluster/registry.js';
 import { startAgent } from './cluster-helpers.js';
-import { adminApi, broadcast, opsToken, startServe } from './admin-helpers.js';
+import { adminApi, broadcast, opsToken, startServe, type ServeUnderTest } from './admin-helpers.js';
+import { withSchema } from '../helpers/pg.js';
+import { randomPrefix, testRedisUrl } from '../bus/redis-helpers.js';
 
-type Overview = AdminOverview & { nodes: Array<{ id: string; role: string; workers: number }> | null; at: number };
+type Overview = AdminOverview & { nodes: NodeView[] | null; at: number };
 type Found = { sessions: SessionView[]; truncated: boolean };
 
 /** The admin API's behaviour, the same on `serve` and on an agent with workers. */
@@ -120,6 +123,26 @@ describe('the admin API (/api/admin/*)', () => {
       await exercise(agent.port, 2, 2);
     } finally {
       await agent.cleanup();
+    }
+  });
+
+  test('with --bus: the overview lists every live node of the shared database, on each node', async () => {
+    const schema = await withSchema();
+    const bus = ['--database', schema.url, '--bus', testRedisUrl(), '--bus-prefix', randomPrefix()];
+    const nodes: ServeUnderTest[] = [];
+    try {
+      nodes.push(await startServe(bus));
+      nodes.push(await startServe(bus));
+      const ops = await opsToken();
+      for (const n of nodes) {
+        const r = await adminApi<Overview>(n.port, '/api/admin/overview', { token: ops });
+        assert.equal(r.status, 200);
+        assert.deepEqual(r.body.nodes!.map((x) => x.role), ['standalone', 'standalone']);
+        assert.deepEqual(r.body.nodes!.map((x) => x.address).sort(), nodes.map((m) => `http://127.0.0.1:${m.port}`).sort());
+      }
+    } finally {
+      for (const n of nodes) await n.cleanup();
+      await schema.drop();
     }
   });
 
