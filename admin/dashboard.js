@@ -66,7 +66,7 @@ async function signIn(candidate) {
   $('dashboard').hidden = false;
   $('sign-out').hidden = false;
   $('whoami').textContent = tokenSubject(candidate);
-  void loadAudit('first');
+  void loadAudit('first').catch(() => undefined);
   startPolling();
 }
 
@@ -254,16 +254,27 @@ function auditLive() {
   return $('audit-live').checked && cursors.length === 1;
 }
 
-function auditQuery(cursor) {
+/** The filters as last searched: paging and the live refresh keep them while the form is edited. */
+let auditFilters = new URLSearchParams();
+
+function readAuditForm() {
   const params = new URLSearchParams();
   for (const [name, value] of new FormData($('audit-form'))) if (typeof value === 'string' && value.trim() !== '') params.set(name, value.trim());
+  return params;
+}
+
+function auditQuery(cursor) {
+  const params = new URLSearchParams(auditFilters);
   if (cursor !== null) params.set('cursor', cursor);
   return params;
 }
 
 /** `first`: page 1 again; `next`: the following page; `refresh`: the current page again. */
 async function loadAudit(which) {
-  if (which === 'first') cursors = [null];
+  if (which === 'first') {
+    cursors = [null];
+    auditFilters = readAuditForm();
+  }
   const cursor = which === 'next' ? nextCursor : cursors[cursors.length - 1];
   if (which === 'next' && cursor === null) return;
   const seq = ++auditSeq;
@@ -273,8 +284,10 @@ async function loadAudit(which) {
     if (seq !== auditSeq) return;
   } catch (err) {
     if (seq !== auditSeq) return;
-    if (err instanceof ApiError && err.status === 403) $('audit-error').textContent = 'the audit trail needs a token with the audit grant';
-    else if (err instanceof ApiError && err.status === 401) throw err;
+    if (err instanceof ApiError && err.status === 403) {
+      $('audit-error').textContent = 'the audit trail needs a token with the audit grant';
+      $('audit-live').checked = false;
+    } else if (err instanceof ApiError && err.status === 401) throw err;
     else $('audit-error').textContent = err.message;
     return;
   }
@@ -286,12 +299,13 @@ async function loadAudit(which) {
   $('audit-next').disabled = nextCursor === null;
 }
 
+// A 401 on these is left to the next poll, which signs out.
 $('audit-form').addEventListener('submit', (e) => {
   e.preventDefault();
-  void loadAudit('first');
+  void loadAudit('first').catch(() => undefined);
 });
-$('audit-first').addEventListener('click', () => void loadAudit('first'));
-$('audit-next').addEventListener('click', () => void loadAudit('next'));
+$('audit-first').addEventListener('click', () => void loadAudit('first').catch(() => undefined));
+$('audit-next').addEventListener('click', () => void loadAudit('next').catch(() => undefined));
 
 // --- start -------------------------------------------------------------------
 

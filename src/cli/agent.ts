@@ -104,16 +104,10 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
   const view = () => workersView(registry, { id: node.serverId, state: node.state, startedAt, workers: 0 });
   const admin = (query: AdminQuery): AgentAnswer => answerAdminQuery(query, registry, view, (_worker, id) => closeByOperator(node, id));
   const ask = async (query: AgentQuery): Promise<AgentAnswer> =>
-    answerAgentQuery(
-      query,
-      registry,
-      view,
-      () => {
-        node.reloadTls();
-        return { status: 202, body: { status: 'reloading', workers: 0 } };
-      },
-      admin
-    );
+    answerAgentQuery(query, registry, view, () => {
+      node.reloadTls();
+      return { status: 202, body: { status: 'reloading', workers: 0 } };
+    }, admin);
   registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask, (req, err, userId) =>
     node.recordRefusedRequest(req, err, userId)
   );
