@@ -1,12 +1,12 @@
-import type { AdminQuery, AgentAnswer, WorkerTotals } from './ipc-messages.js';
-import type { Registry } from './registry.js';
+import type { AdminQuery, AgentAnswer } from './ipc-messages.js';
+import type { AdminCounters, Registry } from './registry.js';
 import type { WorkersView } from './agent-answers.js';
 
 /** What `GET /api/admin/overview` answers, before the HTTP side adds the nodes (admin-api.ts). */
 export interface AdminOverview extends WorkersView {
   workers: Array<WorkersView['workers'][number] & { restarts: number }>;
   /** Counters since the agent (or `serve`) started: the page computes rates from two polls. */
-  counters: WorkerTotals;
+  counters: AdminCounters;
   /** Live sessions of this node. */
   sessions: number;
   /** Channels with members on this node: how many, and those with most members. */

@@ -44,12 +44,10 @@ export interface WorkerStats {
   totals?: WorkerTotals;
 }
 
-/** A process's counters since it started; they only grow. */
+/** A process's message counters since it started (its sessions' and its closed sessions'); they only grow. */
 export interface WorkerTotals {
   messagesIn: number;
   messagesOut: number;
-  sessionsOpened: number;
-  sessionsClosed: number;
 }
 
 /** What the admin API (admin-api.ts) asks of whoever knows every session of the node. */

@@ -61,6 +61,13 @@ export interface SessionView {
   channels: string[];
 }
 
+/** Counters of the admin overview: they only grow. */
+export interface AdminCounters extends WorkerTotals {
+  sessionsOpened: number;
+  /** Closed, or lost with their worker. */
+  sessionsClosed: number;
+}
+
 /** Filter of `sessions()`. */
 export interface SessionQuery {
   channel?: string | null;
@@ -82,8 +89,11 @@ export class Registry {
   private readonly byChannel = new Map<string, Set<SessionEntry>>();
   /** Workers started per slot (the first and every replacement; slots are few). */
   private readonly startsBySlot = new Map<number, number>();
-  /** Counters of the workers that exited, so the totals never go down. */
-  private readonly retired: WorkerTotals = { messagesIn: 0, messagesOut: 0, sessionsOpened: 0, sessionsClosed: 0 };
+  /** Message counters of the workers that exited, so the totals never go down. */
+  private readonly retired: WorkerTotals = { messagesIn: 0, messagesOut: 0 };
+  /** Sessions opened and ended since start, counted from the events (a lost worker's sessions end with it). */
+  private opened = 0;
+  private ended = 0;
 
   /** Adds a worker process that was just started. */
   addWorker(key: number, slot: number, pid: number, startedAt = Date.now()): void {
@@ -115,6 +125,7 @@ export class Registry {
     this.workersByKey.delete(key);
     addTotals(this.retired, w.stats?.totals);
     const lost = [...w.sessions];
+    this.ended += lost.length;
     for (const s of lost) this.forget(s);
     return lost;
   }
@@ -125,6 +136,7 @@ export class Registry {
     const entry: SessionEntry = { ...info, worker: key, channels: new Set() };
     this.sessionsById.set(info.id, entry);
     w.sessions.add(entry);
+    this.opened++;
   }
 
   sessionClosed(key: number, sessionId: string): void {
@@ -132,6 +144,7 @@ export class Registry {
     if (s && s.worker === key) {
       this.workersByKey.get(key)?.sessions.delete(s);
       this.forget(s);
+      this.ended++;
     }
   }
 
@@ -250,11 +263,14 @@ export class Registry {
     return { total: all.length, top: all.slice(0, limit) };
   }
 
-  /** Counters since the agent started: every worker's last report plus those of the workers that exited. */
-  counters(): WorkerTotals {
+  /**
+   * Counters since the agent started: sessions opened and ended as the events came (live),
+   * messages from every worker's last report plus those of the workers that exited.
+   */
+  counters(): AdminCounters {
     const sum: WorkerTotals = { ...this.retired };
     for (const w of this.workersByKey.values()) addTotals(sum, w.stats?.totals);
-    return sum;
+    return { ...sum, sessionsOpened: this.opened, sessionsClosed: this.ended };
   }
 
   private view(s: SessionEntry): SessionView {
@@ -288,6 +304,4 @@ function addTotals(into: WorkerTotals, t: WorkerTotals | undefined): void {
   if (t === undefined) return;
   into.messagesIn += t.messagesIn;
   into.messagesOut += t.messagesOut;
-  into.sessionsOpened += t.sessionsOpened;
-  into.sessionsClosed += t.sessionsClosed;
 }

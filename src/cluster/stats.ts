@@ -17,7 +17,6 @@ export class StatsCollector {
   private worstLagMs = 0;
   private closedIn = 0;
   private closedOut = 0;
-  private closedSessions = 0;
   private lastIn = 0;
   private lastOut = 0;
   private lastAt = performance.now();
@@ -35,10 +34,9 @@ export class StatsCollector {
   sessionClosed(session: Session): void {
     this.closedIn += session.messagesIn;
     this.closedOut += session.messagesOut;
-    this.closedSessions++;
   }
 
-  /** Counters since start: messages in and out (open and closed sessions), sessions opened and closed. O(sessions). */
+  /** Messages in and out since start, of open and closed sessions. O(sessions). */
   totals(hub: Hub<Session> | null): WorkerTotals {
     let messagesIn = this.closedIn;
     let messagesOut = this.closedOut;
@@ -48,8 +46,7 @@ export class StatsCollector {
         messagesOut += s.messagesOut;
       }
     }
-    const open = hub?.sessions.size ?? 0;
-    return { messagesIn, messagesOut, sessionsOpened: this.closedSessions + open, sessionsClosed: this.closedSessions };
+    return { messagesIn, messagesOut };
   }
 
   /**

@@ -86,8 +86,7 @@ async function exercise(port: number, expectedWorkers: number, workerRows: numbe
     await alice.next((f) => f.type === 'event');
     await bob.next((f) => f.type === 'event');
     await waitFor('the deliveries to be counted', async () => (await overview()).counters.messagesOut >= before.counters.messagesOut + 2);
-    // Under an agent the counters come with each worker's next report (every second).
-    await waitFor('both opens to be counted', async () => (await overview()).counters.sessionsOpened >= 2);
+    assert.equal((await overview()).counters.sessionsOpened, 2, 'opens are counted as they happen');
 
     // Closed from the API, on whichever worker holds it: the client sees 4002.
     const closing = await adminApi(port, '/api/admin/sessions/close', { method: 'POST', token: ops, body: { session: bob.sessionId } });
@@ -121,6 +120,33 @@ describe('the admin API (/api/admin/*)', () => {
     try {
       await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready'));
       await exercise(agent.port, 2, 2);
+    } finally {
+      await agent.cleanup();
+    }
+  });
+
+  test('a worker that crashes is replaced: its slot counts a restart and the counters do not go down', async () => {
+    const agent = await startAgent(['--workers', '2']);
+    const ops = await opsToken();
+    try {
+      await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready'));
+      const c = await TestClient.connect(agent.port, { token: await makeToken('carol') });
+      await c.subscribe('news');
+      const overview = async (): Promise<Overview> => (await adminApi<Overview>(agent.port, '/api/admin/overview', { token: ops })).body;
+      await waitFor('the session to be counted', async () => (await overview()).counters.sessionsOpened === 1);
+      const before = await overview();
+      const victim = before.workers.find((w) => w.sessions === 1)!;
+      process.kill(victim.pid, 'SIGKILL');
+      assert.equal(await c.closed(), 1006);
+      await waitFor('the slot to get a new worker', async () => {
+        const o = await overview();
+        return o.workers.length === 2 && o.workers.every((w) => w.state === 'ready') && o.workers.some((w) => w.slot === victim.slot && w.pid !== victim.pid);
+      }, 20000, 50);
+      const after = await overview();
+      assert.deepEqual(after.workers.map((w) => [w.slot, w.restarts]), [[0, victim.slot === 0 ? 1 : 0], [1, victim.slot === 1 ? 1 : 0]]);
+      assert.equal(after.counters.sessionsOpened, 1);
+      assert.equal(after.counters.sessionsClosed, 1, 'the lost session counts as ended');
+      assert.ok(after.counters.messagesIn >= before.counters.messagesIn, 'the dead worker keeps its counts');
     } finally {
       await agent.cleanup();
     }

@@ -52,18 +52,22 @@ describe('Registry: the admin questions', () => {
     assert.deepEqual(r.channelCounts(10).top, [{ channel: 'x', members: 1 }, { channel: 'y', members: 1 }, { channel: 'z', members: 1 }]);
   });
 
-  test("counters never go down: an exited worker's are kept; restarts are counted per slot", () => {
+  test("counters never go down: an exited worker's are kept, its sessions count as ended; restarts are counted per slot", () => {
     const r = new Registry();
     r.addWorker(1, 0, 100, 0);
     r.addWorker(2, 1, 101, 0);
-    r.setStats(1, stats({ messagesIn: 5, messagesOut: 50, sessionsOpened: 3, sessionsClosed: 1 }));
-    r.setStats(2, stats({ messagesIn: 1, messagesOut: 10, sessionsOpened: 1, sessionsClosed: 0 }));
-    assert.deepEqual(r.counters(), { messagesIn: 6, messagesOut: 60, sessionsOpened: 4, sessionsClosed: 1 });
+    r.sessionOpened(1, info('a', null));
+    r.sessionOpened(1, info('b', null));
+    r.sessionOpened(2, info('c', null));
+    r.sessionClosed(1, 'b');
+    r.setStats(1, stats({ messagesIn: 5, messagesOut: 50 }));
+    r.setStats(2, stats({ messagesIn: 1, messagesOut: 10 }));
+    assert.deepEqual(r.counters(), { messagesIn: 6, messagesOut: 60, sessionsOpened: 3, sessionsClosed: 1 });
     r.removeWorker(1);
     r.addWorker(3, 0, 102, 0);
-    assert.deepEqual(r.counters(), { messagesIn: 6, messagesOut: 60, sessionsOpened: 4, sessionsClosed: 1 });
-    r.setStats(3, stats({ messagesIn: 1, messagesOut: 1, sessionsOpened: 1, sessionsClosed: 0 }));
-    assert.deepEqual(r.counters(), { messagesIn: 7, messagesOut: 61, sessionsOpened: 5, sessionsClosed: 1 });
+    assert.deepEqual(r.counters(), { messagesIn: 6, messagesOut: 60, sessionsOpened: 3, sessionsClosed: 2 });
+    r.setStats(3, stats({ messagesIn: 1, messagesOut: 1 }));
+    assert.deepEqual(r.counters(), { messagesIn: 7, messagesOut: 61, sessionsOpened: 3, sessionsClosed: 2 });
     assert.equal(r.restartsOf(0), 1);
     assert.equal(r.restartsOf(1), 0);
   });
