@@ -125,6 +125,15 @@ describe('the admin API (/api/admin/*)', () => {
     }
   });
 
+  test('on an agent with --workers 0 (the agent holds the sessions itself)', async () => {
+    const agent = await startAgent(['--workers', '0']);
+    try {
+      await exercise(agent.port, 1, 0);
+    } finally {
+      await agent.cleanup();
+    }
+  });
+
   test('a worker that crashes is replaced: its slot counts a restart and the counters do not go down', async () => {
     const agent = await startAgent(['--workers', '2']);
     const ops = await opsToken();

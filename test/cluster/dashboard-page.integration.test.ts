@@ -65,6 +65,7 @@ async function tour(port: number, dir: string, workers: number): Promise<void> {
     await page.locator('#channels tr[data-key="news"]', { hasText: '2' }).waitFor();
     await waitFor(`${workers} workers`, async () => (await rowKeys(page, 'workers')).length === workers, 10000, 50);
     await cardAtLeast(page, 'sum-sessions', 2);
+    assert.equal((await rowKeys(page, 'nodes')).length, 1, 'this node, from the servers table');
 
     // A broadcast moves the counters.
     await cardAtLeast(page, 'sum-opened', 2);
