@@ -32,6 +32,10 @@ async function exercise(port: number, expectedWorkers: number, workerRows: numbe
   assert.equal((await adminApi(port, '/api/admin/sessions?limit=1001', { token: ops })).status, 400);
   assert.equal((await adminApi(port, '/api/admin/overview?channels=x', { token: ops })).status, 400);
   assert.equal((await adminApi(port, `/api/admin/sessions?q=${'a'.repeat(257)}`, { token: ops })).status, 400);
+  // … and the bounds themselves are accepted.
+  assert.equal((await adminApi(port, `/api/admin/sessions?q=${'a'.repeat(256)}&limit=1000`, { token: ops })).status, 200);
+  assert.equal((await adminApi(port, '/api/admin/overview?channels=1000', { token: ops })).status, 200);
+  assert.equal((await adminApi(port, '/api/admin/overview?channels=1001', { token: ops })).status, 400);
   assert.equal((await adminApi(port, '/api/admin/sessions/close', { method: 'POST', token: ops, body: '{"session":' })).status, 400);
   assert.equal((await adminApi(port, '/api/admin/sessions/close', { method: 'POST', token: ops, body: { session: 42 } })).status, 400);
   assert.equal((await adminApi(port, '/api/admin/sessions/close', { method: 'POST', token: ops, body: { session: 'x'.repeat(2000) } })).status, 413);
