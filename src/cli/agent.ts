@@ -107,7 +107,7 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
     answerAgentQuery(query, registry, view, () => {
       node.reloadTls();
       return { status: 202, body: { status: 'reloading', workers: 0 } };
-    }, admin);
+    });
   registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask, (req, err, userId) =>
     node.recordRefusedRequest(req, err, userId)
   );

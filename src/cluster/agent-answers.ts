@@ -1,4 +1,4 @@
-import type { AdminQuery, AgentAnswer, AgentQuery } from './ipc-messages.js';
+import type { AgentAnswer, AgentQuery } from './ipc-messages.js';
 import type { Registry, WorkerView } from './registry.js';
 
 /** The agent process, as `GET /agent/workers` shows it. */
@@ -61,16 +61,9 @@ export function workersView(registry: Registry, self: AgentSelf, now = Date.now(
 
 /**
  * Answers a question for `/agent/*` from the registry; `reload` starts the rolling
- * restart (or what stands for it) and gives the answer; `admin` answers the admin API's
- * (admin-answers.ts).
+ * restart (or what stands for it) and gives the answer.
  */
-export function answerAgentQuery(
-  query: AgentQuery,
-  registry: Registry,
-  view: () => WorkersView,
-  reload: () => AgentAnswer,
-  admin: (query: AdminQuery) => AgentAnswer = () => ({ status: 404, body: { error: 'not found' } })
-): AgentAnswer {
+export function answerAgentQuery(query: AgentQuery, registry: Registry, view: () => WorkersView, reload: () => AgentAnswer): AgentAnswer {
   switch (query.kind) {
     case 'workers':
       return { status: 200, body: view() };
@@ -79,6 +72,7 @@ export function answerAgentQuery(
     case 'reload':
       return reload();
     case 'admin':
-      return admin(query.query);
+      // The agent answers these itself, with answerAdminQuery (admin-answers.ts).
+      return { status: 400, body: { error: 'admin questions are answered by the agent' } };
   }
 }

@@ -175,11 +175,12 @@ export class Agent {
 
   /** Answers a worker's question for its HTTP client. */
   answer(query: AgentQuery): AgentAnswer {
+    if (query.kind === 'admin') return this.answerAdmin(query.query);
     return answerAgentQuery(query, this.registry, () => this.workersView(), () => {
       if (this.state !== 'ready') return { status: 503, body: { error: `agent is ${this.state}` } };
       void this.reload();
       return { status: 202, body: { status: 'reloading', workers: this.config.workers } };
-    }, (admin) => this.answerAdmin(admin));
+    });
   }
 
   /** The admin API's questions (admin-api.ts); an operator's close goes to the worker that holds the session. */
