@@ -2,7 +2,7 @@
 #
 # zenconn's image. The build stage installs every dependency, compiles the native
 # modules and the TypeScript, then prunes to production dependencies; the runtime stage
-# holds only what `zenconn` runs (node_modules, dist/src, bin, public) and runs it as the
+# holds only what `zenconn` runs (node_modules, dist/src, bin, public, admin) and runs it as the
 # unprivileged `node` user.
 #
 #   docker build -t zenconn .
@@ -38,6 +38,7 @@ COPY tsconfig.json ./
 COPY bin ./bin
 COPY src ./src
 COPY public ./public
+COPY admin ./admin
 # Compile, drop the devDependencies (typescript, @types, test tools) and better-sqlite3's
 # build leftovers (its bundled SQLite sources and object files: only the .node is loaded),
 # and make the folder for the record spool and audit journal.
@@ -57,6 +58,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/public ./public
+COPY --from=build /app/admin ./admin
 COPY deploy/healthcheck.js ./deploy/healthcheck.js
 COPY --from=build --chown=node:node /app/data ./data
 USER node

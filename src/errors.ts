@@ -62,5 +62,7 @@ export const CloseCode = {
   /** Slow consumer: the outbound buffer went over maxBufferedBytes. Reconnect later. */
   TRY_AGAIN_LATER: 1013,
   /** The session's token reached its `exp` without a `refresh`: reconnect with a fresh token. */
-  TOKEN_EXPIRED: 4001
+  TOKEN_EXPIRED: 4001,
+  /** An operator closed the session (the admin dashboard or `POST /api/admin/sessions/close`). */
+  CLOSED_BY_OPERATOR: 4002
 } as const;

@@ -9,7 +9,10 @@ import { registerAgentRoutes } from '../cluster/agent-api.js';
 import { agentForceExitMs } from '../cluster/supervisor.js';
 import { controlSocketPath, startControlSocket } from '../cluster/control-socket.js';
 import { answerAgentQuery, workersView } from '../cluster/agent-answers.js';
-import type { AgentAnswer, AgentQuery } from '../cluster/ipc-messages.js';
+import type { AdminQuery, AgentAnswer, AgentQuery } from '../cluster/ipc-messages.js';
+import { answerAdminQuery } from '../cluster/admin-answers.js';
+import { registerAdminRoutes } from '../cluster/admin-api.js';
+import { closeByOperator } from '../cluster/self-admin.js';
 import { configOrExit, fail } from './common.js';
 import { createLogger } from '../log.js';
 import { installSignals, staticNote } from './serve.js';
@@ -99,6 +102,7 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
   const timer = setInterval(() => registry.setStats(SELF, stats.sample(node.hub)), 1000);
   timer.unref();
   const view = () => workersView(registry, { id: node.serverId, state: node.state, startedAt, workers: 0 });
+  const admin = (query: AdminQuery): AgentAnswer => answerAdminQuery(query, registry, view, (_worker, id) => closeByOperator(node, id));
   const ask = async (query: AgentQuery): Promise<AgentAnswer> =>
     answerAgentQuery(query, registry, view, () => {
       node.reloadTls();
@@ -107,6 +111,13 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
   registerAgentRoutes(node.router, new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }), ask, (req, err, userId) =>
     node.recordRefusedRequest(req, err, userId)
   );
+  registerAdminRoutes(node.router, {
+    verifier: new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey }),
+    store: node.store,
+    staleServerMs: config.staleServerMs,
+    ask: async (query) => admin(query),
+    onRefused: (req, err, userId) => node.recordRefusedRequest(req, err, userId)
+  });
   const controlPath = controlSocketPath(config);
   if (controlPath !== null) {
     // Its file goes with the process (startControlSocket removes it on exit).

@@ -3,6 +3,7 @@ import type { Config } from '../config/options.js';
 import { ZenNode } from '../node.js';
 import { configOrExit, fail } from './common.js';
 import { createLogger } from '../log.js';
+import { SelfAdmin } from '../cluster/self-admin.js';
 
 /**
  * `zenconn serve`: one process serving static files and WebSocket sessions.
@@ -12,13 +13,16 @@ import { createLogger } from '../log.js';
 export async function serve(args: ParsedArgs): Promise<void> {
   const config = configOrExit(args);
   const logger = createLogger(config.logLevel, { role: 'standalone' });
-  const node = new ZenNode({ config, logger });
+  // The admin API and dashboard (/api/admin/*, /admin/) see the sessions through the observer.
+  const admin = new SelfAdmin();
+  const node = new ZenNode({ config, logger, observer: admin.observer });
   let address;
   try {
     address = await node.start();
   } catch (err) {
     fail(err);
   }
+  admin.attach(node, address!.port);
   // After start: a bad configuration stays one line on stderr.
   logger.info({ public: config.public }, staticNote(config));
   installSignals(node, config.shutdownTimeoutMs);

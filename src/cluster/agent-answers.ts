@@ -81,5 +81,8 @@ export function answerAgentQuery(query: AgentQuery, registry: Registry, view: ()
       if (!truncated && remote !== null) truncated = remote.appendMembers(query.channel, query.limit, members);
       return { status: 200, body: { members, truncated } };
     }
+    case 'admin':
+      // The agent answers these itself, with answerAdminQuery (admin-answers.ts).
+      return { status: 400, body: { error: 'admin questions are answered by the agent' } };
   }
 }

@@ -23,7 +23,8 @@ import { Supervisor, statsIntervalMs, workersStopMs } from './supervisor.js';
 import { controlSocketPath, startControlSocket, type ControlSocket } from './control-socket.js';
 import type { WorkerHandle } from './worker-handle.js';
 import { answerAgentQuery, workersView, type WorkersView } from './agent-answers.js';
-import type { AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
+import { answerAdminQuery } from './admin-answers.js';
+import type { AdminQuery, AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
 
 /** Lifecycle of the agent. */
 export type AgentState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -187,11 +188,19 @@ export class Agent {
 
   /** Answers a worker's question for its HTTP client. */
   answer(query: AgentQuery): AgentAnswer {
+    if (query.kind === 'admin') return this.answerAdmin(query.query);
     return answerAgentQuery(query, this.registry, () => this.workersView(), () => {
       if (this.state !== 'ready') return { status: 503, body: { error: `agent is ${this.state}` } };
       void this.reload();
       return { status: 202, body: { status: 'reloading', workers: this.config.workers } };
     }, this.redisBridge ?? null);
+  }
+
+  /** The admin API's questions (admin-api.ts); an operator's close goes to the worker that holds the session. */
+  private answerAdmin(query: AdminQuery): AgentAnswer {
+    return answerAdminQuery(query, this.registry, () => this.workersView(), (key, session) => {
+      for (const h of this.supervisor.workers()) if (h.key === key) h.push({ t: 'close-session', session });
+    });
   }
 
   /**

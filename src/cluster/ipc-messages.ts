@@ -40,7 +40,24 @@ export interface WorkerStats {
   refused?: Record<string, number>;
   /** Records from other workers or the agent dropped since start because they could not be read or delivered. */
   undeliverable: number;
+  /** Counters since the worker started (the dashboard computes rates from them). */
+  totals?: WorkerTotals;
 }
+
+/** A process's message counters since it started (its sessions' and its closed sessions'); they only grow. */
+export interface WorkerTotals {
+  messagesIn: number;
+  messagesOut: number;
+}
+
+/** What the admin API (admin-api.ts) asks of whoever knows every session of the node. */
+export type AdminQuery =
+  /** Workers, counters and the channels with most members (at most `channels` of them). */
+  | { kind: 'overview'; channels: number }
+  /** Sessions whose id, user, address or a channel contains `q` (all when empty), at most `limit`. */
+  | { kind: 'sessions'; q: string; limit: number }
+  /** Close session `session` with 4002, on whichever worker holds it. */
+  | { kind: 'close'; session: string };
 
 /** What a worker asks the agent on behalf of an HTTP request it answers. */
 export type AgentQuery =
@@ -48,7 +65,8 @@ export type AgentQuery =
   | { kind: 'sessions'; channel: string | null; user: string | null; limit: number }
   | { kind: 'reload' }
   /** A channel's members on every worker (and node, with `--bus`): 200 with a `PresenceList`. */
-  | { kind: 'presence'; channel: string; limit: number };
+  | { kind: 'presence'; channel: string; limit: number }
+  | { kind: 'admin'; query: AdminQuery };
 
 /** The agent's answer to an `AgentQuery`: an HTTP status and a JSON body. */
 export interface AgentAnswer {
@@ -99,7 +117,9 @@ export type AgentItem =
   /** The agent's bound port (known only after the first workers started): a worker without a direct port records it in its row. */
   | { t: 'agent-port'; port: number }
   /** Stop: close every session with 1001, write the rows, exit 0. */
-  | { t: 'drain' };
+  | { t: 'drain' }
+  /** Close this worker's session `session` with 4002 (an operator asked, admin-api.ts). */
+  | { t: 'close-session'; session: string };
 
 /** The first message a worker receives: everything it needs to start. */
 export interface WorkerInit {

@@ -1,4 +1,4 @@
-import type { SessionInfo, WorkerStats } from './ipc-messages.js';
+import type { SessionInfo, WorkerStats, WorkerTotals } from './ipc-messages.js';
 
 /** Lifecycle of a worker as the agent sees it; a worker that exited leaves the registry. */
 export type WorkerState = 'starting' | 'ready' | 'draining';
@@ -61,6 +61,13 @@ export interface SessionView {
   channels: string[];
 }
 
+/** Counters of the admin overview: they only grow. */
+export interface AdminCounters extends WorkerTotals {
+  sessionsOpened: number;
+  /** Closed, or lost with their worker. */
+  sessionsClosed: number;
+}
+
 /** Filter of `sessions()`. */
 export interface SessionQuery {
   channel?: string | null;
@@ -82,10 +89,18 @@ export class Registry {
   private readonly byChannel = new Map<string, Set<SessionEntry>>();
   /** Told each time a session joins or leaves a channel (closed and lost sessions included). */
   onMembership: ((type: 'joined' | 'left', channel: string, member: { session: string; user: string | null }) => void) | null = null;
+  /** Workers started per slot (the first and every replacement; slots are few). */
+  private readonly startsBySlot = new Map<number, number>();
+  /** Message counters of the workers that exited, so the totals never go down. */
+  private readonly retired: WorkerTotals = { messagesIn: 0, messagesOut: 0 };
+  /** Sessions opened and ended since start, counted from the events (a lost worker's sessions end with it). */
+  private opened = 0;
+  private ended = 0;
 
   /** Adds a worker process that was just started. */
   addWorker(key: number, slot: number, pid: number, startedAt = Date.now()): void {
     this.workersByKey.set(key, { key, slot, pid, serverId: null, state: 'starting', startedAt, port: null, stats: null, sessions: new Set() });
+    this.startsBySlot.set(slot, (this.startsBySlot.get(slot) ?? 0) + 1);
   }
 
   setServerId(key: number, serverId: string): void {
@@ -110,7 +125,9 @@ export class Registry {
     const w = this.workersByKey.get(key);
     if (!w) return [];
     this.workersByKey.delete(key);
+    addTotals(this.retired, w.stats?.totals);
     const lost = [...w.sessions];
+    this.ended += lost.length;
     for (const s of lost) this.forget(s);
     return lost;
   }
@@ -121,6 +138,7 @@ export class Registry {
     const entry: SessionEntry = { ...info, worker: key, channels: new Set() };
     this.sessionsById.set(info.id, entry);
     w.sessions.add(entry);
+    this.opened++;
   }
 
   sessionClosed(key: number, sessionId: string): void {
@@ -128,6 +146,7 @@ export class Registry {
     if (s && s.worker === key) {
       this.workersByKey.get(key)?.sessions.delete(s);
       this.forget(s);
+      this.ended++;
     }
   }
 
@@ -201,17 +220,7 @@ export class Registry {
         truncated = true;
         break;
       }
-      const w = this.workersByKey.get(s.worker);
-      out.push({
-        id: s.id,
-        worker: w?.serverId ?? null,
-        pid: w?.pid ?? 0,
-        remoteAddr: s.remoteAddr,
-        user: s.user,
-        protocol: s.protocol,
-        connectedAt: new Date(s.connectedAt).toISOString(),
-        channels: [...s.channels]
-      });
+      out.push(this.view(s));
     }
     return { sessions: out, truncated };
   }
@@ -227,6 +236,71 @@ export class Registry {
     return false;
   }
 
+  // The admin dashboard's questions (cluster/admin-answers.ts).
+
+  /**
+   * Sessions whose id, user, address or one of whose channels contains `q` (case-insensitive;
+   * every session when `q` is empty), at most `limit`. A scan: O(sessions), for an operator's search.
+   */
+  findSessions(q: string, limit: number): { sessions: SessionView[]; truncated: boolean } {
+    const needle = q.toLowerCase();
+    const hit = (s: SessionEntry): boolean => {
+      if (needle === '') return true;
+      if (s.id.toLowerCase().includes(needle) || s.remoteAddr.toLowerCase().includes(needle)) return true;
+      if (s.user !== null && s.user.toLowerCase().includes(needle)) return true;
+      for (const ch of s.channels) if (ch.toLowerCase().includes(needle)) return true;
+      return false;
+    };
+    const out: SessionView[] = [];
+    for (const s of this.sessionsById.values()) {
+      if (!hit(s)) continue;
+      if (out.length >= limit) return { sessions: out, truncated: true };
+      out.push(this.view(s));
+    }
+    return { sessions: out, truncated: false };
+  }
+
+  /** How many times slot `slot` got a new worker (after a crash or a reload). */
+  restartsOf(slot: number): number {
+    return Math.max(0, (this.startsBySlot.get(slot) ?? 0) - 1);
+  }
+
+  /** The registry key of the worker holding session `id`, or null when no worker does. */
+  workerOf(id: string): number | null {
+    return this.sessionsById.get(id)?.worker ?? null;
+  }
+
+  /** How many channels have members, and the `limit` with most members (ties by name). O(channels). */
+  channelCounts(limit: number): { total: number; top: Array<{ channel: string; members: number }> } {
+    const all = [...this.byChannel].map(([channel, members]) => ({ channel, members: members.size }));
+    all.sort((a, b) => b.members - a.members || (a.channel < b.channel ? -1 : a.channel > b.channel ? 1 : 0));
+    return { total: all.length, top: all.slice(0, limit) };
+  }
+
+  /**
+   * Counters since the agent started: sessions opened and ended as the events came (live),
+   * messages from every worker's last report plus those of the workers that exited.
+   */
+  counters(): AdminCounters {
+    const sum: WorkerTotals = { ...this.retired };
+    for (const w of this.workersByKey.values()) addTotals(sum, w.stats?.totals);
+    return { ...sum, sessionsOpened: this.opened, sessionsClosed: this.ended };
+  }
+
+  private view(s: SessionEntry): SessionView {
+    const w = this.workersByKey.get(s.worker);
+    return {
+      id: s.id,
+      worker: w?.serverId ?? null,
+      pid: w?.pid ?? 0,
+      remoteAddr: s.remoteAddr,
+      user: s.user,
+      protocol: s.protocol,
+      connectedAt: new Date(s.connectedAt).toISOString(),
+      channels: [...s.channels]
+    };
+  }
+
   private forget(s: SessionEntry): void {
     this.sessionsById.delete(s.id);
     for (const ch of s.channels) this.leaveIndex(s, ch);
@@ -238,4 +312,10 @@ export class Registry {
     if (members.delete(s)) this.onMembership?.('left', channel, { session: s.id, user: s.user });
     if (members.size === 0) this.byChannel.delete(channel);
   }
+}
+
+function addTotals(into: WorkerTotals, t: WorkerTotals | undefined): void {
+  if (t === undefined) return;
+  into.messagesIn += t.messagesIn;
+  into.messagesOut += t.messagesOut;
 }

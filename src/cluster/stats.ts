@@ -1,6 +1,6 @@
 import type { Hub } from '../channels/hub.js';
 import type { Session } from '../session/session.js';
-import type { WorkerStats } from './ipc-messages.js';
+import type { WorkerStats, WorkerTotals } from './ipc-messages.js';
 
 const LAG_TICK_MS = 100;
 
@@ -36,20 +36,28 @@ export class StatsCollector {
     this.closedOut += session.messagesOut;
   }
 
+  /** Messages in and out since start, of open and closed sessions. O(sessions). */
+  totals(hub: Hub<Session> | null): WorkerTotals {
+    let messagesIn = this.closedIn;
+    let messagesOut = this.closedOut;
+    if (hub !== null) {
+      for (const s of hub.sessions.values()) {
+        messagesIn += s.messagesIn;
+        messagesOut += s.messagesOut;
+      }
+    }
+    return { messagesIn, messagesOut };
+  }
+
   /**
    * The figures since the previous sample; `hub` is null before the node started; `peers`:
    * open links to other workers; `refused`: the node's flood-limit refusals so far;
    * `undeliverable`: the bus's total of dropped records from other processes.
    */
   sample(hub: Hub<Session> | null, peers = 0, refused: Record<string, number> = {}, undeliverable = 0): WorkerStats {
-    let totalIn = this.closedIn;
-    let totalOut = this.closedOut;
-    if (hub !== null) {
-      for (const s of hub.sessions.values()) {
-        totalIn += s.messagesIn;
-        totalOut += s.messagesOut;
-      }
-    }
+    const totals = this.totals(hub);
+    const totalIn = totals.messagesIn;
+    const totalOut = totals.messagesOut;
     const now = performance.now();
     const secs = Math.max(0.001, (now - this.lastAt) / 1000);
     const stats: WorkerStats = {
@@ -62,7 +70,8 @@ export class StatsCollector {
       loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100,
       peers,
       refused: { ...refused },
-      undeliverable
+      undeliverable,
+      totals
     };
     this.lastIn = totalIn;
     this.lastOut = totalOut;

@@ -10,6 +10,8 @@ import { AgentLink } from './agent-link.js';
 import { workerPresence } from './worker-presence.js';
 import { SYNC_TIMEOUT_MS } from './ipc-port.js';
 import { registerAgentRoutes } from './agent-api.js';
+import { registerAdminRoutes } from './admin-api.js';
+import { closeByOperator } from './self-admin.js';
 import { StatsCollector } from './stats.js';
 import type { AgentItem } from './ipc-messages.js';
 
@@ -151,6 +153,9 @@ export async function runWorker(): Promise<void> {
       case 'drain':
         stop('agent asked');
         return;
+      case 'close-session':
+        if (started) closeByOperator(node, item.session);
+        return;
       case 'response':
         return;
     }
@@ -198,6 +203,7 @@ export async function runWorker(): Promise<void> {
   node.server.on('upgrade', onUpgrade);
   const verifier = new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey });
   registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
+  registerAdminRoutes(node.router, { verifier, store: node.store, staleServerMs: config.staleServerMs, ask: (query) => link.request({ kind: 'admin', query }), onRefused: (req, err, userId) => node.recordRefusedRequest(req, err, userId) });
   await recordAgentPort();
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });

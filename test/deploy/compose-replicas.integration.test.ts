@@ -56,7 +56,7 @@ const clients: TestClient[] = [];
 function appFolder(name: string): string {
   const dir = join(scratch, name);
   mkdirSync(join(dir, 'data'), { recursive: true });
-  for (const entry of ['package.json', 'bin', 'dist', 'node_modules', 'public', 'deploy']) symlinkSync(join(ROOT, entry), join(dir, entry));
+  for (const entry of ['package.json', 'bin', 'dist', 'node_modules', 'public', 'admin', 'deploy']) symlinkSync(join(ROOT, entry), join(dir, entry));
   return dir;
 }
 

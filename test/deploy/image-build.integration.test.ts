@@ -61,10 +61,10 @@ test('.dockerignore keeps secrets, local state, tests and benchmarks out of the 
   for (const p of ['.env', 'data/zenconn.db', 'node_modules/ws/index.js', 'dist/src/node.js', 'test/deploy/compose-spec.test.ts', 'bench/run.ts', '.git/config', 'compose.yaml', 'deploy/certs/tls.key']) {
     assert.equal(isIgnored(ignore, p), true, `${p} is left out`);
   }
-  for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin/zenconn.js', 'src/node.ts', 'public/index.html', 'deploy/healthcheck.js']) {
+  for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin/zenconn.js', 'src/node.ts', 'public/index.html', 'admin/index.html', 'deploy/healthcheck.js']) {
     assert.equal(isIgnored(ignore, p), false, `${p} is in`);
   }
-  assert.deepEqual(readdirSync(context).sort(), ['bin', 'deploy', 'package-lock.json', 'package.json', 'public', 'src', 'tsconfig.json']);
+  assert.deepEqual(readdirSync(context).sort(), ['admin', 'bin', 'deploy', 'package-lock.json', 'package.json', 'public', 'src', 'tsconfig.json']);
 });
 
 test("the Dockerfile's build steps run natively: npm ci with native builds, tsc, prune to production dependencies", { timeout: BUILD_TIMEOUT_MS + 10_000 }, async (t) => {
@@ -92,7 +92,7 @@ test("the Dockerfile's build steps run natively: npm ci with native builds, tsc,
 
 test('the image holds the runtime and production dependencies only', () => {
   assert.ok(built, 'the build ran');
-  assert.deepEqual(readdirSync(app).sort(), ['bin', 'data', 'deploy', 'dist', 'node_modules', 'package.json', 'public']);
+  assert.deepEqual(readdirSync(app).sort(), ['admin', 'bin', 'data', 'deploy', 'dist', 'node_modules', 'package.json', 'public']);
   assert.deepEqual(readdirSync(join(app, 'dist')), ['src']);
   const pkg = JSON.parse(readFileSync(join(app, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
   for (const dep of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(app, 'node_modules', dep, 'package.json')), `dependency ${dep} is there`);
