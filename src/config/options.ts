@@ -149,6 +149,10 @@ export interface Config {
   bus: string | null;
   /** Key and channel prefix on the bus. Default `zenconn:`. */
   busPrefix: string;
+  /** A separate plain-HTTP listener for `GET /metrics`, without authentication (0 = none); under an agent, the agent's. Default unset (none). */
+  metricsPort: number | null;
+  /** Interface of the metrics listener. Default `127.0.0.1`. */
+  metricsHost: string;
   /** Path to a JSON config file (flags and env still win). */
   config: string | null;
 }
@@ -233,6 +237,8 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   auditJournalDir: { type: 'string', default: './data/journal', doc: 'folder of the audit journal' },
   bus: { type: 'string', default: null, doc: 'redis://HOST:PORT/DB joins the nodes sharing it' },
   busPrefix: { type: 'string', default: 'zenconn:', doc: 'key and channel prefix on the bus' },
+  metricsPort: { type: 'integer', default: null, min: 0, max: 65535, doc: 'a separate listener answering GET /metrics without authentication (0 = none); under an agent, the agent\'s' },
+  metricsHost: { type: 'string', default: '127.0.0.1', doc: 'interface of the --metrics-port listener' },
   config: { type: 'string', default: null, doc: 'JSON config file' }
 };
 
