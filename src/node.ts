@@ -197,7 +197,7 @@ export class ZenNode {
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
     // A message is bounded by the same size whichever way it comes in: a socket frame's.
-    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit));
+    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit, this.authFailures));
     router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
     // A worker's /metrics is its agent's (across the workers): the worker registers that route itself.
     if (this.role !== 'worker') router.add('GET', '/metrics', metricsRoute(this.verifier, () => this.scrape(), (req, err, userId) => this.recordRefusedRequest(req, err, userId)));

@@ -84,6 +84,13 @@ describe('Prometheus metrics', () => {
       // /metrics itself: 401 without a token, 403 without `admin` (both counted too).
       assert.equal((await httpGet(srv.port, '/metrics')).status, 401);
       assert.equal((await httpGet(srv.port, '/metrics', { authorization: `Bearer ${await makeToken('pub', ['publish'])}` })).status, 403);
+      // POST /api/broadcast without the grant: forbidden.
+      const api = await fetch(`http://127.0.0.1:${srv.port}/api/broadcast`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${await makeToken('nobody')}`, 'content-type': 'application/json' },
+        body: '{"channel":"room","data":1}'
+      });
+      assert.equal(api.status, 403);
 
       let m = await scrape(srv.port, await admin());
       await waitFor('the close to be counted', async () => {
@@ -106,7 +113,7 @@ describe('Prometheus metrics', () => {
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'invalid' }), 1);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'expired' }), 1);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'missing' }), 1);
-      assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'forbidden' }), 1);
+      assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'forbidden' }), 2);
       assert.equal(m.sum('zenconn_rate_limited_total'), 0);
       assert.equal(m.sum('zenconn_slow_consumer_closes_total'), 0);
       assert.equal(m.sum('zenconn_channels'), 1);
