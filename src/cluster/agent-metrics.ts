@@ -1,6 +1,6 @@
-import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { MetricJson } from '../metrics/node-metrics.js';
 import { mergeScrapes, type ScrapePart } from '../metrics/merge-scrapes.js';
+import { processMetrics } from '../metrics/process-metrics.js';
 import type { Scrape } from '../metrics/metrics-http.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -15,17 +15,13 @@ export const WORKER_SCRAPE_TIMEOUT_MS = 1000;
  * answer in time is left out and shows as `zenconn_worker_scrape_up{worker="…"} 0`.
  */
 export class AgentMetrics {
-  /** The agent process's own default metrics (CPU, memory, event-loop lag). */
-  private readonly own = new Registry();
   private nextId = 1;
   private readonly pending = new Map<number, (metrics: MetricJson[]) => void>();
 
   constructor(
     private readonly workers: () => WorkerHandle[],
     private readonly timeoutMs = WORKER_SCRAPE_TIMEOUT_MS
-  ) {
-    collectDefaultMetrics({ register: this.own });
-  }
+  ) {}
 
   /** The exposition of the whole agent. */
   async scrape(): Promise<Scrape> {
@@ -38,7 +34,7 @@ export class AgentMetrics {
     }
     const handles = [...bySlot.values()].sort((a, b) => a.slot - b.slot);
     const parts: ScrapePart[] = await Promise.all(handles.map(async (h) => ({ worker: String(h.slot), metrics: await this.ask(h) })));
-    parts.push({ worker: 'agent', metrics: await this.own.getMetricsAsJSON() });
+    parts.push({ worker: 'agent', metrics: await processMetrics().getMetricsAsJSON() });
     return mergeScrapes(parts);
   }
 

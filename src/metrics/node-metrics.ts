@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Session } from '../session/session.js';
 import type { Hub } from '../channels/hub.js';
@@ -6,6 +6,7 @@ import type { AuditSink } from '../audit/audit-sink.js';
 import { AuditWriter } from '../audit/audit-writer.js';
 import type { Bus } from '../bus/bus.js';
 import type { AuthFailures } from '../auth/auth-failures.js';
+import { addProcessMetrics } from './process-metrics.js';
 
 /** What a node's metrics are read from: plain counters and sizes, read only when scraped. */
 export interface NodeMetricsSources {
@@ -29,7 +30,8 @@ export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
  * callback that reads the session manager's, hub's and audit writer's counters when
  * scraped; the open sessions' bytes are summed then (O(sessions) per scrape). The one
  * exception is the audit commit histogram, observed once per group commit. prom-client's
- * default process metrics (CPU, memory, handles, GC, event-loop lag) are in it too.
+ * default process metrics (CPU, memory, handles, GC, event-loop lag) are in it too, shared
+ * with the other nodes of the process (process-metrics.ts).
  */
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -94,7 +96,7 @@ export class NodeMetrics {
     });
     if (writer !== null) writer.onCommit = (seconds) => commits.observe(seconds);
     gauge(r, 'zenconn_bus_up', 'Whether the bus to the other processes can deliver (1) or not (0).', () => (bus.ready ? 1 : 0));
-    collectDefaultMetrics({ register: r });
+    addProcessMetrics(r);
   }
 
   /** The Prometheus text exposition. */
