@@ -40,12 +40,14 @@ export class NodeMetrics {
     const r = this.registry;
     const { sessions, hub, audit, bus, authFailures } = src;
     const c = sessions.counters;
-    // One pass over the open sessions per scrape, shared by the gauges and byte counters that need it.
-    let pass = { at: -1, json: 0, bin: 0, bytesIn: 0, bytesOut: 0 };
-    const open = (): typeof pass => {
-      const now = performance.now();
-      if (pass.at === now) return pass;
-      const p = { at: now, json: 0, bin: 0, bytesIn: 0, bytesOut: 0 };
+    // One pass over the open sessions per scrape, shared by the gauge and the byte counters.
+    // prom-client calls every `collect` synchronously in one turn, so the pass is dropped
+    // at the turn's end (a microtask): exact for this scrape, and no session can close in
+    // between to be counted twice (a counter must never go down).
+    let pass: { json: number; bin: number; bytesIn: number; bytesOut: number } | null = null;
+    const open = (): { json: number; bin: number; bytesIn: number; bytesOut: number } => {
+      if (pass !== null) return pass;
+      const p = { json: 0, bin: 0, bytesIn: 0, bytesOut: 0 };
       for (const s of hub.sessions.values()) {
         if (s.protocol === 'bin') p.bin++;
         else p.json++;
@@ -53,6 +55,7 @@ export class NodeMetrics {
         p.bytesOut += s.bytesOut;
       }
       pass = p;
+      queueMicrotask(() => (pass = null));
       return p;
     };
     new Gauge({
