@@ -59,7 +59,7 @@ export interface MetricsListener {
 /**
  * Starts the separate metrics listener (`--metrics-port` on `--metrics-host`): plain
  * HTTP, no authentication (for scrapers on a private network), `GET /metrics` only; any
- * other path is 404. Rejects when the port cannot be bound.
+ * other path is 404. Rejects (naming the option) when the port cannot be bound.
  */
 export async function startMetricsListener(host: string, port: number, source: ScrapeSource): Promise<MetricsListener> {
   const server: Server = createServer((req, res) => {
@@ -74,9 +74,10 @@ export async function startMetricsListener(host: string, port: number, source: S
     void answer(req, res, source);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: Error): void => reject(new Error(`--metrics-port ${port} on ${host}: ${err.message}`));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });

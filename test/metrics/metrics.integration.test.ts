@@ -9,6 +9,11 @@ import { parsePrometheus, type PromExposition } from '../helpers/prometheus.js';
 import { encodeClientFrame } from '../../src/protocol/client-codec.js';
 import type { ClientFrame } from '../../src/protocol/frames.js';
 import { admin, freePortRun, httpGet, startAgent } from '../cluster/cluster-helpers.js';
+import { runZen } from '../helpers/process.js';
+import { tempDir } from '../helpers/server.js';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 
 /** The metrics the issue names, with their types and the labels they carry. */
 const TABLE: Array<[string, string, string[]]> = [
@@ -124,6 +129,7 @@ describe('Prometheus metrics', () => {
     } finally {
       for (const c of clients) c.ws.terminate();
       await srv.stop();
+      rmSync(srv.dir, { recursive: true, force: true });
     }
   });
 
@@ -163,6 +169,7 @@ describe('Prometheus metrics', () => {
     } finally {
       for (const c of clients) c.ws.terminate();
       await srv.stop();
+      rmSync(srv.dir, { recursive: true, force: true });
     }
   });
 
@@ -181,6 +188,25 @@ describe('Prometheus metrics', () => {
       c.ws.terminate();
     } finally {
       await srv.stop();
+      rmSync(srv.dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--metrics-port: out of range, or taken, stops the start with a line naming it', async () => {
+    const dir = tempDir();
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = ['serve', '--port', '0', '--host', '127.0.0.1', '--database', `sqlite:${join(dir, 'z.db')}`, '--spool-dir', join(dir, 'spool'), '--audit-journal-dir', join(dir, 'journal'), '--access-log', 'off', '--log-level', 'silent'];
+      const range = await runZen([...base, '--metrics-port', '65536']);
+      assert.equal(range.code, 2);
+      assert.match(range.stderr, /--metrics-port: must be at most 65535/);
+      const inUse = await runZen([...base, '--metrics-port', String((taken.address() as { port: number }).port)]);
+      assert.notEqual(inUse.code, 0);
+      assert.match(inUse.stderr, /--metrics-port \d+ on 127\.0\.0\.1: listen EADDRINUSE/);
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -243,6 +269,7 @@ describe('Prometheus metrics', () => {
     } finally {
       for (const c of clients) c.ws.terminate();
       await agent.cleanup();
+      rmSync(agent.dir, { recursive: true, force: true });
     }
   });
 });
