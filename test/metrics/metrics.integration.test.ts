@@ -210,6 +210,23 @@ describe('Prometheus metrics', () => {
     }
   });
 
+  test('agent with --workers 0: its one process answers, on the main port and on --metrics-port', async () => {
+    const metricsPort = await freePortRun(1);
+    const agent = await startAgent(['--workers', '0', '--metrics-port', String(metricsPort)]);
+    try {
+      const c = await TestClient.connect(agent.port);
+      for (const m of [await scrape(agent.port, await admin()), await scrape(metricsPort)]) {
+        assertTable(m);
+        assert.equal(m.sum('zenconn_sessions_opened_total'), 1);
+        assert.equal(m.find('zenconn_worker_scrape_up').length, 0);
+      }
+      c.ws.terminate();
+    } finally {
+      await agent.cleanup();
+      rmSync(agent.dir, { recursive: true, force: true });
+    }
+  });
+
   test('agent with two workers: one scrape covers both, labelled by worker; one that does not answer shows scrape_up 0', async () => {
     const metricsPort = await freePortRun(1);
     const agent = await startAgent(['--workers', '2', '--metrics-port', String(metricsPort)]);
