@@ -30,8 +30,8 @@ export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
  * callback that reads the session manager's, hub's and audit writer's counters when
  * scraped; the open sessions' bytes are summed then (O(sessions) per scrape). The one
  * exception is the audit commit histogram, observed once per group commit. prom-client's
- * default process metrics (CPU, memory, handles, GC, event-loop lag) are in it too, shared
- * with the other nodes of the process (process-metrics.ts).
+ * default process metrics (CPU, memory, handles, GC, event-loop lag) are in it too from
+ * the first scrape on, shared with the other nodes of the process (process-metrics.ts).
  */
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -99,17 +99,30 @@ export class NodeMetrics {
     });
     if (writer !== null) writer.onCommit = (seconds) => commits.observe(seconds);
     gauge(r, 'zenconn_bus_up', 'Whether the bus to the other processes can deliver (1) or not (0).', () => (bus.ready ? 1 : 0));
-    addProcessMetrics(r);
+  }
+
+  private withProcess = false;
+
+  /**
+   * The registry, with the process metrics from the first scrape on: their monitors (an
+   * event-loop delay histogram, a GC observer) start only once somebody scrapes.
+   */
+  private scraped(): Registry {
+    if (!this.withProcess) {
+      addProcessMetrics(this.registry);
+      this.withProcess = true;
+    }
+    return this.registry;
   }
 
   /** The Prometheus text exposition. */
   text(): Promise<string> {
-    return this.registry.metrics();
+    return this.scraped().metrics();
   }
 
   /** The metrics as JSON (what a worker sends its agent). */
   json(): Promise<MetricJson[]> {
-    return this.registry.getMetricsAsJSON();
+    return this.scraped().getMetricsAsJSON();
   }
 
   /** Content-Type of `text()`. */
