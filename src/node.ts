@@ -39,6 +39,9 @@ import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
 import { auditApi } from './audit/audit-api.js';
 import { Webhooks } from './webhooks/webhooks.js';
+import { AuthFailures } from './auth/auth-failures.js';
+import { NodeMetrics } from './metrics/node-metrics.js';
+import { metricsRoute, startMetricsListener, type MetricsListener } from './metrics/metrics-http.js';
 
 /** Lifecycle of a node. */
 export type NodeState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -106,6 +109,11 @@ export class ZenNode {
   private readonly ownBus: RedisBus | null = null;
   /** With `--webhook`, on a node that is not an agent's worker (the agent sends for its workers). */
   webhooks: Webhooks | null = null;
+  /** Credential refusals (upgrades and guarded routes), for the metrics. */
+  readonly authFailures = new AuthFailures();
+  /** This process's Prometheus metrics (`GET /metrics`; an agent's workers send them to it). */
+  metrics!: NodeMetrics;
+  private metricsListener: MetricsListener | null = null;
 
   constructor(options: NodeOptions) {
     this.opts = options;
@@ -198,6 +206,7 @@ export class ZenNode {
       idleTimeoutMs: c.idleTimeoutMs
     });
 
+    this.metrics = new NodeMetrics({ sessions: this.sessions, hub: this.hub, audit: this.audit, bus: this.bus, authFailures: this.authFailures });
     const router = this.router;
     router.add('GET', '/healthz', (req, res) => reply(req, res, 200, { status: 'ok', state: this.state }));
     router.add('GET', '/readyz', async (req, res) => {
@@ -207,9 +216,11 @@ export class ZenNode {
       reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
     });
     // A message is bounded by the same size whichever way it comes in: a socket frame's.
-    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit));
     router.add('GET', '/api/presence', presenceApi(this.presenceSource(), this.verifier, c.presenceMax, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
+    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit, this.authFailures));
     router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
+    // A worker's /metrics is its agent's (across the workers): the worker registers that route itself.
+    if (this.role !== 'worker') router.add('GET', '/metrics', metricsRoute(this.verifier, () => this.scrape(), (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
     // The demo console's MessagePack codec, straight from the msgpackr package; a static
     // file like the console's own, so `--public off` turns it off too.
     if (c.public !== null) {
@@ -257,7 +268,7 @@ export class ZenNode {
         if (this.state !== 'ready') return { accept: false, status: 503, body: '{"error":"draining"}' };
         const refusal = this.admission.admitUpgrade(req.socket, this.requestLog.clientAddress(req, req.socket.remoteAddress ?? ''));
         if (refusal !== null) return { accept: false, ...refusal };
-        return decideUpgrade(req, { verifier: this.verifier, anonymous: c.anonymous, allowedOrigins: c.allowedOrigins });
+        return decideUpgrade(req, { verifier: this.verifier, anonymous: c.anonymous, allowedOrigins: c.allowedOrigins, authFailures: this.authFailures });
       },
       onConnection: (conn, req, ctx) => {
         this.sessions.accept(conn, {
@@ -291,6 +302,8 @@ export class ZenNode {
       // With port 0 the row was written before the port was known.
       if (address.port !== port) await this.presence.setAddress(`${this.scheme}://${c.host}:${address.port}`);
     }
+    // Under an agent the agent owns the metrics listener.
+    if (c.metricsPort && this.role !== 'worker') this.metricsListener = await startMetricsListener(c.metricsHost, c.metricsPort, () => this.scrape());
     this.state = 'ready';
     this.logger.info({ address }, 'zenconn node ready'); // the logger's bindings carry the role
     return address;
@@ -320,7 +333,13 @@ export class ZenNode {
    * `http.refused` row in the audit trail; see {@link RequestLog.refusedRequest}.
    */
   recordRefusedRequest(req: IncomingMessage, err: ZenError, userId: string | null): void {
+    this.authFailures.count(err);
     this.requestLog.refusedRequest(req, err, userId);
+  }
+
+  /** This process's metrics in the Prometheus text format. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metrics.contentType, body: await this.metrics.text() };
   }
 
   private loadTls(): { cert: Buffer; key: Buffer } {
@@ -358,6 +377,7 @@ export class ZenNode {
     const deadline = Date.now() + this.config.shutdownTimeoutMs;
     const left = (): number => Math.max(100, deadline - Date.now() - 500);
     this.server.close();
+    await this.metricsListener?.close();
     this.transport.detach();
     await this.sessions.closeAll(code, 'server shutting down', Math.min(3000, left()));
     this.server.closeAllConnections();

@@ -124,6 +124,9 @@ export class AuditWriter implements AuditSink {
     return this.dest.healthy;
   }
 
+  /** Told how long each group commit took, in seconds (the metrics' histogram); null = nobody. */
+  onCommit: ((seconds: number) => void) | null = null;
+
   /** The space budget (`--audit-max-bytes`), set by createAuditSink; null = no cap. */
   budget: { readonly full: boolean; refuseBroadcast(): boolean } | null = null;
 
@@ -217,6 +220,7 @@ export class AuditWriter implements AuditSink {
         } catch (err) {
           this.failed(err, batch);
         }
+        this.onCommit?.((performance.now() - started) / 1000);
         this.current.delete(batch);
         this.scheduler.committed(started);
       }
@@ -233,9 +237,11 @@ export class AuditWriter implements AuditSink {
   private detach(batch: AuditBatch): void {
     this.detached++;
     this.current.add(batch);
+    const started = performance.now();
     this.dest.commit(batch)
       .catch((err: unknown) => this.failed(err, batch))
       .finally(() => {
+        this.onCommit?.((performance.now() - started) / 1000);
         this.current.delete(batch);
         this.detached--;
         this.scheduler.ended();

@@ -4,6 +4,7 @@ import { DecodeReason, MAX_DATA_DEPTH, validateClientFrame } from '../protocol/f
 import type { Identity } from '../auth/grants.js';
 import type { TokenVerifier } from '../auth/tokens.js';
 import type { AuditSink } from '../audit/audit-sink.js';
+import type { AuthFailures } from '../auth/auth-failures.js';
 import { checkGrant, identify } from '../http/guard.js';
 import { parseBody, readBody, reply, replyError } from '../http/respond.js';
 import type { RouteHandler } from '../http/router.js';
@@ -19,13 +20,14 @@ import type { Hub } from './hub.js';
  * data, nesting), so every entry takes the same messages; one over the limits is refused
  * before anything is sent or recorded as delivered (400 `ERR_HTTP_DATA_TOO_DEEP`).
  * `maxBodyBytes` is the smaller of the HTTP body and the socket frame limits.
+ * `authFailures` counts the refusals for the token or grant (the metrics).
  *
  * A refused request (401, 403, 400, 413, 503) is recorded in the audit trail as a
  * WebSocket refusal is: an `in` `broadcast` row (the token's user, the channel and data
  * as far as they were read; no data when it was too deep) and an `out` `error` row with
  * the message. The request is answered exactly once.
  */
-export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number, audit: AuditSink): RouteHandler {
+export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: number, audit: AuditSink, authFailures?: AuthFailures): RouteHandler {
   return async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     let identity: Identity | null = null;
     let channel: string | null = null;
@@ -68,6 +70,7 @@ export function broadcastApi(hub: Hub, verifier: TokenVerifier, maxBodyBytes: nu
       if (r === 'audit full') throw new ZenError('ERR_AUDIT_FULL');
     } catch (err) {
       const e = err instanceof ZenError ? err : new ZenError('ERR_HTTP_BAD_REQUEST', String(err));
+      authFailures?.count(e);
       // The storage is full: counted in the audit's `audit.resumed` row, not recorded one by one.
       if (e.code === 'ERR_AUDIT_FULL') {
         replyError(req, res, e);

@@ -51,6 +51,8 @@ export class Hub<M extends ChannelMember = ChannelMember> {
   readonly sessions = new Map<string, M>();
   /** Channel → its local members. A channel with no member is deleted. */
   readonly channels = new Map<string, Set<M>>();
+  /** Events written to members since start (one add per fan-out, for the metrics). */
+  delivered = 0;
   private readonly transport: Transport;
   private readonly bus: Bus;
   private readonly audit: AuditSink;
@@ -282,6 +284,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
       s.write(bytes);
       n++;
     }
+    this.delivered += n;
     return n;
   }
 

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
 import { IpcBatcher } from './ipc-batcher.js';
-import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
+import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, MetricsQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
 
 /** The IPC side of a process (`process` in a forked worker); a fake in unit tests. */
 export interface IpcProcess {
@@ -148,7 +148,7 @@ export class AgentLink implements IpcPort {
   };
 
   /** Asks the agent; resolves with its answer (503 when it does not answer in time). */
-  request(query: AgentQuery): Promise<AgentAnswer> {
+  request(query: AgentQuery | MetricsQuery): Promise<AgentAnswer> {
     if (!this.connected || this.pending.size >= MAX_PENDING_REQUESTS) {
       return Promise.resolve({ status: 503, body: { error: 'agent unavailable' } });
     }

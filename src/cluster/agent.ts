@@ -25,6 +25,8 @@ import type { WorkerHandle } from './worker-handle.js';
 import { answerAgentQuery, workersView, type WorkersView } from './agent-answers.js';
 import { answerAdminQuery } from './admin-answers.js';
 import type { AdminQuery, AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
+import { AgentMetrics } from './agent-metrics.js';
+import { startMetricsListener, type MetricsListener } from '../metrics/metrics-http.js';
 
 /** Lifecycle of the agent. */
 export type AgentState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -92,6 +94,9 @@ export class Agent {
   private readonly startedAt = Date.now();
   /** With `--webhook`: the agent sends every webhook of its workers, decided on all their counts. */
   webhooks: Webhooks | null = null;
+  /** `GET /metrics` across the workers (asked through any worker, or on `--metrics-port`). */
+  readonly metrics = new AgentMetrics(() => [...this.supervisor.workers()]);
+  private metricsListener: MetricsListener | null = null;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
@@ -164,6 +169,7 @@ export class Agent {
           resolve();
         });
       });
+      if (c.metricsPort) this.metricsListener = await startMetricsListener(c.metricsHost, c.metricsPort, () => this.metrics.scrape());
       const controlPath = controlSocketPath(c);
       if (controlPath !== null) this.control = await startControlSocket(controlPath, async (query) => this.answer(query), this.logger);
     } catch (err) {
@@ -225,6 +231,7 @@ export class Agent {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
     this.server?.close();
+    await this.metricsListener?.close();
     await this.control?.close();
     this.pairs.close();
     this.placement.dropWaiting();
@@ -331,8 +338,18 @@ export class Agent {
         this.logger.info({ slot: h.slot, pid: h.child.pid, workerId: h.serverId, directPort: item.port }, 'worker ready');
         this.placement.serveWaiting();
         return;
-      case 'request':
-        h.push({ t: 'response', id: item.id, answer: this.answer(item.query) });
+      case 'request': {
+        const { id, query } = item;
+        if (query.kind === 'metrics') {
+          void this.metrics.scrape().then(
+            (scrape) => h.push({ t: 'response', id, answer: { status: 200, body: scrape } }),
+            (err: unknown) => h.push({ t: 'response', id, answer: { status: 503, body: { error: (err as Error).message } } })
+          );
+        } else h.push({ t: 'response', id, answer: this.answer(query) });
+        return;
+      }
+      case 'metrics':
+        this.metrics.answered(item.id, item.metrics);
         return;
       case 'released':
         h.releasedWaiter?.();

@@ -1,5 +1,6 @@
 import type { Config } from '../config/options.js';
 import type { ProtocolName } from '../protocol/codec.js';
+import type { MetricJson } from '../metrics/node-metrics.js';
 
 /**
  * Every message between the agent and a worker, over the `child_process` IPC channel
@@ -68,6 +69,11 @@ export type AgentQuery =
   | { kind: 'presence'; channel: string; limit: number }
   | { kind: 'admin'; query: AdminQuery };
 
+/** A worker's request for the whole agent's metrics (its `GET /metrics`); answered with a `Scrape` body. */
+export interface MetricsQuery {
+  kind: 'metrics';
+}
+
 /** The agent's answer to an `AgentQuery`: an HTTP status and a JSON body. */
 export interface AgentAnswer {
   status: number;
@@ -93,7 +99,9 @@ export type WorkerItem =
   | { t: 'stats'; stats: WorkerStats }
   /** A handed-over connection carried a plain request, opened a session (sent right after its `open`) or closed: it no longer counts as pending load. */
   | { t: 'settled'; conn: number }
-  | { t: 'request'; id: number; query: AgentQuery }
+  | { t: 'request'; id: number; query: AgentQuery | MetricsQuery }
+  /** Answer to `metrics-ask`: this worker's metrics (its registry as JSON). */
+  | { t: 'metrics'; id: number; metrics: MetricJson[] }
   /** The direct port is closed (answer to `release-port`). */
   | { t: 'released' }
   /** The worker is stopping on its own (a signal sent to it directly). */
@@ -106,6 +114,8 @@ export type AgentItem =
   /** Members of `channel` on other nodes (`--bus`), as the agent knows them now; the other workers' come over the peer links. */
   | { t: 'remote'; channel: string; count: number }
   | { t: 'response'; id: number; answer: AgentAnswer }
+  /** Send this worker's metrics (`metrics`) for a scrape of the agent. */
+  | { t: 'metrics-ask'; id: number }
   /** Answer to `sync`: messages for the channel published anywhere from now on reach the worker. */
   | { t: 'synced'; id: number }
   /** Whether the agent's bus to other nodes (`--bus`) is ready; `/readyz` follows it. */

@@ -14,6 +14,7 @@ import { registerAdminRoutes } from './admin-api.js';
 import { closeByOperator } from './self-admin.js';
 import { StatsCollector } from './stats.js';
 import type { AgentItem } from './ipc-messages.js';
+import { metricsRoute, type Scrape } from '../metrics/metrics-http.js';
 
 /** How long a stopping worker waits for its last IPC batch to be written before it exits. */
 const LAST_WORDS_MS = 1000;
@@ -156,6 +157,10 @@ export async function runWorker(): Promise<void> {
       case 'close-session':
         if (started) closeByOperator(node, item.session);
         return;
+      case 'metrics-ask':
+        // Not started yet: no answer, and the agent's scrape shows this worker down.
+        if (started) void node.metrics.json().then((metrics) => link.send({ t: 'metrics', id: item.id, metrics }));
+        return;
       case 'response':
         return;
     }
@@ -204,6 +209,20 @@ export async function runWorker(): Promise<void> {
   const verifier = new TokenVerifier({ secret: config.jwtSecret, publicKeyFile: config.jwtPublicKey });
   registerAgentRoutes(node.router, verifier, (query) => link.request(query), (req, err, userId) => node.recordRefusedRequest(req, err, userId));
   registerAdminRoutes(node.router, { verifier, store: node.store, staleServerMs: config.staleServerMs, ask: (query) => link.request({ kind: 'admin', query }), onRefused: (req, err, userId) => node.recordRefusedRequest(req, err, userId) });
+  // GET /metrics here is the whole agent's: the agent asks every worker.
+  node.router.add(
+    'GET',
+    '/metrics',
+    metricsRoute(
+      verifier,
+      async () => {
+        const a = await link.request({ kind: 'metrics' });
+        if (a.status !== 200) throw new Error((a.body as { error?: string }).error ?? `agent answered ${a.status}`);
+        return a.body as Scrape;
+      },
+      (req, err, userId) => node.recordRefusedRequest(req, err, userId)
+    )
+  );
   await recordAgentPort();
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });

@@ -165,6 +165,10 @@ export interface Config {
   webhookRetryMaxMs: number;
   /** Bytes of queued webhook events per URL past which new events are dropped (and logged). Default 1073741824 (1 GiB). */
   webhookMaxQueueBytes: number;
+  /** A separate plain-HTTP listener for `GET /metrics`, without authentication (0 = none); under an agent, the agent's. Default unset (none). */
+  metricsPort: number | null;
+  /** Interface of the metrics listener. Default `127.0.0.1`. */
+  metricsHost: string;
   /** Path to a JSON config file (flags and env still win). */
   config: string | null;
 }
@@ -261,6 +265,8 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   webhookTimeoutMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'a webhook POST not answered in this time failed and is retried' },
   webhookRetryMaxMs: { type: 'integer', default: 60000, min: 100, max: 3600000, doc: 'cap of the retry delay for a failing webhook receiver (doubles from 100 ms)' },
   webhookMaxQueueBytes: { type: 'integer', default: 1073741824, min: 1, max: 1125899906842624, doc: 'queued webhook events per URL (bytes on disk) past which new events are dropped and logged' },
+  metricsPort: { type: 'integer', default: null, min: 0, max: 65535, doc: 'a separate listener answering GET /metrics without authentication (0 = none); under an agent, the agent\'s' },
+  metricsHost: { type: 'string', default: '127.0.0.1', doc: 'interface of the --metrics-port listener' },
   config: { type: 'string', default: null, doc: 'JSON config file' }
 };
 

@@ -4,6 +4,7 @@ import { ANONYMOUS, type Identity } from '../auth/grants.js';
 import { bearerToken, type TokenVerifier } from '../auth/tokens.js';
 import type { ProtocolName } from '../protocol/codec.js';
 import type { UpgradeDecision } from '../transport/transport.js';
+import type { AuthFailures } from '../auth/auth-failures.js';
 
 /** What an accepted upgrade carries into the session. */
 export interface HandshakeResult {
@@ -17,6 +18,8 @@ export interface HandshakeOptions {
   anonymous: boolean;
   /** Allowed `Origin` values; empty = any. */
   allowedOrigins: readonly string[];
+  /** Counts the refusals for credentials (metrics). Default none. */
+  authFailures?: AuthFailures;
 }
 
 const SUBPROTOCOLS: Record<string, ProtocolName> = { 'zenconn.bin': 'bin', 'zenconn.json': 'json' };
@@ -65,9 +68,15 @@ export async function decideUpgrade(req: IncomingMessage, o: HandshakeOptions): 
   try {
     const token = bearerToken(req.headers.authorization, query);
     if (token !== null) identity = await o.verifier.verify(token);
-    else if (!o.anonymous) return refusal(new ZenError('ERR_AUTH_TOKEN_MISSING'));
+    else if (!o.anonymous) {
+      const missing = new ZenError('ERR_AUTH_TOKEN_MISSING');
+      o.authFailures?.count(missing);
+      return refusal(missing);
+    }
   } catch (err) {
-    return refusal(err instanceof ZenError ? err : new ZenError('ERR_AUTH_TOKEN_INVALID', String(err)));
+    const e = err instanceof ZenError ? err : new ZenError('ERR_AUTH_TOKEN_INVALID', String(err));
+    o.authFailures?.count(e);
+    return refusal(e);
   }
   const decision: UpgradeDecision<HandshakeResult> = { accept: true, context: { identity, protocol: choice.protocol } };
   if (choice.echo) decision.protocol = choice.echo;

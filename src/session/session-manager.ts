@@ -13,6 +13,7 @@ import { ExpirySchedule } from './expiry-schedule.js';
 import { Session, type SessionInit, type SessionLimits } from './session.js';
 import type { PresenceSource } from '../channels/presence.js';
 import { answerPresence } from './presence-request.js';
+import { SessionCounters } from './session-counters.js';
 
 /** Where session rows go (the batched record writer). */
 export interface SessionRecorder {
@@ -51,6 +52,8 @@ export interface SessionManagerOptions {
  */
 export class SessionManager {
   readonly scheduler = new CorkScheduler();
+  /** Figures since start, for the metrics (plain increments). */
+  readonly counters = new SessionCounters();
   private readonly o: SessionManagerOptions;
   private sweepTimer: NodeJS.Timeout | null = null;
   private lastPingAt = performance.now();
@@ -91,6 +94,7 @@ export class SessionManager {
       onClose: (code) => this.onClose(session, code)
     });
     hub.add(session);
+    this.counters.opened++;
     this.scheduleExpiry(session, init.identity);
     this.o.recorder.recordOpen({
       id: session.id,
@@ -123,6 +127,7 @@ export class SessionManager {
     session.bytesIn += data.length;
     session.messagesIn++;
     if (!session.admit()) {
+      this.counters.rateLimited++;
       audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'rate-limited', channel: null, payload: null, recipients: null });
       if (session.state === 'open') hub.sendError(session, '*', ['rate limited']);
       return;
@@ -137,20 +142,24 @@ export class SessionManager {
     const { hub, audit } = this.o;
     const frame = session.codec.decode(data, isBinary);
     if (isDecodeFailure(frame)) {
+      this.counters.received.invalid++;
       audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'invalid', channel: frame.channel, payload: frame.errors, recipients: null });
       hub.sendError(session, frame.channel, frame.errors);
       return;
     }
     switch (frame.type) {
       case 'subscribe':
+        this.counters.received.subscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'subscribe', channel: frame.channel, payload: frame.token === undefined ? null : { token: '***' }, recipients: null });
         hub.subscribe(session, frame.channel, frame.token);
         return;
       case 'unsubscribe':
+        this.counters.received.unsubscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'unsubscribe', channel: frame.channel, payload: null, recipients: null });
         hub.unsubscribe(session, frame.channel);
         return;
       case 'broadcast': {
+        this.counters.received.broadcast++;
         const channel = frame.channel;
         const r = hub.broadcast(
           session,
@@ -224,6 +233,11 @@ export class SessionManager {
     session.closeCode = code;
     const now = new Date();
     this.o.hub.remove(session, code);
+    const counters = this.counters;
+    counters.closed.set(code, (counters.closed.get(code) ?? 0) + 1);
+    if (code === CloseCode.TRY_AGAIN_LATER) counters.slowConsumerCloses++;
+    counters.closedBytesIn += session.bytesIn;
+    counters.closedBytesOut += session.bytesOut;
     this.o.recorder.recordClose({
       id: session.id,
       disconnectedAt: now,

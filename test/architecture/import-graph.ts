@@ -12,6 +12,7 @@ export const TIERS: readonly (readonly string[])[] = [
   ['cli'],
   ['cluster'],
   ['node'],
+  ['metrics'],
   ['session'],
   ['channels'],
   ['bus', 'audit', 'http', 'webhooks'],
