@@ -3,6 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/options.js';
@@ -197,6 +198,13 @@ export class ZenNode {
       router.add('GET', '/zenconn/msgpackr.js', (req, res) => {
         req.url = '/index.min.js';
         msgpackrBrowser(req, res);
+      });
+      // The client library as one browser module (scripts/build-client.js writes it beside
+      // the compiled client at build time), for `<script type="module">` and the console.
+      const clientBundle = createStaticHandler({ root: fileURLToPath(new URL('./client/', import.meta.url)) });
+      router.add('GET', '/zenconn/client.js', (req, res) => {
+        req.url = '/zenconn-client.js';
+        clientBundle(req, res);
       });
     }
 
