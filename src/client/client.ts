@@ -121,16 +121,25 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     super();
     this.protocol = options.protocol ?? 'json';
     this.token = options.token;
-    const g = globalThis as { addEventListener?: (t: string, l: () => void) => void; removeEventListener?: (t: string, l: () => void) => void };
+    const g = globalThis as BrowserGlobal;
     if (typeof g.addEventListener === 'function' && typeof g.removeEventListener === 'function') {
-      // A browser back online: try now rather than at the end of the backoff.
-      const online = (): void => {
-        if (this.state === 'disconnected') this.open();
+      // A browser that goes offline: its open socket is dead or soon will be (Chromium
+      // does not close it by itself), and no attempt can succeed until it is back online;
+      // then try at once rather than at the end of the backoff.
+      const offline = (): void => {
+        if (this.ws) this.drop(this.ws, 1006, 'offline');
       };
+      const online = (): void => {
+        if (this.state === 'disconnected') void this.open();
+      };
+      g.addEventListener('offline', offline);
       g.addEventListener('online', online);
-      this.removeOnline = () => g.removeEventListener!('online', online);
+      this.removeOnline = () => {
+        g.removeEventListener!('offline', offline);
+        g.removeEventListener!('online', online);
+      };
     } else this.removeOnline = null;
-    this.open();
+    void this.open();
   }
 
   /** Resolves once the client is connected (at once if it is); rejects if it is closed. */
@@ -214,6 +223,10 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 
   private async open(): Promise<void> {
     clearTimeout(this.timers.retry);
+    if ((globalThis as BrowserGlobal).navigator?.onLine === false) {
+      this.retry();
+      return;
+    }
     this.setState('connecting');
     let WS: WebSocketConstructor;
     try {
@@ -231,7 +244,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     const ws = new WS(q.toString());
     this.ws = ws;
     ws.binaryType = 'arraybuffer';
-    this.timers.connect = setTimeout(() => this.drop(ws, 4000, 'connect timeout'), this.options.connectTimeoutMs ?? 10_000);
+    this.timers.connect = setTimeout(() => this.drop(ws, 1006, 'connect timeout'), this.options.connectTimeoutMs ?? 10_000);
     ws.onmessage = (e) => this.ws === ws && this.onFrame(e.data);
     ws.onclose = (e) => this.ws === ws && this.onClose(e.code, e.reason);
     ws.onerror = () => undefined; // a close follows
@@ -267,8 +280,10 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   }
 
   private retry(): void {
-    const delay = backoffDelay(this.attempt++, this.options.backoff);
     this.setState('disconnected');
+    // Offline (a browser that says so): the `online` event starts the next attempt.
+    if ((globalThis as BrowserGlobal).navigator?.onLine === false) return;
+    const delay = backoffDelay(this.attempt++, this.options.backoff);
     this.timers.retry = setTimeout(() => void this.open(), delay);
   }
 
@@ -491,6 +506,12 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+/** What the client uses of a browser's global scope, when there is one. */
+interface BrowserGlobal {
+  addEventListener?: (type: string, listener: () => void) => void;
+  removeEventListener?: (type: string, listener: () => void) => void;
+  navigator?: { onLine?: boolean };
+}
 
 function detach(ws: WebSocketLike): void {
   ws.onmessage = null;
