@@ -33,6 +33,7 @@ import { binaryCodec } from './protocol/binary-codec.js';
 import { newId } from './protocol/ids.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
+import { LocalChannelLog } from './channels/local-log.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
@@ -107,7 +108,7 @@ export class ZenNode {
     this.logger = options.logger.child({ serverId: this.serverId });
     this.role = options.role ?? 'standalone';
     if (options.bus === undefined && this.config.bus !== null) {
-      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger });
+      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger, historySize: this.config.historySize, historyTtlMs: this.config.historyTtlMs });
     }
     this.bus = options.bus ?? this.ownBus ?? new LocalBus();
   }
@@ -160,7 +161,10 @@ export class ZenNode {
       audit: this.audit,
       channelSecret: c.channelSecret,
       maxChannelsPerSession: c.maxChannelsPerSession,
-      observer: this.opts.observer ?? null
+      observer: this.opts.observer ?? null,
+      log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }),
+      recoveryMax: c.recoveryMax,
+      historyLimit: c.recoveryMax
     });
     this.sessions = new SessionManager({
       serverId: this.serverId,

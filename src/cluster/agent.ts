@@ -16,6 +16,7 @@ import { Registry } from './registry.js';
 import { BusRouter } from './bus-router.js';
 import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
+import { AgentSequencer } from './agent-sequencer.js';
 import { RedisBridge } from './redis-bridge.js';
 import { SocketPairMaker } from './socket-pair.js';
 import { Supervisor, statsIntervalMs, workersStopMs } from './supervisor.js';
@@ -76,6 +77,8 @@ export class Agent {
   private readonly pairs = new SocketPairMaker();
   /** With `--bus`: the agent is one node of the Redis bus on behalf of all its workers. */
   private readonly redisBridge: RedisBridge | null = null;
+  /** Positions and hot history of the workers' events (agent-sequencer.ts). */
+  private readonly sequencer: AgentSequencer;
   private store!: Store;
   private presence: ServerPresence | null = null;
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
@@ -111,9 +114,12 @@ export class Agent {
         nodeId: this.serverId,
         logger: this.logger,
         busRouter: this.busRouter,
-        audit: () => this.audit
+        audit: () => this.audit,
+        historySize: this.config.historySize,
+        historyTtlMs: this.config.historyTtlMs
       });
     }
+    this.sequencer = new AgentSequencer(this.busRouter, this.redisBridge, this.config);
   }
 
   /**
@@ -212,6 +218,7 @@ export class Agent {
     if (this.watchdog) clearInterval(this.watchdog);
     this.flusher.flushAll();
     await this.redisBridge?.close();
+    this.sequencer.close();
     await Promise.allSettled([...this.dbWork]);
     if (this.audit) {
       await this.audit.flush(Math.max(0, deadline - Date.now()) + 1000);
@@ -260,6 +267,9 @@ export class Agent {
         // The other workers got it over their links; the other nodes get it from here.
         this.redisBridge?.publishPayload(item.payload);
         return;
+      case 'sequence':
+        this.sequencer.sequence(item.channel, item.payload);
+        return;
       case 'count':
         this.busRouter.setCount(h.key, item.channel, item.count);
         this.redisBridge?.countChanged(item.channel);
@@ -301,6 +311,14 @@ export class Agent {
         this.placement.serveWaiting();
         return;
       case 'request':
+        if (item.query.kind === 'history') {
+          const q = item.query;
+          void this.sequencer.read(q.channel, q.since, q.limit).then(
+            (body) => h.push({ t: 'response', id: item.id, answer: { status: 200, body } }),
+            (err: unknown) => h.push({ t: 'response', id: item.id, answer: { status: 503, body: { error: err instanceof Error ? err.message : String(err) } } })
+          );
+          return;
+        }
         h.push({ t: 'response', id: item.id, answer: this.answer(item.query) });
         return;
       case 'released':
