@@ -110,7 +110,8 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   private inflight: Request[] = [];
   private pumping = false;
   private token: string | undefined;
-  private refreshPending = false;
+  /** Refreshes sent and not yet answered, in order (answers come in order). */
+  private refreshes: Array<{ resolve(exp: number | null): void; reject(err: ZenError): void }> = [];
   private timers: { retry?: Timer; connect?: Timer; stable?: Timer; refresh?: Timer } = {};
   private readonly removeOnline: (() => void) | null;
 
@@ -178,6 +179,16 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   /** Sends `data` to every other subscriber of `channel`; resolves with how many sessions it was sent to. */
   broadcast(channel: string, data: unknown): Promise<{ count: number }> {
     return this.enqueue('broadcast', channel, { type: 'broadcast', channel, data: data === undefined ? null : data });
+  }
+
+  /** The past events of `channel` (no subscription needed; the same permission as subscribing). */
+  history(channel: string, options: HistoryOptions = {}): Promise<HistoryResult> {
+    return this.request('history', channel, options);
+  }
+
+  /** Who is in `channel`, on every worker and node (members of the channel, or the `admin` grant). */
+  presence(channel: string): Promise<PresenceResult> {
+    return this.request('presence', channel);
   }
 
   /** @internal SubscriptionHost: history and presence requests. */
@@ -356,6 +367,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 
   /** Rejects requests sent and unanswered (they may or may not have been applied); with `queued`, those not sent too. */
   private failAll(err: ZenError, queued: boolean): void {
+    for (const r of this.refreshes.splice(0)) r.reject(err);
     const requests = this.inflight;
     this.inflight = [];
     if (queued) {
@@ -418,17 +430,16 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       case 'error':
         return this.onError(f.channel, f.errors);
       case 'refreshed':
-        this.refreshPending = false;
         this.scheduleRefresh(f.exp);
+        this.refreshes.shift()?.resolve(f.exp);
         return;
     }
   }
 
   /** An `error` frame: a refresh's, a subscribe's, a request's, or nobody's. */
   private onError(channel: string, errors: string[]): void {
-    if (channel === '*' && this.refreshPending && errors.some((e) => REFRESH_REASONS.includes(e))) {
-      this.refreshPending = false;
-      this.emit('error', new ZenError('token', `token refresh refused: ${errors.join(', ')}`, errors));
+    if (channel === '*' && this.refreshes.length > 0 && errors.some((e) => REFRESH_REASONS.includes(e))) {
+      this.refreshes.shift()!.reject(new ZenError('token', `token refresh refused: ${errors.join(', ')}`, errors));
       return;
     }
     if (channel === '*' && errors.includes('rate limited')) {
@@ -473,19 +484,34 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     this.timers.refresh = setTimeout(() => void this.refresh(), Math.max(0, left - before));
   }
 
+  /** The scheduled refresh: a token from getToken, sent as `refresh`; a failure is an `error` event (the next reconnect gets a token anew). */
   private async refresh(): Promise<void> {
     const ws = this.ws;
-    let token: string;
     try {
-      token = await this.options.getToken!();
+      const token = await this.options.getToken!();
+      if (this.ws !== ws || this.state !== 'connected') return;
+      await this.refreshToken(token);
     } catch (err) {
-      this.emit('error', new ZenError('token', `getToken failed: ${(err as Error).message}`));
-      return;
+      this.emit('error', err instanceof ZenError ? err : new ZenError('token', `getToken failed: ${(err as Error).message}`));
     }
-    if (this.ws !== ws || this.state !== 'connected' || !ws) return;
-    this.token = token;
-    this.refreshPending = true;
-    ws.send(encodeFrame(this.protocol, { type: 'refresh', token }));
+  }
+
+  /**
+   * Sends `token` (a JWT of the same user) as the session's new token now, and uses it
+   * for later reconnects; resolves with its `exp` (null: none) once the server took it.
+   * With `getToken` this happens by itself before every `exp`.
+   */
+  refreshToken(token: string): Promise<number | null> {
+    const ws = this.ws;
+    if (this.state !== 'connected' || !ws) return Promise.reject(new ZenError('disconnected', 'not connected'));
+    return new Promise((resolve, reject) => {
+      const accepted = (exp: number | null): void => {
+        this.token = token;
+        resolve(exp);
+      };
+      this.refreshes.push({ resolve: accepted, reject });
+      ws.send(encodeFrame(this.protocol, { type: 'refresh', token }));
+    });
   }
 
   // --- helpers -------------------------------------------------------------

@@ -16,7 +16,7 @@ export async function startServe(args: string[] = []): Promise<{ zen: ZenProcess
     'serve',
     '--port', '0',
     '--host', '127.0.0.1',
-    '--public', join(dir, 'public'),
+    ...(args.includes('--public') ? [] : ['--public', join(dir, 'public')]),
     '--database', `sqlite:${join(dir, 'z.db')}`,
     '--spool-dir', join(dir, 'spool'),
     '--audit-journal-dir', join(dir, 'journal'),
