@@ -25,6 +25,8 @@ import type { Transport } from './transport/transport.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { Hub, type HubObserver } from './channels/hub.js';
 import { broadcastApi } from './channels/broadcast-api.js';
+import { hubPresence, type PresenceSource } from './channels/presence.js';
+import { presenceApi } from './channels/presence-api.js';
 import { SessionManager } from './session/session-manager.js';
 import type { Session } from './session/session.js';
 import { decideUpgrade, type HandshakeResult } from './session/handshake.js';
@@ -62,6 +64,8 @@ export interface NodeOptions {
   listen?: boolean;
   /** Port to listen on instead of config.port (a worker's direct port). */
   port?: number;
+  /** Where presence answers come from; default: this node's hub and, with `--bus`, the other nodes' members from Redis. A worker asks its agent. */
+  presence?: PresenceSource;
 }
 
 /**
@@ -111,6 +115,13 @@ export class ZenNode {
       this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger, historySize: this.config.historySize, historyTtlMs: this.config.historyTtlMs });
     }
     this.bus = options.bus ?? this.ownBus ?? new LocalBus();
+  }
+
+  private presenceSourceMemo: PresenceSource | null = null;
+
+  /** Presence answers: the one given (a worker's agent), or this hub and the Redis bus's other nodes. */
+  private presenceSource(): PresenceSource {
+    return (this.presenceSourceMemo ??= this.opts.presence ?? hubPresence(this.hub, this.bus instanceof RedisBus ? this.bus : null));
   }
 
   /** Starts everything; resolves with the bound address once the port answers. */
@@ -180,6 +191,7 @@ export class ZenNode {
         rateLimitBurst: c.rateLimitBurst,
         rateLimitMaxRejected: c.rateLimitMaxRejected
       },
+      presence: { source: this.presenceSource(), max: c.presenceMax },
       pingIntervalMs: c.pingIntervalMs,
       idleTimeoutMs: c.idleTimeoutMs
     });
@@ -194,6 +206,7 @@ export class ZenNode {
     });
     // A message is bounded by the same size whichever way it comes in: a socket frame's.
     router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit));
+    router.add('GET', '/api/presence', presenceApi(this.presenceSource(), this.verifier, c.presenceMax, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
     router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
     // The demo console's MessagePack codec, straight from the msgpackr package; a static
     // file like the console's own, so `--public off` turns it off too.

@@ -1,4 +1,4 @@
-import type { ServerFrame } from '../protocol/frames.js';
+import type { MemberInfo, ServerFrame } from '../protocol/frames.js';
 import type { ChannelLog } from './channel-log.js';
 
 /**
@@ -63,6 +63,13 @@ export interface Bus {
    * not fan it out itself), in offset order. The log reads the positions and history.
    */
   readonly log?: ChannelLog;
+  /**
+   * A member of a PUBLIC channel came (`joined`, once its `subscribed` was sent) or went
+   * (`left`), for presence. Private channels' members travel as `joined`/`left`
+   * notices through `publish` instead. Optional: a bus that keeps no member lists for
+   * the other processes (local, IPC: the agent's registry has them) leaves it out.
+   */
+  trackMember?(type: 'joined' | 'left', channel: string, member: MemberInfo): void;
   /** Whether the bus can deliver right now (for /readyz). */
   readonly ready: boolean;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { LogThrottle, maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
-import { ALL_CHANNEL, type ServerFrame } from '../protocol/frames.js';
+import { ALL_CHANNEL, PRIVATE_PREFIX, type MemberInfo, type ServerFrame } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
 import { decodeChannelMessage, decodeControl, encodeChannelMessage } from './redis-codec.js';
 import { RedisKeys } from './redis-keys.js';
@@ -193,6 +193,12 @@ export class RedisBus implements Bus {
     return this.others.count(channel);
   }
 
+  /** A public channel's member, written to this node's hash as a private one's is (presence). */
+  trackMember(type: 'joined' | 'left', channel: string, member: MemberInfo): void {
+    if (this.outage.state === 'closed') return;
+    this.own.trackMember(type, channel, member);
+  }
+
   setLocalCount(channel: string, count: number): void {
     this.own.setCount(channel, count);
   }
@@ -219,6 +225,15 @@ export class RedisBus implements Bus {
   onRemoteCountChange(handler: (channel: string, count: number) => void): () => void {
     this.countWatchers.add(handler);
     return () => this.countWatchers.delete(handler);
+  }
+
+  /**
+   * Appends the members of `channel` on the other nodes, as their hashes last said, to
+   * `out` until it holds `limit`; true when some were left out (presence). A dead node's
+   * members go with it, when the resync declares it dead.
+   */
+  appendMembers(channel: string, limit: number, out: MemberInfo[]): boolean {
+    return this.others.appendMembers(channel, limit, out);
   }
 
   /** The other nodes this one knows of (for tests and diagnostics). */
@@ -372,7 +387,8 @@ export class RedisBus implements Bus {
     if (members === undefined || !dead) return;
     let lefts = 0;
     for (const [channel, sessions] of members) {
-      if (!this.own.has(channel)) continue;
+      // Public channels' members are kept for presence only: nobody is told they left.
+      if (!channel.startsWith(PRIVATE_PREFIX) || !this.own.has(channel)) continue;
       for (const [session, user] of sessions) {
         const frame: ServerFrame = { type: 'left', channel, data: { session, user } };
         this.deliver({ channel, frame, exclude: null, announced: true });

@@ -11,7 +11,9 @@ import { ALL_CHANNEL } from '../protocol/frames.js';
  *   goodbyes: see redis-codec.ts). Every node subscribes.
  * - `P node:<node id>`: a hash holding a node's state, with a TTL (`nodeTtlMs`) refreshed
  *   every `heartbeatMs`: `seq` (its version), `c:<channel>` → member count,
- *   `m:<private channel> <session id>` → the member's user as JSON (`null` or a string).
+ *   `m:<channel> <session id>` → the member's user as JSON (`null` or a string), for
+ *   every member of every channel (private ones from their joined/left notices, public
+ *   ones from `trackMember`): the `left` of a dead node's members and presence read them.
  *   A node that dies stops refreshing it, and its counts and members expire with it.
  * - `P nodes`: a set of node ids, to find the hashes; entries whose hash expired are
  *   removed by whichever node notices first.

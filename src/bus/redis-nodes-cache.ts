@@ -13,7 +13,7 @@
 /** Reads a node's hash (`{}` when it does not exist); may reject. */
 export type ReadNodeHash = (id: string) => Promise<Record<string, string>>;
 
-/** private channel → session → user */
+/** channel → session → user (every channel's members, for presence; private ones' also for a dead node's `left`) */
 export type Members = Map<string, Map<string, string | null>>;
 
 /** A cached view of another node's hash. */
@@ -126,6 +126,22 @@ export class NodesCache {
         }
       }
     } while (n.refetch);
+  }
+
+  /**
+   * Appends the members of `channel` on the other nodes (from their hashes' `m:` fields)
+   * to `out` until it holds `limit`; true when some were left out. For presence.
+   */
+  appendMembers(channel: string, limit: number, out: Array<{ session: string; user: string | null }>): boolean {
+    for (const n of this.nodes.values()) {
+      const m = n.members.get(channel);
+      if (m === undefined) continue;
+      for (const [session, user] of m) {
+        if (out.length >= limit) return true;
+        out.push({ session, user });
+      }
+    }
+    return false;
   }
 
   /** Forgets a node (its counts go to 0); returns its private-channel members, if it was known. */

@@ -71,7 +71,7 @@ export class OwnState {
     this.scheduleFlush();
   }
 
-  /** Records a private-channel member from a joined/left notice this node publishes. */
+  /** Records a member: a private channel's from a joined/left notice this node publishes, a public one's from `trackMember`. */
   trackMember(type: 'joined' | 'left', channel: string, data: MemberInfo): void {
     let m = this.localMembers.get(channel);
     const field = `m:${channel} ${data.session}`;

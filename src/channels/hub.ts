@@ -222,6 +222,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     this.auditOut(session, 'subscribed', channel, null);
     this.observer?.subscribed(session, channel);
     if (channel.startsWith(PRIVATE_PREFIX)) this.notice('joined', channel, session);
+    else this.bus.trackMember?.('joined', channel, { session: session.id, user: session.userId });
   }
 
   /**
@@ -333,6 +334,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     if (members.size === 0) this.channels.delete(channel);
     this.bus.setLocalCount(channel, members.size);
     if (notice && channel.startsWith(PRIVATE_PREFIX)) this.notice('left', channel, session);
+    else if (notice) this.bus.trackMember?.('left', channel, { session: session.id, user: session.userId });
   }
 
   /** `joined`/`left` to every other member of a private channel, here and elsewhere. */

@@ -1,5 +1,7 @@
 import type { AgentAnswer, AgentQuery } from './ipc-messages.js';
 import type { Registry, WorkerView } from './registry.js';
+import type { RemoteMembers } from '../channels/presence.js';
+import type { MemberInfo } from '../protocol/frames.js';
 
 /** The agent process, as `GET /agent/workers` shows it. */
 export interface AgentProcessView {
@@ -60,10 +62,11 @@ export function workersView(registry: Registry, self: AgentSelf, now = Date.now(
 }
 
 /**
- * Answers a question for `/agent/*` from the registry; `reload` starts the rolling
- * restart (or what stands for it) and gives the answer.
+ * Answers a question for `/agent/*` (or a worker's presence request) from the registry;
+ * `reload` starts the rolling restart (or what stands for it) and gives the answer;
+ * `remote`: the other nodes' members (with `--bus`).
  */
-export function answerAgentQuery(query: AgentQuery, registry: Registry, view: () => WorkersView, reload: () => AgentAnswer): AgentAnswer {
+export function answerAgentQuery(query: AgentQuery, registry: Registry, view: () => WorkersView, reload: () => AgentAnswer, remote: RemoteMembers | null = null): AgentAnswer {
   switch (query.kind) {
     case 'workers':
       return { status: 200, body: view() };
@@ -74,5 +77,12 @@ export function answerAgentQuery(query: AgentQuery, registry: Registry, view: ()
     case 'history':
       // Answered by the agent's sequencer (agent-sequencer.ts), asynchronously.
       return { status: 400, body: { error: 'history is asked over the worker link' } };
+    case 'presence': {
+      // Every worker's members from the live registry, then the other nodes'.
+      const members: MemberInfo[] = [];
+      let truncated = registry.appendMembers(query.channel, query.limit, members);
+      if (!truncated && remote !== null) truncated = remote.appendMembers(query.channel, query.limit, members);
+      return { status: 200, body: { members, truncated } };
+    }
   }
 }

@@ -118,6 +118,12 @@ export class Agent {
         historySize: this.config.historySize,
         historyTtlMs: this.config.historyTtlMs
       });
+      // Presence on the other nodes: public channels' members go to the agent's hash
+      // (private ones' already do, with their joined/left notices).
+      const bridge = this.redisBridge;
+      this.registry.onMembership = (type, channel, member) => {
+        if (!channel.startsWith(PRIVATE_PREFIX)) bridge.trackMember(type, channel, member);
+      };
     }
     this.sequencer = new AgentSequencer(this.busRouter, this.redisBridge, this.config);
   }
@@ -184,7 +190,7 @@ export class Agent {
       if (this.state !== 'ready') return { status: 503, body: { error: `agent is ${this.state}` } };
       void this.reload();
       return { status: 202, body: { status: 'reloading', workers: this.config.workers } };
-    });
+    }, this.redisBridge ?? null);
   }
 
   /**

@@ -49,7 +49,9 @@ export type AgentQuery =
   | { kind: 'sessions'; channel: string | null; user: string | null; limit: number }
   | { kind: 'reload' }
   /** A channel's events after `since` (answered by the agent's sequencer: body is a `LogRead`). */
-  | { kind: 'history'; channel: string; since: Position | null; limit: number };
+  | { kind: 'history'; channel: string; since: Position | null; limit: number }
+  /** A channel's members on every worker (and node, with `--bus`): 200 with a `PresenceList`. */
+  | { kind: 'presence'; channel: string; limit: number };
 
 /** The agent's answer to an `AgentQuery`: an HTTP status and a JSON body. */
 export interface AgentAnswer {

@@ -5,6 +5,7 @@ import type { AuditSink } from '../audit/audit-sink.js';
 import type { LogRead } from '../bus/channel-log.js';
 import type { Position } from '../protocol/frames.js';
 import type { BusMessage } from '../bus/bus.js';
+import type { MemberInfo } from '../protocol/frames.js';
 import { RedisBus } from '../bus/redis-bus.js';
 import type { BusRouter } from './bus-router.js';
 import type { WorkerHandle } from './worker-handle.js';
@@ -113,6 +114,16 @@ export class RedisBridge {
 
   remoteCount(channel: string): number {
     return this.redisBus.remoteCount(channel);
+  }
+
+  /** A public channel's member on one of the workers came or went (presence on the other nodes). */
+  trackMember(type: 'joined' | 'left', channel: string, member: MemberInfo): void {
+    this.redisBus.trackMember(type, channel, member);
+  }
+
+  /** The other nodes' members of `channel` (presence): see `RedisBus.appendMembers`. */
+  appendMembers(channel: string, limit: number, out: MemberInfo[]): boolean {
+    return this.redisBus.appendMembers(channel, limit, out);
   }
 
   close(): Promise<void> {

@@ -80,6 +80,8 @@ export class Registry {
   private readonly workersByKey = new Map<number, WorkerEntry>();
   private readonly sessionsById = new Map<string, SessionEntry>();
   private readonly byChannel = new Map<string, Set<SessionEntry>>();
+  /** Told each time a session joins or leaves a channel (closed and lost sessions included). */
+  onMembership: ((type: 'joined' | 'left', channel: string, member: { session: string; user: string | null }) => void) | null = null;
 
   /** Adds a worker process that was just started. */
   addWorker(key: number, slot: number, pid: number, startedAt = Date.now()): void {
@@ -139,6 +141,7 @@ export class Registry {
       this.byChannel.set(channel, members);
     }
     members.add(s);
+    this.onMembership?.('joined', channel, { session: s.id, user: s.user });
   }
 
   unsubscribed(key: number, sessionId: string, channel: string): void {
@@ -213,6 +216,17 @@ export class Registry {
     return { sessions: out, truncated };
   }
 
+  /** Appends the members of `channel` (from the index) to `out` until it holds `limit`; true when some were left out. */
+  appendMembers(channel: string, limit: number, out: Array<{ session: string; user: string | null }>): boolean {
+    const members = this.byChannel.get(channel);
+    if (members === undefined) return false;
+    for (const s of members) {
+      if (out.length >= limit) return true;
+      out.push({ session: s.id, user: s.user });
+    }
+    return false;
+  }
+
   private forget(s: SessionEntry): void {
     this.sessionsById.delete(s.id);
     for (const ch of s.channels) this.leaveIndex(s, ch);
@@ -221,7 +235,7 @@ export class Registry {
   private leaveIndex(s: SessionEntry, channel: string): void {
     const members = this.byChannel.get(channel);
     if (!members) return;
-    members.delete(s);
+    if (members.delete(s)) this.onMembership?.('left', channel, { session: s.id, user: s.user });
     if (members.size === 0) this.byChannel.delete(channel);
   }
 }

@@ -7,6 +7,7 @@ import { TokenVerifier } from '../auth/tokens.js';
 import type { Session } from '../session/session.js';
 import { createLogger } from '../log.js';
 import { AgentLink } from './agent-link.js';
+import { workerPresence } from './worker-presence.js';
 import { SYNC_TIMEOUT_MS } from './ipc-port.js';
 import { registerAgentRoutes } from './agent-api.js';
 import { StatsCollector } from './stats.js';
@@ -74,7 +75,8 @@ export async function runWorker(): Promise<void> {
     bus,
     observer,
     listen: false,
-    port: config.workerPorts === null ? undefined : config.workerPorts + slot
+    port: config.workerPorts === null ? undefined : config.workerPorts + slot,
+    presence: workerPresence((query) => link.request(query))
   });
   link.send({ t: 'hello', serverId: node.serverId, pid: process.pid });
   let started = false;

@@ -83,6 +83,8 @@ export interface Config {
   historyTtlMs: number;
   /** Most events one recovery replays (more answers recovered:false) and one `history` answer holds. Default 1000. */
   recoveryMax: number;
+  /** Most members one presence answer (socket or `GET /api/presence`) lists; more are cut and flagged `truncated`. Default 1000. */
+  presenceMax: number;
   /** Origins allowed to open a WebSocket (empty = any). Default empty. */
   allowedOrigins: string[];
   /**
@@ -198,6 +200,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   historySize: { type: 'integer', default: 1000, min: 0, max: 1000000, doc: 'events kept per channel in the hot history window (memory, or Redis with --bus)' },
   historyTtlMs: { type: 'integer', default: 300000, min: 1000, max: 604800000, doc: 'how long an event stays in the hot history window, ms' },
   recoveryMax: { type: 'integer', default: 1000, min: 0, max: 100000, doc: 'most events one recovery replays (more answers recovered:false) and one history answer holds' },
+  presenceMax: { type: 'integer', default: 1000, min: 1, max: 100000, doc: 'most members one presence answer lists (more: cut, truncated:true)' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
   trustProxy: {
     type: 'string',

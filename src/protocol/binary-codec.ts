@@ -24,6 +24,7 @@ CLIENT_KINDS[Kind.unsubscribe] = 'unsubscribe';
 CLIENT_KINDS[Kind.broadcast] = 'broadcast';
 CLIENT_KINDS[Kind.refresh] = 'refresh';
 CLIENT_KINDS[Kind.history] = 'history';
+CLIENT_KINDS[Kind.presence] = 'presence';
 
 function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFailure {
   if (!isBinary) return { channel: '*', errors: [DecodeReason.EXPECTED_BINARY] };
@@ -102,6 +103,10 @@ function serverFrameArray(frame: ServerFrame): unknown[] {
       return [Kind.error, frame.channel, frame.errors];
     case 'refreshed':
       return [Kind.refreshed, frame.exp];
+    case 'presence': {
+      const members = frame.members.map((m) => [idToBytes(m.session), m.user]);
+      return frame.truncated ? [Kind.presenceAnswer, frame.channel, members, true] : [Kind.presenceAnswer, frame.channel, members];
+    }
     default:
       throw new TypeError(`unknown server frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }

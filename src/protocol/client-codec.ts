@@ -48,6 +48,8 @@ export function encodeBinaryClientFrame(frame: ClientFrame): Buffer {
       return packValue([Kind.broadcast, frame.channel, frame.data === undefined ? null : frame.data]);
     case 'refresh':
       return packValue([Kind.refresh, frame.token]);
+    case 'presence':
+      return packValue([Kind.presence, frame.channel]);
     default:
       throw new TypeError(`unknown client frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
@@ -122,6 +124,16 @@ function serverFrameOf(a: unknown): ServerFrame {
       // [13, exp]: the second element is the expiry (seconds) or nil, not a channel.
       if (a.length < 2 || (channel !== null && typeof channel !== 'number')) fail('exp is not a number or nil');
       return { type: 'refreshed', exp: channel as number | null };
+    case Kind.presenceAnswer: {
+      // [17, channel, [[session, user], …], truncated?]
+      if (!Array.isArray(x)) fail('members is not an array');
+      const members = (x as unknown[]).map((m) => {
+        if (!Array.isArray(m) || m.length < 2) fail('a member is not a [session, user] array');
+        const [s, u] = m as unknown[];
+        return { session: id(s, 'session'), user: u === null ? null : str(u, 'user') };
+      });
+      return { type: 'presence', channel: str(channel, 'channel'), members, truncated: y === true };
+    }
     default:
       return fail(`unknown kind ${String(kind)}`);
   }

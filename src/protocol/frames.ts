@@ -22,7 +22,9 @@ export type ClientFrame =
       hasBinary?: boolean;
     }
   /** A fresh bearer token for the session (same `sub`): new grants and a new expiry. */
-  | { type: 'refresh'; token: string };
+  | { type: 'refresh'; token: string }
+  /** Who is in the channel, on every worker and node (members and `admin` holders may ask). */
+  | { type: 'presence'; channel: string };
 
 /** Where an event sits in its channel's sequence (see docs/architecture.md, Positions). */
 export interface Position {
@@ -75,7 +77,9 @@ export type ServerFrame =
   | { type: 'left'; channel: string; data: MemberInfo }
   | { type: 'error'; channel: string; errors: string[] }
   /** A `refresh` was accepted: `exp` is the new token's expiry (seconds), null when it has none. */
-  | { type: 'refreshed'; exp: number | null };
+  | { type: 'refreshed'; exp: number | null }
+  /** Answer to `presence`: at most `--presence-max` members; `truncated` when there were more. */
+  | { type: 'presence'; channel: string; members: MemberInfo[]; truncated: boolean };
 
 /** A frame the decoder rejected: answered with an `error` frame, the session stays open. */
 export interface DecodeFailure {
@@ -101,7 +105,11 @@ export const Kind = {
   refresh: 12,
   refreshed: 13,
   history: 14,
-  historyAnswer: 15
+  historyAnswer: 15,
+  /** `[16, channel]`: a presence request. */
+  presence: 16,
+  /** `[17, channel, [[session, user], …]]`, a 4th element `true` when truncated: the presence answer. */
+  presenceAnswer: 17
 } as const;
 
 /** Largest `limit` a history request may name; the events answered are bounded by `--history-size` and `--recovery-max` too. */
@@ -303,6 +311,9 @@ export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFa
       return { type, channel: channel as string, since: since === false ? null : since, limit: (limit as number | null | undefined) ?? null };
     }
     case 'unsubscribe':
+      if (errors) return { channel: failureChannel(channel), errors };
+      return { type, channel: channel as string };
+    case 'presence':
       if (errors) return { channel: failureChannel(channel), errors };
       return { type, channel: channel as string };
     case 'broadcast':

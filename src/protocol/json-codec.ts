@@ -24,7 +24,8 @@ const CLIENT_TYPES: Record<string, ClientFrame['type'] | undefined> = Object.ass
   unsubscribe: 'unsubscribe',
   broadcast: 'broadcast',
   refresh: 'refresh',
-  history: 'history'
+  history: 'history',
+  presence: 'presence'
 });
 
 /**
@@ -206,6 +207,12 @@ export function encodeServerFrameText(frame: ServerFrame): string {
       return '{"type":"error","channel":' + JSON.stringify(frame.channel) + ',"errors":' + JSON.stringify(frame.errors) + '}';
     case 'refreshed':
       return '{"type":"refreshed","exp":' + (frame.exp === null ? 'null' : JSON.stringify(frame.exp)) + '}';
+    case 'presence':
+      return (
+        '{"type":"presence","channel":' + JSON.stringify(frame.channel) +
+        ',"members":[' + frame.members.map(memberJson).join(',') + ']' +
+        (frame.truncated ? ',"truncated":true}' : '}')
+      );
     default:
       throw new TypeError(`unknown server frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
@@ -245,6 +252,8 @@ export function encodeClientFrame(frame: ClientFrame): string {
       return '{"type":"broadcast","channel":' + JSON.stringify(frame.channel) + ',"data":' + dataJson(frame.data, frame.hasBinary) + '}';
     case 'refresh':
       return '{"type":"refresh","token":' + JSON.stringify(frame.token) + '}';
+    case 'presence':
+      return '{"type":"presence","channel":' + JSON.stringify(frame.channel) + '}';
     default:
       throw new TypeError(`unknown client frame type ${JSON.stringify((frame as { type: unknown }).type)}`);
   }
@@ -329,6 +338,16 @@ export function decodeServerFrame(data: string | Uint8Array | ArrayBuffer): Serv
       const exp = o.exp;
       if (exp !== null && typeof exp !== 'number') fail('exp is not a number or null');
       return { type: 'refreshed', exp };
+    }
+    case 'presence': {
+      const members = o.members;
+      if (!Array.isArray(members)) fail('members is not an array');
+      const list = members.map((m: unknown) => {
+        if (typeof m !== 'object' || m === null) fail('a member is not an object');
+        const r = m as Record<string, unknown>;
+        return { session: str(r, 'session'), user: strOrNull(r, 'user') };
+      });
+      return { type: 'presence', channel: str(o, 'channel'), members: list, truncated: o.truncated === true };
     }
     default:
       return fail(`unknown type ${JSON.stringify(o.type)}`);

@@ -11,6 +11,8 @@ import { RefreshReason } from '../protocol/frames.js';
 import { CorkScheduler } from './cork-scheduler.js';
 import { ExpirySchedule } from './expiry-schedule.js';
 import { Session, type SessionInit, type SessionLimits } from './session.js';
+import type { PresenceSource } from '../channels/presence.js';
+import { answerPresence } from './presence-request.js';
 
 /** Where session rows go (the batched record writer). */
 export interface SessionRecorder {
@@ -37,6 +39,8 @@ export interface SessionManagerOptions {
   pingIntervalMs: number;
   /** Silence (pongs included) before a session is terminated. Default 60000. */
   idleTimeoutMs: number;
+  /** Where `presence` answers come from, and their bound (`--presence-max`). */
+  presence: { source: PresenceSource; max: number };
 }
 
 /**
@@ -178,6 +182,9 @@ export class SessionManager {
         // The token is a credential: the audit trail gets its mark, never its text.
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'refresh', channel: null, payload: { token: '***' }, recipients: null });
         this.refresh(session, frame.token);
+        return;
+      case 'presence':
+        answerPresence(session, frame.channel, hub, audit, this.o.presence.source, this.o.presence.max);
         return;
     }
   }

@@ -34,7 +34,9 @@ export const SERVER_FRAMES: ServerFrame[] = [
   { type: 'error', channel: '*', errors: ['invalid json'] },
   { type: 'error', channel: 'bad "quoted" \\ channel', errors: ['invalid channel', 'missing data'] },
   { type: 'refreshed', exp: 1732694400 },
-  { type: 'refreshed', exp: null }
+  { type: 'refreshed', exp: null },
+  { type: 'presence', channel: 'private.x', members: [{ session: SESSION, user: 'alice' }, { session: OTHER, user: null }], truncated: false },
+  { type: 'presence', channel: 'news', members: [], truncated: true }
 ];
 
 /** One of every client frame, as the decoders return them. */
@@ -47,7 +49,8 @@ export const CLIENT_FRAMES: ClientFrame[] = [
   { type: 'broadcast', channel: 'A-Za-z0-9_-.:@=,;', data: null, hasBinary: false },
   { type: 'broadcast', channel: 'c'.repeat(200), data: [], hasBinary: false },
   { type: 'broadcast', channel: 'n', data: -12.75, hasBinary: false },
-  { type: 'refresh', token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln' }
+  { type: 'refresh', token: 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2ln' },
+  { type: 'presence', channel: 'private.x' }
 ];
 
 /** The event frame a server would build from a decoded broadcast. */
