@@ -216,6 +216,10 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 
   /** Closes the connection for good: no reconnect; pending requests are rejected with code `closed`. */
   close(): void {
+    this.shutdown();
+  }
+
+  private shutdown(code?: number, reason?: string): void {
     if (this.state === 'closed') return;
     const ws = this.ws;
     this.ws = null;
@@ -226,7 +230,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       ws.close(1000);
     }
     this.failAll(new ZenError('closed', 'client closed'), true);
-    this.setState('closed');
+    this.setState('closed', code, reason);
     for (const sub of this.subs.values()) sub.unsubscribe();
   }
 
@@ -283,7 +287,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     if (code === 4001 && !this.options.getToken) {
       // The token expired and there is no way to get another: reconnecting would be refused.
       this.emit('error', new ZenError('token', 'token expired and no getToken to renew it'));
-      this.close();
+      this.shutdown(code, reason);
       return;
     }
     this.setState('disconnected', code, reason);
