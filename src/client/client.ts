@@ -2,90 +2,20 @@
  * The zenconn client: one WebSocket at a time, reconnected with full-jitter backoff;
  * every subscription resubscribed with `since` its last position so that nothing sent
  * meanwhile is lost (docs/client.md). Requests (broadcast, history, presence) are queued
- * while there is no connection and answered through promises.
+ * while there is no connection and answered through promises (outbox.ts); the token is
+ * kept fresh by token-refresher.ts.
  */
-import { backoffDelay, BACKOFF_DEFAULTS, type BackoffOptions } from './backoff.js';
+import { backoffDelay, BACKOFF_DEFAULTS } from './backoff.js';
+import type { ClientEvents, ClientState, ConnectOptions, StateChange } from './client-options.js';
 import { Emitter } from './emitter.js';
+import { ZenError } from './errors.js';
+import { Outbox, type QueueItem } from './outbox.js';
 import { Subscription, type HistoryOptions, type HistoryResult, type PresenceResult, type SubscriptionHost } from './subscription.js';
+import { TokenRefresher } from './token-refresher.js';
 import { decodeFrame, encodeFrame, type ChannelEvent, type InFrame, type OutFrame, type Position, type Protocol } from './wire.js';
 import { loadWebSocket, type WebSocketConstructor, type WebSocketLike } from './websocket.js';
 
-/** The client's connection state. */
-export type ClientState = 'connecting' | 'connected' | 'disconnected' | 'closed';
-
-/** Options of `connect`; all optional. */
-export interface ConnectOptions {
-  /** A fixed JWT (sent as `?access_token=`). Without it and `getToken` the session is anonymous. */
-  token?: string;
-  /**
-   * Returns a fresh JWT: called before every connection attempt and before the current
-   * token's `exp` (then sent in a `refresh` frame, so the session stays open).
-   */
-  getToken?: () => string | Promise<string>;
-  /** `json` (default) or `bin` (MessagePack). */
-  protocol?: Protocol;
-  /** Returns the subscribe token of a `private.` channel for this session (from the application's backend). */
-  signChannel?: (session: string, channel: string) => string | Promise<string>;
-  /** The WebSocket class; default `globalThis.WebSocket`, else the `ws` package (Node 20). */
-  WebSocket?: WebSocketConstructor;
-  /** Reconnect backoff; defaults baseMs 500, capMs 30000, stableMs 10000. */
-  backoff?: BackoffOptions;
-  /** An attempt that is not `accepted` within this many ms is dropped and retried. Default 10000. */
-  connectTimeoutMs?: number;
-  /** Refresh the token this many ms before its `exp` (at most half its remaining life). Default 30000. */
-  refreshBeforeMs?: number;
-  /** Requests waiting for a connection, at most (beyond: rejected with code `queue full`). Default 1000. */
-  maxQueued?: number;
-}
-
-/** A state change. */
-export interface StateChange {
-  state: ClientState;
-  previous: ClientState;
-  /** The close code and reason, when a connection ended. */
-  code?: number;
-  reason?: string;
-}
-
-/** The events of a client. */
-export interface ClientEvents {
-  state: StateChange;
-  /** An event on a channel without a subscription (e.g. `*`). */
-  message: ChannelEvent;
-  /** Errors that belong to no request or subscription (refresh refused, `rate limited`, a bad frame). */
-  error: ZenError;
-}
-
-/** Why a request failed: `disconnected` (the connection dropped before the answer; it may or may not have been applied), `closed`, `queue full`, or `server` (an `error` frame; see `reasons`). */
-export class ZenError extends Error {
-  constructor(
-    readonly code: 'disconnected' | 'closed' | 'queue full' | 'server' | 'token' | 'frame',
-    message: string,
-    readonly reasons: string[] = []
-  ) {
-    super(message);
-    this.name = 'ZenError';
-  }
-}
-
-type RequestKind = 'broadcast' | 'history' | 'presence';
-interface Request {
-  kind: RequestKind;
-  channel: string;
-  resolve(value: never): void;
-  reject(err: ZenError): void;
-}
-interface QueueItem {
-  frame: OutFrame | PromiseLike<OutFrame>;
-  request?: Request;
-  /** A (re)subscribe or unsubscribe: rebuilt from the subscriptions after a reconnect, not kept. */
-  membership?: boolean;
-  /** For a subscribe: the subscription and the since it asks for. */
-  sub?: Subscription;
-}
-
-/** The refresh reasons of docs/protocol.md: an `error` on `*` about the token. */
-const REFRESH_REASONS = ['token expired', 'token rejected', 'token for another user', 'anonymous session'];
+export type { ClientEvents, ClientState, ConnectOptions, StateChange } from './client-options.js';
 
 /** Connects to a zenconn server (`ws://host:port/` or `wss://…`) and returns the client at once, `connecting`. */
 export function connect(url: string, options: ConnectOptions = {}): ZenClient {
@@ -100,46 +30,44 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   /** Reconnects so far (connections after the first). */
   reconnects = 0;
   readonly protocol: Protocol;
+  private readonly url: URL;
   private ws: WebSocketLike | null = null;
   private attempt = 0;
   private everConnected = false;
   private readonly subs = new Map<string, Subscription>();
-  /** The since each pending subscribe asked for, by channel. */
+  /** The since each subscribe sent and not yet answered asked for, by channel. */
   private readonly subscribing = new Map<string, Position | undefined>();
-  private queue: QueueItem[] = [];
-  private inflight: Request[] = [];
-  private pumping = false;
-  private token: string | undefined;
-  /** Refreshes sent and not yet answered, in order (answers come in order). */
-  private refreshes: Array<{ resolve(exp: number | null): void; reject(err: ZenError): void }> = [];
-  private timers: { retry?: Timer; connect?: Timer; stable?: Timer; refresh?: Timer } = {};
-  private readonly removeOnline: (() => void) | null;
+  private readonly outbox: Outbox;
+  private readonly tokens: TokenRefresher;
+  private timers: { retry?: Timer; connect?: Timer; stable?: Timer } = {};
+  private readonly removeBrowserListeners: (() => void) | null;
 
+  /** Throws a TypeError when `url` is not a ws: or wss: URL. */
   constructor(
-    private readonly url: string,
+    url: string,
     private readonly options: ConnectOptions
   ) {
     super();
+    this.url = new URL(url);
+    if (this.url.protocol !== 'ws:' && this.url.protocol !== 'wss:') throw new TypeError(`zenconn: not a ws:// or wss:// URL: ${url}`);
     this.protocol = options.protocol ?? 'json';
-    this.token = options.token;
-    const g = globalThis as BrowserGlobal;
-    if (typeof g.addEventListener === 'function' && typeof g.removeEventListener === 'function') {
-      // A browser that goes offline: its open socket is dead or soon will be (Chromium
-      // does not close it by itself), and no attempt can succeed until it is back online;
-      // then try at once rather than at the end of the backoff.
-      const offline = (): void => {
-        if (this.ws) this.drop(this.ws, 1006, 'offline');
-      };
-      const online = (): void => {
-        if (this.state === 'disconnected') void this.open();
-      };
-      g.addEventListener('offline', offline);
-      g.addEventListener('online', online);
-      this.removeOnline = () => {
-        g.removeEventListener!('offline', offline);
-        g.removeEventListener!('online', online);
-      };
-    } else this.removeOnline = null;
+    this.outbox = new Outbox(
+      {
+        canSend: () => this.state === 'connected' && this.ws !== null,
+        send: (frame) => this.send(frame)
+      },
+      options.maxQueued ?? 1000
+    );
+    this.tokens = new TokenRefresher(
+      {
+        sendRefresh: (token) => this.state === 'connected' && this.send({ type: 'refresh', token }),
+        onFailure: (err) => this.emit('error', err)
+      },
+      options.token,
+      options.getToken,
+      options.refreshBeforeMs ?? 30_000
+    );
+    this.removeBrowserListeners = this.listenToBrowser();
     void this.open();
   }
 
@@ -167,10 +95,8 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     if (!sub) {
       sub = new Subscription(channel, this);
       this.subs.set(channel, sub);
-      if (this.state === 'connected') {
-        this.queue.push(this.subscribeItem(sub));
-        void this.pump();
-      }
+      // Not connected: the next session subscribes every channel anyway.
+      if (this.state === 'connected') this.outbox.push(this.subscribeItem(sub));
     }
     if (handler) sub.on('event', handler);
     return sub;
@@ -178,35 +104,26 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 
   /** Sends `data` to every other subscriber of `channel`; resolves with how many sessions it was sent to. */
   broadcast(channel: string, data: unknown): Promise<{ count: number }> {
-    return this.enqueue('broadcast', channel, { type: 'broadcast', channel, data: data === undefined ? null : data });
+    return this.request('broadcast', channel, { type: 'broadcast', channel, data: data === undefined ? null : data });
   }
 
   /** The past events of `channel` (no subscription needed; the same permission as subscribing). */
   history(channel: string, options: HistoryOptions = {}): Promise<HistoryResult> {
-    return this.request('history', channel, options);
+    return this.request('history', channel, { type: 'history', channel, ...options });
   }
 
   /** Who is in `channel`, on every worker and node (members of the channel, or the `admin` grant). */
   presence(channel: string): Promise<PresenceResult> {
-    return this.request('presence', channel);
+    return this.request('presence', channel, { type: 'presence', channel });
   }
 
-  /** @internal SubscriptionHost: history and presence requests. */
-  request(kind: 'history', channel: string, options: HistoryOptions): Promise<HistoryResult>;
-  request(kind: 'presence', channel: string): Promise<PresenceResult>;
-  request(kind: 'history' | 'presence', channel: string, options: HistoryOptions = {}): Promise<HistoryResult | PresenceResult> {
-    const frame: OutFrame = kind === 'presence' ? { type: 'presence', channel } : { type: 'history', channel, ...options };
-    return this.enqueue(kind, channel, frame);
-  }
-
-  /** @internal SubscriptionHost: a subscription leaves. */
-  unsubscribe(sub: Subscription): void {
-    if (this.subs.get(sub.channel) !== sub) return;
-    this.subs.delete(sub.channel);
-    if (this.state === 'connected') {
-      this.queue.push({ frame: { type: 'unsubscribe', channel: sub.channel }, membership: true });
-      void this.pump();
-    }
+  /**
+   * Sends `token` (a JWT of the same user) as the session's new token now, and uses it
+   * for later reconnects; resolves with its `exp` (null: none) once the server took it.
+   * With `getToken` this happens by itself before every `exp`.
+   */
+  refreshToken(token: string): Promise<number | null> {
+    return this.tokens.refresh(token);
   }
 
   /** The subscription of `channel`, if any. */
@@ -214,49 +131,55 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     return this.subs.get(channel);
   }
 
+  /** @internal SubscriptionHost: a subscription leaves. */
+  unsubscribe(sub: Subscription): void {
+    if (this.subs.get(sub.channel) !== sub) return;
+    this.subs.delete(sub.channel);
+    if (this.state === 'connected') this.outbox.push({ frame: { type: 'unsubscribe', channel: sub.channel }, membership: true });
+  }
+
   /** Closes the connection for good: no reconnect; pending requests are rejected with code `closed`. */
   close(): void {
     this.shutdown();
   }
 
-  private shutdown(code?: number, reason?: string): void {
-    if (this.state === 'closed') return;
-    const ws = this.ws;
-    this.ws = null;
-    this.clearTimers();
-    this.removeOnline?.();
-    if (ws) {
-      detach(ws);
-      ws.close(1000);
-    }
-    this.failAll(new ZenError('closed', 'client closed'), true);
-    this.setState('closed', code, reason);
-    for (const sub of this.subs.values()) sub.unsubscribe();
+  // --- connection ---------------------------------------------------------
+
+  private request<T>(kind: 'broadcast' | 'history' | 'presence', channel: string, frame: OutFrame): Promise<T> {
+    if (this.state === 'closed') return Promise.reject(new ZenError('closed', 'client closed'));
+    return this.outbox.request<T>(kind, channel, frame);
   }
 
-  // --- connection ---------------------------------------------------------
+  /** Sends a frame on the open socket; false when there is none. */
+  private send(frame: OutFrame): boolean {
+    if (!this.ws) return false;
+    if (frame.type === 'subscribe') this.subscribing.set(frame.channel, frame.since);
+    this.ws.send(encodeFrame(this.protocol, frame));
+    return true;
+  }
 
   private async open(): Promise<void> {
     clearTimeout(this.timers.retry);
-    if ((globalThis as BrowserGlobal).navigator?.onLine === false) {
+    if (isOffline()) {
       this.retry();
       return;
     }
     this.setState('connecting');
     let WS: WebSocketConstructor;
+    let token: string | undefined;
     try {
       WS = this.options.WebSocket ?? (await loadWebSocket());
-      if (this.options.getToken) this.token = await this.options.getToken();
+      token = await this.tokens.forConnection();
     } catch (err) {
       this.emit('error', new ZenError('token', `cannot connect: ${(err as Error).message}`));
       if (this.state === 'connecting') this.retry();
       return;
     }
     if (this.state !== 'connecting') return;
-    const q = new URL(this.url);
-    q.searchParams.set('protocol', this.protocol);
-    if (this.token) q.searchParams.set('access_token', this.token);
-    const ws = new WS(q.toString());
+    const url = new URL(this.url);
+    url.searchParams.set('protocol', this.protocol);
+    if (token) url.searchParams.set('access_token', token);
+    const ws = new WS(url.toString());
     this.ws = ws;
     ws.binaryType = 'arraybuffer';
     this.timers.connect = setTimeout(() => this.drop(ws, 1006, 'connect timeout'), this.options.connectTimeoutMs ?? 10_000);
@@ -281,7 +204,9 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     this.ws = null;
     this.session = null;
     this.clearTimers();
-    this.failAll(new ZenError('disconnected', `connection lost (${code})`), false);
+    const lost = new ZenError('disconnected', `connection lost (${code})`);
+    this.tokens.fail(lost);
+    this.outbox.fail(lost, false);
     for (const sub of this.subs.values()) sub.markLost();
     this.subscribing.clear();
     if (code === 4001 && !this.options.getToken) {
@@ -297,7 +222,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   private retry(): void {
     this.setState('disconnected');
     // Offline (a browser that says so): the `online` event starts the next attempt.
-    if ((globalThis as BrowserGlobal).navigator?.onLine === false) return;
+    if (isOffline()) return;
     const delay = backoffDelay(this.attempt++, this.options.backoff);
     this.timers.retry = setTimeout(() => void this.open(), delay);
   }
@@ -308,17 +233,17 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     if (this.everConnected) this.reconnects++;
     this.everConnected = true;
     this.timers.stable = setTimeout(() => (this.attempt = 0), this.options.backoff?.stableMs ?? BACKOFF_DEFAULTS.stableMs);
-    this.scheduleRefresh(this.token ? jwtExp(this.token) : null);
-    // Memberships first, then what waited for the connection, in order.
-    this.queue = this.queue.filter((i) => !i.membership);
-    this.queue.unshift(...[...this.subs.values()].map((s) => this.subscribeItem(s)));
+    this.tokens.scheduleCurrent();
+    // Subscriptions first, then what waited for the connection, in order; queued before
+    // the state changes, so that a `state` listener's requests go after them.
+    this.outbox.restart([...this.subs.values()].map((s) => this.subscribeItem(s)));
     this.setState('connected');
-    void this.pump();
+    void this.outbox.pump();
   }
 
   private subscribeItem(sub: Subscription): QueueItem {
     const since = sub.sinceForResubscribe();
-    const base = (token?: string): OutFrame => {
+    const frame = (token?: string): OutFrame => {
       const f: OutFrame = { type: 'subscribe', channel: sub.channel };
       if (token !== undefined) f.token = token;
       if (since) f.since = since;
@@ -326,65 +251,47 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
     };
     const sign = this.options.signChannel;
     const session = this.session;
-    const frame = sub.channel.startsWith('private.') && sign && session ? Promise.resolve(sign(session, sub.channel)).then(base) : base();
-    return { frame, membership: true, sub };
+    if (!sub.channel.startsWith('private.') || !sign || !session) return { frame: frame(), membership: true, sub };
+    return { frame: Promise.resolve(sign(session, sub.channel)).then(frame), membership: true, sub };
   }
 
-  /** Sends queued frames in order while connected; waits on a frame still being built (a channel signature). */
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.state === 'connected' && this.ws && this.queue.length > 0) {
-        const item = this.queue[0]!;
-        if (isPromiseLike(item.frame)) {
-          try {
-            item.frame = await item.frame;
-          } catch (err) {
-            if (this.queue[0] === item) this.queue.shift();
-            item.sub?.deliver('error', { errors: [`signChannel failed: ${(err as Error).message}`] });
-            continue;
-          }
-          continue; // the state may have changed meanwhile: look again
-        }
-        this.queue.shift();
-        const frame = item.frame;
-        if (frame.type === 'subscribe') this.subscribing.set(frame.channel, frame.since);
-        if (item.request) this.inflight.push(item.request);
-        this.ws.send(encodeFrame(this.protocol, frame));
-      }
-    } finally {
-      this.pumping = false;
+  private shutdown(code?: number, reason?: string): void {
+    if (this.state === 'closed') return;
+    const ws = this.ws;
+    this.ws = null;
+    this.clearTimers();
+    this.removeBrowserListeners?.();
+    if (ws) {
+      detach(ws);
+      ws.close(1000);
     }
+    const closed = new ZenError('closed', 'client closed');
+    this.tokens.fail(closed);
+    this.outbox.fail(closed, true);
+    this.setState('closed', code, reason);
+    for (const sub of this.subs.values()) sub.unsubscribe();
   }
 
-  private enqueue<T>(kind: RequestKind, channel: string, frame: OutFrame): Promise<T> {
-    if (this.state === 'closed') return Promise.reject(new ZenError('closed', 'client closed'));
-    if (this.state !== 'connected' && this.queue.length >= (this.options.maxQueued ?? 1000)) {
-      return Promise.reject(new ZenError('queue full', 'too many requests waiting for a connection'));
-    }
-    return new Promise<T>((resolve, reject) => {
-      this.queue.push({ frame, request: { kind, channel, resolve: resolve as (v: never) => void, reject } });
-      void this.pump();
-    });
-  }
-
-  /** Rejects requests sent and unanswered (they may or may not have been applied); with `queued`, those not sent too. */
-  private failAll(err: ZenError, queued: boolean): void {
-    for (const r of this.refreshes.splice(0)) r.reject(err);
-    const requests = this.inflight;
-    this.inflight = [];
-    if (queued) {
-      for (const i of this.queue) if (i.request) requests.push(i.request);
-      this.queue = [];
-    }
-    for (const r of requests) r.reject(err);
-  }
-
-  /** Takes the oldest request in flight that matches. */
-  private take(match: (r: Request) => boolean): Request | undefined {
-    const i = this.inflight.findIndex(match);
-    return i === -1 ? undefined : this.inflight.splice(i, 1)[0];
+  /**
+   * In a browser: `offline` drops the socket (Chromium keeps an open WebSocket up when it
+   * goes offline, though nothing can pass), and no attempt is made until `online`, which
+   * starts one at once rather than at the end of the backoff.
+   */
+  private listenToBrowser(): (() => void) | null {
+    const g = globalThis as BrowserGlobal;
+    if (typeof g.addEventListener !== 'function' || typeof g.removeEventListener !== 'function') return null;
+    const offline = (): void => {
+      if (this.ws) this.drop(this.ws, 1006, 'offline');
+    };
+    const online = (): void => {
+      if (this.state === 'disconnected') void this.open();
+    };
+    g.addEventListener('offline', offline);
+    g.addEventListener('online', online);
+    return () => {
+      g.removeEventListener!('offline', offline);
+      g.removeEventListener!('online', online);
+    };
   }
 
   // --- frames --------------------------------------------------------------
@@ -401,29 +308,29 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       case 'accepted':
         return this.onAccepted(f.session);
       case 'subscribed': {
-        const sub = this.subs.get(f.channel);
         const since = this.subscribing.get(f.channel);
         this.subscribing.delete(f.channel);
-        sub?.handleSubscribed(f, since);
+        this.subs.get(f.channel)?.handleSubscribed(f, since);
         return;
       }
       case 'event': {
         const { type: _type, ...event } = f;
         const sub = this.subs.get(f.channel);
         if (sub) sub.handleEvent(event);
-        else this.emit('message', event);
+        // Events of a channel just left (before `unsubscribed`) are dropped.
+        else if (f.channel === '*') this.emit('message', event);
         return;
       }
       case 'received':
-        this.take((r) => r.kind === 'broadcast' && r.channel === f.channel)?.resolve({ count: f.count } as never);
+        this.outbox.take((r) => r.kind === 'broadcast' && r.channel === f.channel)?.resolve({ count: f.count } as never);
         return;
       case 'history': {
         const { type: _type, channel: _channel, ...result } = f;
-        this.take((r) => r.kind === 'history' && r.channel === f.channel)?.resolve(result as never);
+        this.outbox.take((r) => r.kind === 'history' && r.channel === f.channel)?.resolve(result as never);
         return;
       }
       case 'presence':
-        this.take((r) => r.kind === 'presence' && r.channel === f.channel)?.resolve({ members: f.members, truncated: f.truncated } as never);
+        this.outbox.take((r) => r.kind === 'presence' && r.channel === f.channel)?.resolve({ members: f.members, truncated: f.truncated } as never);
         return;
       case 'joined':
       case 'left':
@@ -434,21 +341,16 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       case 'error':
         return this.onError(f.channel, f.errors);
       case 'refreshed':
-        this.scheduleRefresh(f.exp);
-        this.refreshes.shift()?.resolve(f.exp);
-        return;
+        return this.tokens.accepted(f.exp);
     }
   }
 
   /** An `error` frame: a refresh's, a subscribe's, a request's, or nobody's. */
   private onError(channel: string, errors: string[]): void {
-    if (channel === '*' && this.refreshes.length > 0 && errors.some((e) => REFRESH_REASONS.includes(e))) {
-      this.refreshes.shift()!.reject(new ZenError('token', `token refresh refused: ${errors.join(', ')}`, errors));
-      return;
-    }
+    if (channel === '*' && this.tokens.refused(errors)) return;
     if (channel === '*' && errors.includes('rate limited')) {
       // The frame the server dropped is most likely the newest one sent.
-      const r = this.inflight.pop();
+      const r = this.outbox.takeNewest();
       const err = new ZenError('server', 'rate limited', errors);
       if (r) r.reject(err);
       else this.emit('error', err);
@@ -469,53 +371,10 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       else sub.deliver('error', { errors });
       return;
     }
-    const r = this.take((x) => x.channel === channel);
-    if (r) {
-      r.reject(new ZenError('server', errors.join(', '), errors));
-      return;
-    }
-    if (sub) sub.deliver('error', { errors });
+    const r = this.outbox.take((x) => x.channel === channel);
+    if (r) r.reject(new ZenError('server', errors.join(', '), errors));
+    else if (sub) sub.deliver('error', { errors });
     else this.emit('error', new ZenError('server', `${channel}: ${errors.join(', ')}`, errors));
-  }
-
-  // --- token refresh ---------------------------------------------------------
-
-  private scheduleRefresh(exp: number | null): void {
-    clearTimeout(this.timers.refresh);
-    if (exp === null || !this.options.getToken) return;
-    const left = exp * 1000 - Date.now();
-    const before = Math.min(this.options.refreshBeforeMs ?? 30_000, left / 2);
-    this.timers.refresh = setTimeout(() => void this.refresh(), Math.max(0, left - before));
-  }
-
-  /** The scheduled refresh: a token from getToken, sent as `refresh`; a failure is an `error` event (the next reconnect gets a token anew). */
-  private async refresh(): Promise<void> {
-    const ws = this.ws;
-    try {
-      const token = await this.options.getToken!();
-      if (this.ws !== ws || this.state !== 'connected') return;
-      await this.refreshToken(token);
-    } catch (err) {
-      this.emit('error', err instanceof ZenError ? err : new ZenError('token', `getToken failed: ${(err as Error).message}`));
-    }
-  }
-
-  /**
-   * Sends `token` (a JWT of the same user) as the session's new token now, and uses it
-   * for later reconnects; resolves with its `exp` (null: none) once the server took it.
-   * With `getToken` this happens by itself before every `exp`.
-   */
-  refreshToken(token: string): Promise<number | null> {
-    const ws = this.ws;
-    if (this.state !== 'connected' || !ws) return Promise.reject(new ZenError('disconnected', 'not connected'));
-    return new Promise((resolve, reject) => {
-      const accepted = (exp: number | null): void => {
-        this.token = token;
-        resolve(exp);
-      };
-      this.refreshes.push({ resolve: accepted, reject });
-      ws.send(encodeFrame(this.protocol, { type: 'refresh', token }));
-    });
   }
 
   // --- helpers -------------------------------------------------------------
@@ -536,6 +395,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+
 /** What the client uses of a browser's global scope, when there is one. */
 interface BrowserGlobal {
   addEventListener?: (type: string, listener: () => void) => void;
@@ -543,23 +403,13 @@ interface BrowserGlobal {
   navigator?: { onLine?: boolean };
 }
 
+/** A browser that says it is offline (Node has no `navigator.onLine`). */
+function isOffline(): boolean {
+  return (globalThis as BrowserGlobal).navigator?.onLine === false;
+}
+
 function detach(ws: WebSocketLike): void {
   ws.onmessage = null;
   ws.onclose = null;
   ws.onerror = () => undefined;
-}
-
-function isPromiseLike<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
-  return typeof (v as { then?: unknown }).then === 'function';
-}
-
-/** The `exp` claim of a JWT (seconds), or null when it has none or is not a JWT. */
-export function jwtExp(token: string): number | null {
-  try {
-    const part = token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/');
-    const claims = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4))) as { exp?: unknown };
-    return typeof claims.exp === 'number' ? claims.exp : null;
-  } catch {
-    return null;
-  }
 }

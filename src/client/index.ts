@@ -9,7 +9,9 @@
  * await client.broadcast('news', { text: 'hello' });
  * ```
  */
-export { connect, ZenClient, ZenError, jwtExp, type ClientState, type ConnectOptions, type ClientEvents, type StateChange } from './client.js';
+export { connect, ZenClient, type ClientState, type ConnectOptions, type ClientEvents, type StateChange } from './client.js';
+export { ZenError } from './errors.js';
+export { jwtExp } from './token-refresher.js';
 export {
   Subscription,
   type SubscriptionState,

@@ -74,8 +74,8 @@ export interface SubscriptionEvents {
 
 /** What a Subscription needs of its client. */
 export interface SubscriptionHost {
-  request(kind: 'history', channel: string, options: HistoryOptions): Promise<HistoryResult>;
-  request(kind: 'presence', channel: string): Promise<PresenceResult>;
+  history(channel: string, options: HistoryOptions): Promise<HistoryResult>;
+  presence(channel: string): Promise<PresenceResult>;
   unsubscribe(sub: Subscription): void;
 }
 
@@ -108,12 +108,12 @@ export class Subscription extends Emitter<SubscriptionEvents> {
 
   /** Asks the server for the channel's past events. */
   history(options: HistoryOptions = {}): Promise<HistoryResult> {
-    return this.host.request('history', this.channel, options);
+    return this.host.history(this.channel, options);
   }
 
   /** Asks the server who is in the channel, on every worker and node. */
   presence(): Promise<PresenceResult> {
-    return this.host.request('presence', this.channel);
+    return this.host.presence(this.channel);
   }
 
   /** Leaves the channel and drops every listener. */

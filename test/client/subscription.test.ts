@@ -5,7 +5,8 @@ import { Subscription, type SubscriptionHost } from '../../src/client/subscripti
 import type { ChannelEvent } from '../../src/client/wire.js';
 
 const host: SubscriptionHost = {
-  request: (() => Promise.reject(new Error('unused'))) as unknown as SubscriptionHost['request'],
+  history: () => Promise.reject(new Error('unused')),
+  presence: () => Promise.reject(new Error('unused')),
   unsubscribe: () => undefined
 };
 const ev = (offset: number, epoch = 'e1'): ChannelEvent => ({ channel: 'news', data: offset, from: null, id: `id-${offset}`, offset, epoch });
