@@ -9,7 +9,7 @@ import { backoffDelay, BACKOFF_DEFAULTS } from './backoff.js';
 import type { ClientEvents, ClientState, ConnectOptions, StateChange } from './client-options.js';
 import { Emitter } from './emitter.js';
 import { ZenError } from './errors.js';
-import { Outbox, type QueueItem } from './outbox.js';
+import { Outbox, type QueueItem, type RequestKind } from './outbox.js';
 import { Subscription, type HistoryOptions, type HistoryResult, type PresenceResult, type SubscriptionHost } from './subscription.js';
 import { TokenRefresher } from './token-refresher.js';
 import { decodeFrame, encodeFrame, type ChannelEvent, type InFrame, type OutFrame, type Position, type Protocol } from './wire.js';
@@ -145,7 +145,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 
   // --- connection ---------------------------------------------------------
 
-  private request<T>(kind: 'broadcast' | 'history' | 'presence', channel: string, frame: OutFrame): Promise<T> {
+  private request<T>(kind: RequestKind, channel: string, frame: OutFrame): Promise<T> {
     if (this.state === 'closed') return Promise.reject(new ZenError('closed', 'client closed'));
     return this.outbox.request<T>(kind, channel, frame);
   }
@@ -371,7 +371,8 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       else sub.deliver('error', { errors });
       return;
     }
-    const r = this.outbox.take((x) => x.channel === channel);
+    const kinds = REFUSAL_KINDS.get(errors[0] ?? '');
+    const r = this.outbox.take((x) => x.channel === channel && (!kinds || kinds.includes(x.kind)));
     if (r) r.reject(new ZenError('server', errors.join(', '), errors));
     else if (sub) sub.deliver('error', { errors });
     else this.emit('error', new ZenError('server', `${channel}: ${errors.join(', ')}`, errors));
@@ -395,6 +396,25 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+
+/**
+ * Which requests a refusal can answer, by its first reason (docs/protocol.md): the
+ * requests of one channel are answered at different times (a `received` waits for the
+ * audit trail, a refusal does not), so the reason picks among them. Other reasons
+ * answer the oldest request of the channel.
+ */
+const REFUSAL_KINDS: ReadonlyMap<string, readonly RequestKind[]> = new Map<string, readonly RequestKind[]>([
+  ['not subscribed', ['broadcast', 'presence']],
+  ['bus unavailable', ['broadcast']],
+  ['audit full', ['broadcast']],
+  ['missing data', ['broadcast']],
+  ['data too deep', ['broadcast']],
+  ['forbidden', ['history']],
+  ['history unavailable', ['history']],
+  ['invalid since', ['history']],
+  ['invalid limit', ['history']],
+  ['presence unavailable', ['presence']]
+]);
 
 /** What the client uses of a browser's global scope, when there is one. */
 interface BrowserGlobal {

@@ -155,3 +155,23 @@ test('without a WebSocket option the client finds one: the global one (Node >= 2
     await c.ready();
     assert.match(c.session ?? '', /^[0-9a-f-]{36}$/);
   }));
+
+test('refusals of history and presence reject those requests, each with its own reason, also when pipelined with a broadcast', () =>
+  withServer(async (server, clients) => {
+    const c = connect(url(server.port), { WebSocket: NodeWebSocket, protocol: 'bin' });
+    clients.push(c);
+    await c.ready();
+    const reasons = (p: Promise<unknown>): Promise<string[]> =>
+      p.then(
+        () => ['resolved'],
+        (e: unknown) => (e instanceof ZenError ? e.reasons : [String(e)])
+      );
+    const [history, broadcast, presence] = await Promise.all([
+      reasons(c.history('private.secret')),
+      reasons(c.broadcast('private.secret', 1)),
+      reasons(c.presence('private.secret'))
+    ]);
+    assert.deepEqual(history, ['forbidden']);
+    assert.deepEqual(broadcast, ['not subscribed']);
+    assert.deepEqual(presence, ['not subscribed']);
+  }));
