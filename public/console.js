@@ -27,8 +27,7 @@ function setOpen(state) {
 
 $('connect').onclick = () => {
   const token = $('token').value.trim();
-  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  client = connect(`${scheme}://${location.host}/`, {
+  client = connect('/', {
     protocol: $('protocol').value,
     ...(token ? { token } : {}),
     // A private channel's token comes from `zenconn sign` (normally from the application's backend).

@@ -17,7 +17,10 @@ import { loadWebSocket, type WebSocketConstructor, type WebSocketLike } from './
 
 export type { ClientEvents, ClientState, ConnectOptions, StateChange } from './client-options.js';
 
-/** Connects to a zenconn server (`ws://host:port/` or `wss://…`) and returns the client at once, `connecting`. */
+/**
+ * Connects to a zenconn server (`ws://host:port/`, `wss://…`; `http(s)://` works too, and
+ * in a page a relative URL such as `/`) and returns the client at once, `connecting`.
+ */
 export function connect(url: string, options: ConnectOptions = {}): ZenClient {
   return new ZenClient(url, options);
 }
@@ -42,14 +45,16 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   private timers: { retry?: Timer; connect?: Timer; stable?: Timer } = {};
   private readonly removeBrowserListeners: (() => void) | null;
 
-  /** Throws a TypeError when `url` is not a ws: or wss: URL. */
+  /** Throws a TypeError when `url` is not a ws:, wss:, http: or https: URL (in a page: relative to it). */
   constructor(
     url: string,
     private readonly options: ConnectOptions
   ) {
     super();
-    this.url = new URL(url);
-    if (this.url.protocol !== 'ws:' && this.url.protocol !== 'wss:') throw new TypeError(`zenconn: not a ws:// or wss:// URL: ${url}`);
+    // In a page, a relative URL ('/') names the page's own server; http(s) becomes ws(s).
+    this.url = new URL(url, (globalThis as BrowserGlobal).location?.href);
+    if (this.url.protocol === 'http:' || this.url.protocol === 'https:') this.url.protocol = this.url.protocol === 'http:' ? 'ws:' : 'wss:';
+    if (this.url.protocol !== 'ws:' && this.url.protocol !== 'wss:') throw new TypeError(`zenconn: not a ws://, wss:// or http(s):// URL: ${url}`);
     this.protocol = options.protocol ?? 'json';
     this.outbox = new Outbox(
       {
@@ -421,6 +426,7 @@ interface BrowserGlobal {
   addEventListener?: (type: string, listener: () => void) => void;
   removeEventListener?: (type: string, listener: () => void) => void;
   navigator?: { onLine?: boolean };
+  location?: { href: string };
 }
 
 /** A browser that says it is offline (Node has no `navigator.onLine`). */
