@@ -127,6 +127,9 @@ async function startAndCheck(command: string[] | undefined, hint: string): Promi
     const page = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(page.status, 200, 'the console is served from /app/public');
     assert.match(await page.text(), /<html/i);
+    const lib = await fetch(`http://127.0.0.1:${port}/zenconn/client.js`);
+    assert.equal(lib.status, 200, 'the client library bundle (built by npm run build) is served');
+    assert.match(await lib.text(), /export\s*\{/);
     const hc = await runHealthcheck(image, app, env, STAND_IN);
     assert.equal(hc.code, 0, `HEALTHCHECK: ${hc.output}`);
   } finally {
