@@ -79,6 +79,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   /** Resolves once the client is connected (at once if it is); rejects if it is closed. */
   ready(): Promise<void> {
     if (this.state === 'connected') return Promise.resolve();
+    if (this.state === 'closed') return Promise.reject(new ZenError('closed', 'client closed'));
     return new Promise((resolve, reject) => {
       const off = this.on('state', ({ state }) => {
         if (state === 'connected') resolve();
