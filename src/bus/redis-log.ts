@@ -53,7 +53,7 @@ return {e, off, now, redis.call('LRANGE', KEYS[3], 0, -1)}
 
 type Commands = Redis & {
   zcAppend(seq: string, epoch: string, hist: string, record: Buffer, prefix: string, size: number, ttlMs: number, target: string): Promise<number>;
-  zcRead(seq: string, epoch: string, hist: string, prefix: string): Promise<[Buffer, number, number, Buffer[]]>;
+  zcReadBuffer(seq: string, epoch: string, hist: string, prefix: string): Promise<[Buffer, number, number, Buffer[]]>;
 };
 
 /** The Redis keys of one channel's sequence (P = the bus prefix). */
@@ -92,8 +92,8 @@ export class RedisLog implements ChannelLog {
 
   async read(channel: string, since: Position | null, limit: number): Promise<LogRead> {
     const [seq, epochKey, hist] = keysOf(this.prefix, channel);
-    const [epochRaw, offset, now, list] = await this.redis.zcRead(seq, epochKey, hist, this.epochPrefix);
-    const epoch = String(epochRaw);
+    const [epochRaw, offset, now, list] = await this.redis.zcReadBuffer(seq, epochKey, hist, this.epochPrefix);
+    const epoch = epochRaw.toString();
     const oldest = Number(now) - this.ttlMs;
     const entries: Array<{ offset: number; frame: EventFrame }> = [];
     for (const raw of list) {

@@ -101,7 +101,10 @@ export class Hub<M extends ChannelMember = ChannelMember> {
       this.leave(session, channel, true);
     }
     session.channels.clear();
-    if (session.subscribing !== null) this.leave(session, session.subscribing, false);
+    if (session.subscribing !== null) {
+      this.recoveries.end(session, session.subscribing);
+      this.leave(session, session.subscribing, false);
+    }
     session.subscribing = null;
     this.bus.setLocalCount(ALL_CHANNEL, this.sessions.size);
     this.observer?.sessionClosed(session, code);
@@ -139,6 +142,8 @@ export class Hub<M extends ChannelMember = ChannelMember> {
       this.channels.set(channel, members);
     }
     members.add(session);
+    // From now on its live events are kept aside until its start position is known.
+    this.recoveries.start(session, channel);
     this.bus.setLocalCount(channel, members.size);
     const wait = this.bus.whenSubscribed(channel);
     if (wait === null) {
@@ -161,7 +166,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
    */
   private subscribedNow(session: M, channel: string, since: Position | null): void {
     session.channels.add(channel);
-    const entry = this.recoveries.start(session, channel);
+    const entry = this.recoveries.of(channel)?.get(session);
     let read: LogRead | Promise<LogRead>;
     try {
       read = this.log.read(channel, since, since === null ? 0 : this.recoveryMax + 1);

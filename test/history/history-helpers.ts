@@ -31,7 +31,7 @@ export async function subscribeAt(c: TestClient, channel: string, since?: { offs
 /** Asserts offsets `from`, `from + 1`, … in order, all in `epoch`, and the data `n` they carry. */
 export function assertSequence(events: EventFrame[], from: number, epoch: string, what = 'events'): void {
   events.forEach((e, i) => {
-    assert.equal(e.offset, from + i, `${what}: event ${i} has offset ${e.offset}, expected ${from + i}`);
+    if (e.offset !== from + i) assert.fail(`${what}: event ${i} has offset ${e.offset}, expected ${from + i}; offsets: ${events.map((x) => x.offset).join(',')}`);
     assert.equal(e.epoch, epoch, `${what}: event ${i} epoch`);
   });
 }
