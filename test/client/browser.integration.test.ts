@@ -43,12 +43,19 @@ interface PageView {
   unrecovered: unknown[];
   reconnects: number;
 }
-type ZcWindow = { zc: { client: { state: string; reconnects: number; broadcast(c: string, d: unknown): Promise<{ count: number }> }; sub: { state: string }; got: unknown[]; states: string[]; unrecovered: unknown[] } };
+type ZcWindow = { zc: { client: { state: string; reconnects: number; broadcast(c: string, d: unknown): Promise<{ count: number }>; presence(c: string): Promise<{ members: unknown[] }> }; sub: { state: string }; got: unknown[]; states: string[]; unrecovered: unknown[] } };
 
 function view(page: Page): Promise<PageView> {
   return page.evaluate(() => {
     const zc = (globalThis as unknown as ZcWindow).zc;
     return { state: zc.client.state, sub: zc.sub.state, got: zc.got, states: zc.states, unrecovered: zc.unrecovered, reconnects: zc.client.reconnects };
+  });
+}
+
+function membersSeenBy(page: Page): Promise<number> {
+  return page.evaluate(async () => {
+    const zc = (globalThis as unknown as ZcWindow).zc;
+    return (await zc.client.presence('room')).members.length;
   });
 }
 
@@ -89,6 +96,8 @@ test('two pages exchange events through /zenconn/client.js; one goes offline, co
     await ctxA.setOffline(true);
     proxy.cut('refuse');
     await waitFor('page A to see the drop', async () => (await view(a)).state === 'disconnected');
+    // And the server: until it has closed A's session, events would still be written to its dead socket.
+    await waitFor('the server to list B alone in the room', async () => (await membersSeenBy(b)) === 1);
     // B sends 100 events meanwhile: nobody receives them live.
     const counts = await broadcastFrom(b, range(0, 100));
     assert.deepEqual(new Set(counts), new Set([0]));

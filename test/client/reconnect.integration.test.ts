@@ -15,7 +15,8 @@ for (const protocol of ['json', 'bin'] as const) {
   test(`${protocol}: 200 events sent while the subscriber is cut off all arrive after the reconnect, once each and in order`, async () => {
     const { zen } = await startServe();
     const proxy = await startTcpProxy({ port: zen.port });
-    const publisherToken = await makeToken('publisher', ['publish']); // publish: no subscription needed, no inbound rate limit
+    // publish: no subscription needed, no inbound rate limit; admin: may ask who is in the channel.
+    const publisherToken = await makeToken('publisher', ['publish', 'admin']);
     const subscriber = connect(`ws://127.0.0.1:${proxy.port}/`, { protocol, WebSocket: NodeWebSocket, backoff: { baseMs: 50, capMs: 200 } });
     const publisher = connect(`ws://127.0.0.1:${zen.port}/`, { protocol, token: publisherToken, WebSocket: NodeWebSocket });
     try {
@@ -33,6 +34,8 @@ for (const protocol of ['json', 'bin'] as const) {
 
       proxy.cut('refuse');
       await waitFor('the subscriber to see the drop', () => subscriber.state === 'disconnected' || subscriber.state === 'connecting');
+      // And the server: until it has closed that session, events would still be written to its dead socket.
+      await waitFor('the server to drop the subscriber', async () => (await publisher.presence('feed')).members.length === 0);
       // Meanwhile: 200 events, which reach nobody live (count 0 proves the subscriber was away).
       const counts = await Promise.all(range(20, 200).map((i) => publisher.broadcast('feed', i)));
       assert.deepEqual(new Set(counts.map((c) => c.count)), new Set([0]));
