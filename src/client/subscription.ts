@@ -20,13 +20,20 @@ export interface SubscribedInfo {
   resubscribed: boolean;
 }
 
-/** A resubscribe whose gap could not be filled: the application must resync from its own backend. */
+/**
+ * Events after `since` may be lost to this subscription: the application must resync
+ * from its own backend. `reason`: `server` (a resubscribe answered `recovered:false`),
+ * `unconfirmed` (a resubscribe answered without saying whether it recovered), `epoch`
+ * (a live event in another epoch: the channel's sequence restarted), `gap` (a live event
+ * whose offset skips some).
+ */
 export interface UnrecoveredInfo {
-  /** The position the subscription resumed from (live events follow it). */
+  reason: 'server' | 'unconfirmed' | 'epoch' | 'gap';
+  /** The last position delivered (or where the subscription started). */
+  since: Position;
+  /** Where the subscription goes on from (live events follow it), when known. */
   offset?: number;
   epoch?: string;
-  /** The position the client asked to resume from. */
-  since: Position;
 }
 
 /** History request options. */
@@ -134,8 +141,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     const resubscribed = this.confirmed;
     this.confirmed = true;
     this.state = 'subscribed';
-    if (since && info.recovered === false) {
-      // The gap is lost: live events follow the new position, in a possibly new epoch.
+    // A resubscribe not answered `recovered:true` filled nothing: live events follow the
+    // new position, in a possibly new epoch.
+    const lost = since !== undefined && info.recovered !== true;
+    if (lost) {
       this.lastOffset = null;
       this.startOffset = info.offset ?? null;
       this.epoch = info.epoch ?? null;
@@ -151,25 +160,32 @@ export class Subscription extends Emitter<SubscriptionEvents> {
     if (info.offset !== undefined) payload.offset = info.offset;
     if (info.epoch !== undefined) payload.epoch = info.epoch;
     this.emit('subscribed', payload);
-    if (since && info.recovered === false) {
-      const u: UnrecoveredInfo = { since };
-      if (info.offset !== undefined) u.offset = info.offset;
-      if (info.epoch !== undefined) u.epoch = info.epoch;
-      this.emit('unrecovered', u);
-    }
+    if (lost) this.lose(info.recovered === false ? 'server' : 'unconfirmed', since, info.offset, info.epoch);
   }
 
   /** @internal An event: delivered unless its offset was already delivered in its epoch. */
   handleEvent(e: ChannelEvent): void {
     if (e.offset !== undefined && e.epoch !== undefined) {
+      const prev = this.position;
       if (this.epoch === e.epoch && this.lastOffset !== null && e.offset <= this.lastOffset) {
         this.duplicates++;
         return;
       }
+      // The server never skips an offset of a session's channel, nor changes the epoch
+      // under it, unless events were lost (a sequencer that restarted): say so.
+      if (prev !== null && prev.epoch !== e.epoch) this.lose('epoch', prev, e.offset - 1, e.epoch);
+      else if (prev !== null && e.offset > prev.offset + 1) this.lose('gap', prev, e.offset - 1, e.epoch);
       this.epoch = e.epoch;
       this.lastOffset = e.offset;
     }
     this.emit('event', e);
+  }
+
+  private lose(reason: UnrecoveredInfo['reason'], since: Position, offset: number | undefined, epoch: string | undefined): void {
+    const u: UnrecoveredInfo = { reason, since };
+    if (offset !== undefined) u.offset = offset;
+    if (epoch !== undefined) u.epoch = epoch;
+    this.emit('unrecovered', u);
   }
 
   /** @internal Other frames about the channel. */

@@ -22,14 +22,43 @@ test('an offset already delivered in the same epoch is dropped and counted, the 
   assert.deepEqual(sub.position, { offset: 5, epoch: 'e1' });
 });
 
-test('a new epoch is not a duplicate: its low offsets are delivered', () => {
+test('a new epoch is not a duplicate: its low offsets are delivered, after an `unrecovered` notice', () => {
   const sub = new Subscription('news', host);
   const got: unknown[] = [];
   sub.on('event', (e) => got.push(`${e.epoch}:${e.offset}`));
+  sub.on('unrecovered', (u) => got.push(u));
   sub.handleEvent(ev(7));
   sub.handleEvent(ev(1, 'e2'));
   sub.handleEvent(ev(1, 'e2'));
-  assert.deepEqual(got, ['e1:7', 'e2:1']);
+  assert.deepEqual(got, ['e1:7', { reason: 'epoch', since: { offset: 7, epoch: 'e1' }, offset: 0, epoch: 'e2' }, 'e2:1']);
+});
+
+test('a live event that skips offsets is delivered after an `unrecovered` notice naming the gap', () => {
+  const sub = new Subscription('news', host);
+  const got: unknown[] = [];
+  sub.on('event', (e) => got.push(e.offset));
+  sub.on('unrecovered', (u) => got.push(u));
+  sub.handleSubscribed({ offset: 4, epoch: 'e1' }, undefined);
+  sub.handleEvent(ev(5));
+  sub.handleEvent(ev(9));
+  sub.handleEvent(ev(10));
+  assert.deepEqual(got, [5, { reason: 'gap', since: { offset: 5, epoch: 'e1' }, offset: 8, epoch: 'e1' }, 9, 10]);
+});
+
+test('a resubscribe answered without `recovered` (the server could not tell) counts as not recovered', () => {
+  const sub = new Subscription('news', host);
+  sub.handleSubscribed({ offset: 0, epoch: 'e1' }, undefined);
+  sub.handleEvent(ev(1));
+  const seen: unknown[] = [];
+  sub.on('unrecovered', (u) => seen.push(u));
+  sub.handleSubscribed({}, { offset: 1, epoch: 'e1' });
+  assert.deepEqual(seen, [{ reason: 'unconfirmed', since: { offset: 1, epoch: 'e1' } }]);
+  assert.equal(sub.position, null);
+  const got: number[] = [];
+  sub.on('event', (e) => got.push(e.offset!));
+  sub.handleEvent(ev(1, 'e9'));
+  assert.deepEqual(got, [1], 'the next event starts the position afresh, without another notice');
+  assert.equal(seen.length, 1);
 });
 
 test('events without a position (older servers, `*`) are all delivered', () => {
@@ -65,7 +94,7 @@ test('recovered:false is an `unrecovered` event and moves the position to the ne
   sub.handleSubscribed({ recovered: false, offset: 3, epoch: 'e2' }, { offset: 11, epoch: 'e1' });
   assert.deepEqual(seen, [
     { resubscribed: true, recovered: false, offset: 3, epoch: 'e2' },
-    { since: { offset: 11, epoch: 'e1' }, offset: 3, epoch: 'e2' }
+    { reason: 'server', since: { offset: 11, epoch: 'e1' }, offset: 3, epoch: 'e2' }
   ]);
   assert.deepEqual(sub.position, { offset: 3, epoch: 'e2' });
   const got: number[] = [];
