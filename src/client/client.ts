@@ -366,18 +366,20 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   }
 
   /**
-   * A refusal about `channel`: a pending subscribe's first (it was sent before any
-   * request that could follow it), else the oldest request in flight on the channel.
+   * A refusal about `channel`: a pending subscribe's, unless its reason is one only
+   * requests get; else the oldest request in flight on the channel of a kind the reason
+   * can answer.
    */
   private onRefused(channel: string, errors: string[], unauthorized: boolean): void {
     const sub = this.subs.get(channel);
-    if (sub && this.subscribing.has(channel)) {
+    // A reason that only requests get (`forbidden` answers a history request) is not the subscribe's.
+    const kinds = unauthorized ? undefined : REFUSAL_KINDS.get(errors[0] ?? '');
+    if (sub && this.subscribing.has(channel) && !kinds) {
       this.subscribing.delete(channel);
       if (unauthorized) sub.deliver('unauthorized', { channel });
       else sub.deliver('error', { errors });
       return;
     }
-    const kinds = REFUSAL_KINDS.get(errors[0] ?? '');
     const r = this.outbox.take((x) => x.channel === channel && (!kinds || kinds.includes(x.kind)));
     if (r) r.reject(new ZenError('server', errors.join(', '), errors));
     else if (sub) sub.deliver('error', { errors });

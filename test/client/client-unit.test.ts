@@ -154,3 +154,23 @@ test('a URL that is not ws(s) or http(s) is refused at once', () => {
   assert.throws(() => connect('ftp://x/', { WebSocket: Fake }), TypeError);
   assert.throws(() => connect('not a url', { WebSocket: Fake }), TypeError);
 });
+
+test('a refusal is matched by its reason: `forbidden` rejects the history request, not the pending subscribe; `too many channels` is the subscribe\'s', async () => {
+  const c = client();
+  try {
+    await waitFor('a socket', () => FakeSocket.all.length === 1);
+    last().accept();
+    const sub = c.subscribe('private.x');
+    const errors: string[][] = [];
+    sub.on('error', (e) => errors.push(e.errors));
+    const h = c.history('private.x');
+    assert.deepEqual(last().types(), ['subscribe:private.x', 'history:private.x']);
+    last().receive({ type: 'error', channel: 'private.x', errors: ['forbidden'] });
+    await assert.rejects(h, (e: unknown) => e instanceof ZenError && e.reasons[0] === 'forbidden');
+    assert.deepEqual(errors, []);
+    last().receive({ type: 'error', channel: 'private.x', errors: ['too many channels (at most 1)'] });
+    assert.deepEqual(errors, [['too many channels (at most 1)']]);
+  } finally {
+    c.close();
+  }
+});
