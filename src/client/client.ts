@@ -44,6 +44,8 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   private readonly tokens: TokenRefresher;
   private timers: { retry?: Timer; connect?: Timer; stable?: Timer } = {};
   private readonly removeBrowserListeners: (() => void) | null;
+  /** This client's session ids, newest last (at most OWN_SESSIONS_KEPT): a replay's events from them are its own. */
+  private readonly ownSessions: string[] = [];
 
   /** Throws a TypeError when `url` is not a ws:, wss:, http: or https: URL (in a page: relative to it). */
   constructor(
@@ -236,6 +238,8 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   private onAccepted(session: string): void {
     clearTimeout(this.timers.connect);
     this.session = session;
+    this.ownSessions.push(session);
+    if (this.ownSessions.length > OWN_SESSIONS_KEPT) this.ownSessions.shift();
     if (this.everConnected) this.reconnects++;
     this.everConnected = true;
     this.timers.stable = setTimeout(() => (this.attempt = 0), this.options.backoff?.stableMs ?? BACKOFF_DEFAULTS.stableMs);
@@ -320,6 +324,9 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
         return;
       }
       case 'event': {
+        // The server never sends a session its own events; a replay after a reconnect
+        // holds those the previous sessions sent: they are not news to this client either.
+        if (f.from !== null && this.ownSessions.includes(f.from)) return;
         const { type: _type, ...event } = f;
         const sub = this.subs.get(f.channel);
         if (sub) sub.handleEvent(event);
@@ -404,6 +411,9 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
 }
 
 type Timer = ReturnType<typeof setTimeout>;
+
+/** Session ids of this client remembered to recognise its own events in a replay. */
+const OWN_SESSIONS_KEPT = 32;
 
 /**
  * Which requests a refusal can answer, by its first reason (docs/protocol.md): the

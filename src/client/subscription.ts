@@ -24,11 +24,10 @@ export interface SubscribedInfo {
  * Events after `since` may be lost to this subscription: the application must resync
  * from its own backend. `reason`: `server` (a resubscribe answered `recovered:false`),
  * `unconfirmed` (a resubscribe answered without saying whether it recovered), `epoch`
- * (a live event in another epoch: the channel's sequence restarted), `gap` (a live event
- * whose offset skips some).
+ * (a live event in another epoch: the channel's sequence restarted).
  */
 export interface UnrecoveredInfo {
-  reason: 'server' | 'unconfirmed' | 'epoch' | 'gap';
+  reason: 'server' | 'unconfirmed' | 'epoch';
   /** The last position delivered (or where the subscription started). */
   since: Position;
   /** Where the subscription goes on from (live events follow it), when known. */
@@ -171,10 +170,10 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         this.duplicates++;
         return;
       }
-      // The server never skips an offset of a session's channel, nor changes the epoch
-      // under it, unless events were lost (a sequencer that restarted): say so.
+      // The server never changes the epoch under a subscription unless the channel's
+      // sequence restarted (its sequencer lost it): events may be lost, say so. (Skipped
+      // offsets are no sign: the session's own broadcasts are never sent back to it.)
       if (prev !== null && prev.epoch !== e.epoch) this.lose('epoch', prev, e.offset - 1, e.epoch);
-      else if (prev !== null && e.offset > prev.offset + 1) this.lose('gap', prev, e.offset - 1, e.epoch);
       this.epoch = e.epoch;
       this.lastOffset = e.offset;
     }

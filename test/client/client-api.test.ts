@@ -175,3 +175,31 @@ test('refusals of history and presence reject those requests, each with its own 
     assert.deepEqual(broadcast, ['not subscribed']);
     assert.deepEqual(presence, ['not subscribed']);
   }));
+
+test("a replay after a reconnect does not hand the client its own broadcasts (the server never sends a session its own events)", () =>
+  withServer(async (server, clients) => {
+    const proxy = await startTcpProxy({ port: server.port });
+    try {
+      const a = connect(url(proxy.port), { WebSocket: NodeWebSocket, backoff: { baseMs: 20, capMs: 100 } });
+      const b = connect(url(server.port), { WebSocket: NodeWebSocket, token: await makeToken('b', ['admin']) });
+      clients.push(a, b);
+      const gotA: unknown[] = [];
+      const subA = a.subscribe('chat', (e) => gotA.push(e.data));
+      const subB = b.subscribe('chat');
+      await waitFor('both subscribed', () => subA.state === 'subscribed' && subB.state === 'subscribed');
+      await b.broadcast('chat', 'b1');
+      await waitFor('b1 at a', () => gotA.length === 1);
+      assert.deepEqual(await a.broadcast('chat', 'a1'), { count: 1 }); // after the last event a saw: in its replay
+      proxy.cut('refuse');
+      await waitFor('the server to drop a', async () => (await b.presence('chat')).members.length === 1);
+      await b.broadcast('chat', 'b2');
+      proxy.restore();
+      await waitFor('b2 at a', () => gotA.length >= 2);
+      await b.broadcast('chat', 'b3');
+      await waitFor('b3 at a', () => gotA.length >= 3);
+      assert.deepEqual(gotA, ['b1', 'b2', 'b3']);
+      assert.equal(a.reconnects, 1);
+    } finally {
+      await proxy.close();
+    }
+  }));
