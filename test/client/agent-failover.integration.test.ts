@@ -30,7 +30,11 @@ test('kill -9 of the worker holding the subscriber mid-stream: the client reconn
     await publisher.ready();
 
     // The publisher must survive the kill.
-    const sessions = await agent.sessions();
+    let sessions = await agent.sessions();
+    await waitFor('the agent to list both sessions', async () => {
+      sessions = await agent.sessions();
+      return [subscriber.session, publisher!.session].every((id) => sessions.some((s) => s.id === id));
+    });
     const pidOf = (id: string | null): number | undefined => sessions.find((s) => s.id === id)?.pid;
     const victim = pidOf(subscriber.session);
     assert.ok(victim, 'the subscriber has a worker');
