@@ -39,6 +39,8 @@ COPY bin ./bin
 COPY src ./src
 COPY public ./public
 COPY admin ./admin
+# The browser bundle of the client library (/zenconn/client.js), built by esbuild after tsc.
+COPY scripts/build-client.js ./scripts/build-client.js
 # Compile, drop the devDependencies (typescript, @types, test tools) and better-sqlite3's
 # build leftovers (its bundled SQLite sources and object files: only the .node is loaded),
 # and make the folder for the record spool and audit journal.

@@ -1,86 +1,101 @@
-// The zenconn demo console: connect, subscribe, broadcast, and watch the frames.
-// Binary protocol frames are MessagePack arrays (see docs/protocol.md); msgpackr is
-// served by zenconn itself at /zenconn/msgpackr.js.
-(function () {
-  'use strict';
-  const $ = (id) => document.getElementById(id);
-  const KIND = ['accepted', 'subscribe', 'subscribed', 'unauthorized', 'unsubscribe', 'unsubscribed', 'broadcast', 'received', 'event', 'joined', 'left', 'error', 'refresh', 'refreshed'];
-  let ws = null;
-  let protocol = 'json';
+// The zenconn demo console: connect, subscribe, broadcast, and watch what happens.
+// It is built on the client library, served by zenconn at /zenconn/client.js
+// (docs/client.md): reconnects with backoff and recovers missed events on its own.
+import { connect } from '/zenconn/client.js';
 
-  const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-  const uuid = (b) => { const h = hex(b); return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`; };
+const $ = (id) => document.getElementById(id);
+let client = null;
+const subs = new Map();
 
-  function log(text, cls) {
-    const li = document.createElement('li');
-    li.textContent = `${new Date().toISOString().slice(11, 23)} ${text}`;
-    if (cls) li.className = cls;
-    $('log').prepend(li);
-    while ($('log').children.length > 500) $('log').lastChild.remove();
+function log(text, cls) {
+  const li = document.createElement('li');
+  li.textContent = `${new Date().toISOString().slice(11, 23)} ${text}`;
+  if (cls) li.className = cls;
+  $('log').prepend(li);
+  while ($('log').children.length > 500) $('log').lastChild.remove();
+}
+const show = (v) => JSON.stringify(v, (_, x) => (x instanceof Uint8Array ? `<${x.length} bytes>` : x));
+
+function setOpen(state) {
+  const open = state === 'connected';
+  $('status').textContent = state === 'connected' ? `connected (${client.protocol})` : state;
+  $('status').classList.toggle('open', open);
+  for (const id of ['refresh', 'subscribe', 'unsubscribe', 'broadcast', 'history', 'presence']) $(id).disabled = !open;
+  $('disconnect').disabled = state === 'closed';
+  $('connect').disabled = state !== 'closed';
+}
+
+$('connect').onclick = () => {
+  const token = $('token').value.trim();
+  client = connect('/', {
+    protocol: $('protocol').value,
+    ...(token ? { token } : {}),
+    // A private channel's token comes from `zenconn sign` (normally from the application's backend).
+    signChannel: () => $('chtoken').value.trim()
+  });
+  client.on('state', (s) => {
+    setOpen(s.state);
+    $('session').textContent = client.session ?? '—';
+    log(`state ${s.state}${s.code !== undefined ? ` (${s.code}${s.reason ? ' ' + s.reason : ''})` : ''}`, s.state === 'connected' ? '' : 'error');
+  });
+  client.on('message', (e) => log(`← event ${e.channel} ${show(e.data)}`));
+  client.on('error', (err) => log(`error ${err.message}`, 'error'));
+  setOpen(client.state);
+};
+$('disconnect').onclick = () => {
+  client?.close();
+  subs.clear();
+};
+// Sends the token field as a fresh token for the open session (same user; see docs/protocol.md).
+$('refresh').onclick = () =>
+  client.refreshToken($('token').value.trim()).then(
+    (exp) => log(`← refreshed exp ${exp}`),
+    (err) => log(`refresh: ${err.message}`, 'error')
+  );
+$('subscribe').onclick = () => {
+  const channel = $('channel').value;
+  if (subs.has(channel)) return;
+  const sub = client.subscribe(channel, (e) => log(`← event ${channel}${e.offset !== undefined ? ` #${e.offset}` : ''} ${show(e.data)}`));
+  subs.set(channel, sub);
+  log(`→ subscribe ${channel}`, 'out');
+  sub.on('subscribed', (s) => log(`← subscribed ${channel} ${show(s)}`));
+  sub.on('unrecovered', (u) => log(`← not recovered ${channel}: missed events are lost ${show(u)}`, 'error'));
+  sub.on('joined', (m) => log(`← joined ${channel} ${show(m)}`));
+  sub.on('left', (m) => log(`← left ${channel} ${show(m)}`));
+  sub.on('unauthorized', () => log(`← unauthorized ${channel}`, 'error'));
+  sub.on('error', (e) => log(`← error ${channel} ${e.errors.join(', ')}`, 'error'));
+};
+$('unsubscribe').onclick = () => {
+  const channel = $('channel').value;
+  subs.get(channel)?.unsubscribe();
+  subs.delete(channel);
+  log(`→ unsubscribe ${channel}`, 'out');
+};
+$('broadcast').onclick = () => {
+  let data;
+  try {
+    data = JSON.parse($('data').value);
+  } catch {
+    data = $('data').value;
   }
-
-  function decodeBinary(buf) {
-    const a = msgpackr.unpack(new Uint8Array(buf));
-    const type = KIND[a[0]];
-    switch (type) {
-      case 'accepted': return { type, data: uuid(a[1]) };
-      case 'received': return { type, channel: a[1], count: a[2] };
-      case 'event': return { type, channel: a[1], data: a[2], from: a[3] ? uuid(a[3]) : null, id: uuid(a[4]) };
-      case 'joined': case 'left': return { type, channel: a[1], data: { session: uuid(a[2]), user: a[3] ?? null } };
-      case 'error': return { type, channel: a[1], errors: a[2] };
-      case 'refreshed': return { type, exp: a[1] ?? null };
-      default: return { type, channel: a[1] };
-    }
-  }
-
-  function encode(frame) {
-    if (protocol === 'json') return JSON.stringify(frame);
-    switch (frame.type) {
-      case 'subscribe': return msgpackr.pack(frame.token ? [1, frame.channel, frame.token] : [1, frame.channel]);
-      case 'unsubscribe': return msgpackr.pack([4, frame.channel]);
-      case 'broadcast': return msgpackr.pack([6, frame.channel, frame.data]);
-      case 'refresh': return msgpackr.pack([12, frame.token]);
-    }
-  }
-
-  function send(frame) {
-    log('→ ' + JSON.stringify(frame), 'out');
-    ws.send(encode(frame));
-  }
-
-  function setOpen(open) {
-    $('status').textContent = open ? `connected (${protocol})` : 'disconnected';
-    $('status').classList.toggle('open', open);
-    for (const id of ['disconnect', 'refresh', 'subscribe', 'unsubscribe', 'broadcast']) $(id).disabled = !open;
-    $('connect').disabled = open;
-  }
-
-  $('connect').onclick = () => {
-    protocol = $('protocol').value;
-    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    const q = new URLSearchParams({ protocol });
-    if ($('token').value.trim()) q.set('access_token', $('token').value.trim());
-    ws = new WebSocket(`${scheme}://${location.host}/?${q}`);
-    ws.binaryType = 'arraybuffer';
-    ws.onopen = () => setOpen(true);
-    ws.onclose = (e) => { setOpen(false); log(`closed ${e.code} ${e.reason}`, 'error'); $('session').textContent = '—'; };
-    ws.onmessage = (e) => {
-      const f = typeof e.data === 'string' ? JSON.parse(e.data) : decodeBinary(e.data);
-      if (f.type === 'accepted') $('session').textContent = f.data;
-      log('← ' + JSON.stringify(f), f.type === 'error' || f.type === 'unauthorized' ? 'error' : '');
-    };
-  };
-  $('disconnect').onclick = () => ws && ws.close(1000);
-  // Sends the token field as a fresh token for the open session (same user; see docs/protocol.md).
-  $('refresh').onclick = () => send({ type: 'refresh', token: $('token').value.trim() });
-  $('subscribe').onclick = () => {
-    const token = $('chtoken').value.trim();
-    send(token ? { type: 'subscribe', channel: $('channel').value, token } : { type: 'subscribe', channel: $('channel').value });
-  };
-  $('unsubscribe').onclick = () => send({ type: 'unsubscribe', channel: $('channel').value });
-  $('broadcast').onclick = () => {
-    let data;
-    try { data = JSON.parse($('data').value); } catch { data = $('data').value; }
-    send({ type: 'broadcast', channel: $('channel').value, data });
-  };
-})();
+  const channel = $('channel').value;
+  log(`→ broadcast ${channel} ${show(data)}`, 'out');
+  client.broadcast(channel, data).then(
+    (r) => log(`← received ${channel} count ${r.count}`),
+    (err) => log(`broadcast ${channel}: ${err.message}`, 'error')
+  );
+};
+$('history').onclick = () => {
+  const channel = $('channel').value;
+  client.history(channel, { limit: 20 }).then(
+    (h) => log(`← history ${channel}: ${h.events.length} events up to #${h.offset} ${show(h.events.map((e) => e.data))}`),
+    (err) => log(`history ${channel}: ${err.message}`, 'error')
+  );
+};
+$('presence').onclick = () => {
+  const channel = $('channel').value;
+  client.presence(channel).then(
+    (p) => log(`← presence ${channel}: ${show(p.members)}${p.truncated ? ' (truncated)' : ''}`),
+    (err) => log(`presence ${channel}: ${err.message}`, 'error')
+  );
+};

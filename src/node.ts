@@ -3,6 +3,7 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/options.js';
@@ -34,6 +35,7 @@ import { binaryCodec } from './protocol/binary-codec.js';
 import { newId } from './protocol/ids.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
+import { LocalChannelLog } from './channels/local-log.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
@@ -121,7 +123,7 @@ export class ZenNode {
     this.logger = options.logger.child({ serverId: this.serverId });
     this.role = options.role ?? 'standalone';
     if (options.bus === undefined && this.config.bus !== null) {
-      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger });
+      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger, historySize: this.config.historySize, historyTtlMs: this.config.historyTtlMs });
     }
     this.bus = options.bus ?? this.ownBus ?? new LocalBus();
   }
@@ -185,7 +187,10 @@ export class ZenNode {
       audit: this.audit,
       channelSecret: c.channelSecret,
       maxChannelsPerSession: c.maxChannelsPerSession,
-      observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null)
+      observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null),
+      log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }),
+      recoveryMax: c.recoveryMax,
+      historyLimit: c.recoveryMax
     });
     this.sessions = new SessionManager({
       serverId: this.serverId,
@@ -228,6 +233,13 @@ export class ZenNode {
       router.add('GET', '/zenconn/msgpackr.js', (req, res) => {
         req.url = '/index.min.js';
         msgpackrBrowser(req, res);
+      });
+      // The client library as one browser module (scripts/build-client.js writes it beside
+      // the compiled client at build time), for `<script type="module">` and the console.
+      const clientBundle = createStaticHandler({ root: fileURLToPath(new URL('./client/', import.meta.url)) });
+      router.add('GET', '/zenconn/client.js', (req, res) => {
+        req.url = '/zenconn-client.js';
+        clientBundle(req, res);
       });
     }
 

@@ -1,4 +1,5 @@
 import type { MemberInfo, ServerFrame } from '../protocol/frames.js';
+import type { ChannelLog } from './channel-log.js';
 
 /**
  * The cross-process seam of the fan-out. A `Bus` carries channel messages to the other
@@ -54,6 +55,14 @@ export interface Bus {
   whenSubscribed(channel: string): Promise<void> | null;
   /** Registers the handler of messages from other processes; returns its remover. */
   onMessage(handler: (message: BusMessage) => void): () => void;
+  /**
+   * Present on a bus that assigns the positions of events (docs/architecture.md,
+   * Positions): its `publish` of an event on a channel (not `*`) sends it to the
+   * sequencer, which gives it its offset and epoch and delivers it through `onMessage`
+   * to every process with members of the channel, THIS ONE INCLUDED (the hub then does
+   * not fan it out itself), in offset order. The log reads the positions and history.
+   */
+  readonly log?: ChannelLog;
   /**
    * A member of a PUBLIC channel came (`joined`, once its `subscribed` was sent) or went
    * (`left`), for presence. Private channels' members travel as `joined`/`left`

@@ -6,6 +6,7 @@ import { withTimeout } from '../timeout.js';
 import { decodeChannelMessage, decodeControl, encodeChannelMessage } from './redis-codec.js';
 import { RedisKeys } from './redis-keys.js';
 import { RedisLink } from './redis-link.js';
+import { RedisLog } from './redis-log.js';
 import { NodesCache } from './redis-nodes-cache.js';
 import { Outage, type BusState } from './redis-outage.js';
 import { OwnState } from './redis-own-state.js';
@@ -47,6 +48,10 @@ export interface RedisBusOptions {
   /** This process's id on the bus (a node's server id): unique, never reused. */
   nodeId: string;
   logger: Logger;
+  /** Events kept per channel in Redis (`--history-size`). Default 1000. */
+  historySize?: number;
+  /** How long they are kept, ms (`--history-ttl-ms`). Default 300000. */
+  historyTtlMs?: number;
   /** Publishes held while Redis is lost; beyond it publish refuses. Default 10000. */
   maxPending?: number;
   /** Longest a publish is held while Redis is lost; also how long an outage may last before publish refuses. Default 5000. */
@@ -100,6 +105,10 @@ export class RedisBus implements Bus {
   private readonly own: OwnState;
   private readonly others: NodesCache;
   private readonly outage: Outage;
+  /** Redis as the sequencer and hot history of events (redis-log.ts). */
+  readonly log: RedisLog;
+  /** Records of events (not `*`): sent through the sequencing script, not PUBLISH. */
+  private readonly sequencedRecords = new WeakSet<Buffer>();
 
   /** Until then this node declares nobody dead (the others may still be rewriting their hashes). */
   private graceUntil = 0;
@@ -127,6 +136,7 @@ export class RedisBus implements Bus {
     }
     this.keys = new RedisKeys(options.prefix ?? 'zenconn:');
     this.link = new RedisLink(options.url, this.nodeId);
+    this.log = new RedisLog(this.link.pub, this.keys.prefix, options.historySize ?? 1000, options.historyTtlMs ?? 300000);
     const state = (): BusState => this.outage.state;
     this.own = new OwnState(this.link, this.keys, this.nodeId, this.nodeTtlMs, this.logger, state);
     this.others = new NodesCache(
@@ -171,6 +181,7 @@ export class RedisBus implements Bus {
     if (f.type === 'joined' || f.type === 'left') this.own.trackMember(f.type, f.channel, f.data);
     const bytes = encodeChannelMessage(this.nodeId, message);
     const target = this.keys.channel(message.channel);
+    if (f.type === 'event' && message.channel !== ALL_CHANNEL) this.sequencedRecords.add(bytes);
     if (this.outage.state === 'ready') {
       this.send(target, bytes);
       return true;
@@ -298,7 +309,9 @@ export class RedisBus implements Bus {
 
   private send(target: string, bytes: Buffer): void {
     this.stats.published++;
-    this.link.pub.publish(target, bytes).catch((err: Error) => {
+    const channel = this.sequencedRecords.has(bytes) ? this.keys.channelOf(target) : null;
+    const sent = channel !== null ? this.log.sequence(channel, bytes, target) : this.link.pub.publish(target, bytes);
+    sent.catch((err: Error) => {
       // Lost with the connection (or refused by Redis): at most once, never resent.
       this.stats.dropped++;
       this.logger.debug({ err: err.message }, 'Redis bus: a publish failed');

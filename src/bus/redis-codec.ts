@@ -23,6 +23,8 @@ import { unpackValue } from '../protocol/msgpack-reader.js';
 export interface ChannelRecord {
   exclude: string | null;
   frame: ServerFrame & { channel: string };
+  /** A sequenced event's time in the hot history (Redis clock, epoch ms). */
+  at?: number;
 }
 
 /** A control message read from Redis. */
@@ -45,8 +47,10 @@ export function encodeChannelMessage(origin: string, message: BusMessage): Buffe
 export function decodeChannelMessage(payload: Buffer, self: string): ChannelRecord | NotARecord {
   const r = unpackValue(payload, MAX_DATA_DEPTH + 2);
   if (!r.ok || !Array.isArray(r.value) || r.value.length < 3) return 'malformed';
-  const [origin, exclude, frame] = r.value as [unknown, unknown, unknown];
-  if (origin === self) return 'own';
+  const [origin, exclude, frame, offset, epoch, at] = r.value as [unknown, unknown, unknown, unknown, unknown, unknown];
+  // A sequenced event (redis-log.ts) comes back to its sender too: that is how it is delivered there.
+  const sequenced = typeof offset === 'number' && typeof epoch === 'string';
+  if (origin === self && !sequenced) return 'own';
   if (
     frame === null ||
     typeof frame !== 'object' ||
@@ -57,7 +61,14 @@ export function decodeChannelMessage(payload: Buffer, self: string): ChannelReco
     return 'malformed';
   }
   const f = frame as ServerFrame & { channel: string };
-  if (f.type === 'event') f.hasBinary = r.hasBinary;
+  if (f.type === 'event') {
+    f.hasBinary = r.hasBinary;
+    if (sequenced) {
+      f.offset = offset;
+      f.epoch = epoch;
+      return { exclude: exclude as string | null, frame: f, at: typeof at === 'number' ? at : undefined };
+    }
+  }
   return { exclude: exclude as string | null, frame: f };
 }
 

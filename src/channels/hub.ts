@@ -1,6 +1,9 @@
 import type { Transport, PreparedFrame } from '../transport/transport.js';
 import type { Codec } from '../protocol/codec.js';
-import { ALL_CHANNEL, PRIVATE_PREFIX, type ServerFrame } from '../protocol/frames.js';
+import { ALL_CHANNEL, PRIVATE_PREFIX, type EventFrame, type Position, type ServerFrame } from '../protocol/frames.js';
+import type { ChannelLog, LogRead } from '../bus/channel-log.js';
+import { RecoveryTable } from './recovery.js';
+import { LocalChannelLog } from './local-log.js';
 import { newId } from '../protocol/ids.js';
 import type { ChannelMember } from './member.js';
 import type { Bus, BusMessage } from '../bus/bus.js';
@@ -24,6 +27,12 @@ export interface HubOptions<M extends ChannelMember = ChannelMember> {
   channelSecret: string | null;
   maxChannelsPerSession: number;
   observer?: HubObserver<M> | null;
+  /** The channels' positions and hot history (bus/channel-log.ts). Default: the bus's, else in memory (1000 events, 5 min). */
+  log?: ChannelLog;
+  /** Most events a `since` subscribe replays (`--recovery-max`); more answers recovered:false. Default 1000. */
+  recoveryMax?: number;
+  /** Most events one `history` answer holds (`--recovery-max`). Default 1000. */
+  historyLimit?: number;
 }
 
 /** What a broadcast did: the event id and how many sessions it went to. */
@@ -60,8 +69,16 @@ export class Hub<M extends ChannelMember = ChannelMember> {
   private readonly maxChannels: number;
   private readonly observer: HubObserver<M> | null;
   private readonly offBus: () => void;
+  private readonly log: ChannelLog;
+  private readonly recoveryMax: number;
+  private readonly historyLimit: number;
+  private readonly recoveries: RecoveryTable<M>;
 
   constructor(options: HubOptions<M>) {
+    this.log = options.log ?? options.bus.log ?? new LocalChannelLog({ size: 1000, ttlMs: 300000 });
+    this.recoveryMax = options.recoveryMax ?? 1000;
+    this.historyLimit = options.historyLimit ?? 1000;
+    this.recoveries = new RecoveryTable(Math.max(1000, this.recoveryMax));
     this.transport = options.transport;
     this.bus = options.bus;
     this.audit = options.audit;
@@ -81,9 +98,15 @@ export class Hub<M extends ChannelMember = ChannelMember> {
   /** Removes a closed session: leaves its channels (with `left` notices) and the registry. */
   remove(session: M, code: number): void {
     if (!this.sessions.delete(session.id)) return;
-    for (const channel of session.channels) this.leave(session, channel, true);
+    for (const channel of session.channels) {
+      this.recoveries.end(session, channel);
+      this.leave(session, channel, true);
+    }
     session.channels.clear();
-    if (session.subscribing !== null) this.leave(session, session.subscribing, false);
+    if (session.subscribing !== null) {
+      this.recoveries.end(session, session.subscribing);
+      this.leave(session, session.subscribing, false);
+    }
     session.subscribing = null;
     this.bus.setLocalCount(ALL_CHANNEL, this.sessions.size);
     this.observer?.sessionClosed(session, code);
@@ -99,7 +122,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
    * HELD: what is written to it waits, and so do the frames it sends, so it sees
    * `subscribed` first and then everything in order.
    */
-  subscribe(session: M, channel: string, token: string | undefined): void {
+  subscribe(session: M, channel: string, token: string | undefined, since: Position | null = null): void {
     if (session.channels.has(channel)) {
       session.send({ type: 'subscribed', channel });
       this.auditOut(session, 'subscribed', channel, null);
@@ -121,10 +144,12 @@ export class Hub<M extends ChannelMember = ChannelMember> {
       this.channels.set(channel, members);
     }
     members.add(session);
+    // From now on its live events are kept aside until its start position is known.
+    this.recoveries.start(session, channel);
     this.bus.setLocalCount(channel, members.size);
     const wait = this.bus.whenSubscribed(channel);
     if (wait === null) {
-      this.subscribedNow(session, channel);
+      this.subscribedNow(session, channel, since);
       return;
     }
     session.subscribing = channel;
@@ -133,22 +158,110 @@ export class Hub<M extends ChannelMember = ChannelMember> {
       // Closed meanwhile: `remove` took it out of the members already.
       if (session.subscribing !== channel || session.state !== 'open') return;
       session.subscribing = null;
-      session.release(() => this.subscribedNow(session, channel));
+      session.release(() => this.subscribedNow(session, channel, since));
     });
   }
 
-  /** The subscription is in effect: answers, records, and tells the private channel's members. */
-  private subscribedNow(session: M, channel: string): void {
+  /**
+   * The subscription is in effect: reads where the session starts (and, with `since`,
+   * what it missed) while its live events are kept aside (recovery.ts), then answers.
+   */
+  private subscribedNow(session: M, channel: string, since: Position | null): void {
     session.channels.add(channel);
-    session.send({ type: 'subscribed', channel });
+    const entry = this.recoveries.of(channel)?.get(session);
+    let read: LogRead | Promise<LogRead>;
+    try {
+      read = this.log.read(channel, since, since === null ? 0 : this.recoveryMax + 1);
+    } catch {
+      read = Promise.reject(new Error('history unavailable'));
+    }
+    if (!(read instanceof Promise)) {
+      this.answerSubscribed(session, channel, since, read);
+      return;
+    }
+    session.hold();
+    read.then(
+      (r) => r,
+      () => null
+    ).then((r) => {
+      if (session.state !== 'open' || !session.channels.has(channel) || this.recoveries.of(channel)?.get(session) !== entry) return;
+      session.release(() => this.answerSubscribed(session, channel, since, r));
+    });
+  }
+
+  /**
+   * Answers `subscribed` with the start position, then the replay (when `since` could
+   * be filled), then the live events kept meanwhile that follow it. `r` null: the
+   * position could not be read (the sequencer is unreachable): a plain `subscribed`.
+   */
+  private answerSubscribed(session: M, channel: string, since: Position | null, r: LogRead | null): void {
+    const entry = this.recoveries.of(channel)?.get(session);
+    const kept = entry?.buffer ?? [];
+    if (r === null || entry === undefined) {
+      this.recoveries.end(session, channel);
+      session.send(since === null ? { type: 'subscribed', channel } : { type: 'subscribed', channel, recovered: false });
+      for (const f of kept) session.send(f);
+    } else {
+      let end = r.offset;
+      let epoch = r.epoch;
+      let replay: EventFrame[] = [];
+      let recovered: boolean | undefined;
+      if (entry.overflow) {
+        end = entry.end;
+        epoch = entry.epoch;
+        if (since !== null) recovered = false;
+      } else if (since !== null) {
+        recovered = r.complete && r.epoch === since.epoch && r.events.length <= this.recoveryMax;
+        if (recovered) replay = r.events;
+      }
+      session.send(recovered === undefined ? { type: 'subscribed', channel, offset: end, epoch } : { type: 'subscribed', channel, recovered, offset: end, epoch });
+      for (const f of replay) session.send(f);
+      for (const f of kept) {
+        if (f.epoch === epoch && (f.offset ?? 0) <= end) continue;
+        session.send(f);
+        end = f.offset ?? end;
+        epoch = f.epoch ?? epoch;
+      }
+      entry.buffer = null;
+      entry.end = end;
+      entry.epoch = epoch;
+    }
     this.auditOut(session, 'subscribed', channel, null);
     this.observer?.subscribed(session, channel);
     if (channel.startsWith(PRIVATE_PREFIX)) this.notice('joined', channel, session);
     else this.bus.trackMember?.('joined', channel, { session: session.id, user: session.userId });
   }
 
+  /**
+   * Handles `history`: for whoever may subscribe to the channel (a private channel's
+   * members and holders of the `private` grant), the events after `since`, at most
+   * `limit` (default and bound `historyLimit`). A refusal is an `error` frame `forbidden`.
+   */
+  history(session: M, channel: string, since: Position | null, limit: number | null): void {
+    if (channel.startsWith(PRIVATE_PREFIX) && !session.channels.has(channel) && !session.identity.grants.has('private')) {
+      this.sendError(session, channel, ['forbidden']);
+      return;
+    }
+    const n = Math.min(limit ?? this.historyLimit, this.historyLimit);
+    const answer = (r: LogRead | null): void => {
+      if (session.state !== 'open') return;
+      if (r === null) this.sendError(session, channel, ['history unavailable']);
+      else session.send({ type: 'history', channel, events: r.events, offset: r.offset, epoch: r.epoch, complete: r.complete });
+    };
+    let read: LogRead | Promise<LogRead>;
+    try {
+      read = this.log.read(channel, since, n);
+    } catch {
+      answer(null);
+      return;
+    }
+    if (read instanceof Promise) read.then(answer, () => answer(null));
+    else answer(read);
+  }
+
   /** Handles `unsubscribe`: idempotent, always answers `unsubscribed`. */
   unsubscribe(session: M, channel: string): void {
+    this.recoveries.end(session, channel);
     if (session.channels.delete(channel)) {
       this.leave(session, channel, true);
       this.observer?.unsubscribed(session, channel);
@@ -180,7 +293,11 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     const id = newId();
     const from = sender?.id ?? null;
     const members = channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(channel);
-    const frame: ServerFrame = hasBinary === undefined ? { type: 'event', channel, data, from, id } : { type: 'event', channel, data, from, id, hasBinary };
+    const frame: EventFrame = hasBinary === undefined ? { type: 'event', channel, data, from, id } : { type: 'event', channel, data, from, id, hasBinary };
+    // The position is given before the frame is encoded: here when this process is the
+    // sequencer, otherwise by the bus, which then delivers it back here too.
+    const sequenced = channel !== ALL_CHANNEL && this.log.append === undefined;
+    if (channel !== ALL_CHANNEL && !sequenced) this.log.append!(frame);
     // Other processes first: when the bus refuses, the broadcast is refused as a whole
     // (no local delivery either), so the sender knows nobody got it and may retry.
     if (!this.bus.publish({ channel, frame, exclude: from })) return 'bus unavailable';
@@ -194,7 +311,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     // The sender's answer goes first: queued behind the fan-out it would arrive late
     // and split the turn's writes.
     if (reply !== null) this.audit.afterDurable(() => reply(result));
-    this.fanOut(members, frame, from);
+    if (!sequenced) this.fanOut(members, frame, from);
     return result;
   }
 
@@ -207,6 +324,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
   /** Stops listening to the bus. */
   close(): void {
     this.offBus();
+    this.log.close?.();
   }
 
   private mayJoinPrivate(session: M, channel: string, token: string | undefined): boolean {
@@ -260,6 +378,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
    */
   private fanOut(members: Iterable<M> | undefined, frame: ServerFrame, excludeId: string | null): number {
     if (members === undefined) return 0;
+    const recovering = this.recoveries.size !== 0 && frame.type === 'event' ? this.recoveries.of(frame.channel) : undefined;
     let codecA: Codec | null = null;
     let bytesA: PreparedFrame | null = null;
     let codecB: Codec | null = null;
@@ -267,6 +386,10 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     let n = 0;
     for (const s of members) {
       if (s.id === excludeId || s.state !== 'open') continue;
+      if (recovering !== undefined) {
+        const entry = recovering.get(s);
+        if (entry !== undefined && !this.recoveries.pass(s, entry, frame as EventFrame)) continue;
+      }
       const codec = s.codec;
       let bytes: PreparedFrame;
       if (codec === codecA) bytes = bytesA!;

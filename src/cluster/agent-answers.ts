@@ -74,6 +74,9 @@ export function answerAgentQuery(query: AgentQuery, registry: Registry, view: ()
       return { status: 200, body: registry.sessions(query) };
     case 'reload':
       return reload();
+    case 'history':
+      // Answered by the agent's sequencer (agent-sequencer.ts), asynchronously.
+      return { status: 400, body: { error: 'history is asked over the worker link' } };
     case 'presence': {
       // Every worker's members from the live registry, then the other nodes'.
       const members: MemberInfo[] = [];

@@ -17,6 +17,7 @@ import { Webhooks } from '../webhooks/webhooks.js';
 import { BusRouter } from './bus-router.js';
 import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
+import { AgentSequencer } from './agent-sequencer.js';
 import { RedisBridge } from './redis-bridge.js';
 import { SocketPairMaker } from './socket-pair.js';
 import { Supervisor, statsIntervalMs, workersStopMs } from './supervisor.js';
@@ -80,6 +81,8 @@ export class Agent {
   private readonly pairs = new SocketPairMaker();
   /** With `--bus`: the agent is one node of the Redis bus on behalf of all its workers. */
   private readonly redisBridge: RedisBridge | null = null;
+  /** Positions and hot history of the workers' events (agent-sequencer.ts). */
+  private readonly sequencer: AgentSequencer;
   private store!: Store;
   private presence: ServerPresence | null = null;
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
@@ -120,7 +123,9 @@ export class Agent {
         nodeId: this.serverId,
         logger: this.logger,
         busRouter: this.busRouter,
-        audit: () => this.audit
+        audit: () => this.audit,
+        historySize: this.config.historySize,
+        historyTtlMs: this.config.historyTtlMs
       });
       // Presence on the other nodes: public channels' members go to the agent's hash
       // (private ones' already do, with their joined/left notices).
@@ -129,6 +134,7 @@ export class Agent {
         if (!channel.startsWith(PRIVATE_PREFIX)) bridge.trackMember(type, channel, member);
       };
     }
+    this.sequencer = new AgentSequencer(this.busRouter, this.redisBridge, this.config);
   }
 
   /**
@@ -246,6 +252,7 @@ export class Agent {
       await this.webhooks.flush(Math.min(2000, Math.max(0, deadline - Date.now()) + 1000));
       await this.webhooks.close();
     }
+    this.sequencer.close();
     await Promise.allSettled([...this.dbWork]);
     if (this.audit) {
       await this.audit.flush(Math.max(0, deadline - Date.now()) + 1000);
@@ -293,6 +300,9 @@ export class Agent {
       case 'publish':
         // The other workers got it over their links; the other nodes get it from here.
         this.redisBridge?.publishPayload(item.payload);
+        return;
+      case 'sequence':
+        this.sequencer.sequence(item.channel, item.payload);
         return;
       case 'count':
         this.busRouter.setCount(h.key, item.channel, item.count);
@@ -344,6 +354,11 @@ export class Agent {
           void this.metrics.scrape().then(
             (scrape) => h.push({ t: 'response', id, answer: { status: 200, body: scrape } }),
             (err: unknown) => h.push({ t: 'response', id, answer: { status: 503, body: { error: (err as Error).message } } })
+          );
+        } else if (query.kind === 'history') {
+          void this.sequencer.read(query.channel, query.since, query.limit).then(
+            (body) => h.push({ t: 'response', id, answer: { status: 200, body } }),
+            (err: unknown) => h.push({ t: 'response', id, answer: { status: 503, body: { error: err instanceof Error ? err.message : String(err) } } })
           );
         } else h.push({ t: 'response', id, answer: this.answer(query) });
         return;

@@ -1,8 +1,10 @@
+import type { Position } from '../protocol/frames.js';
+
 /** A worker as the bus router sees it: where its deliveries and remote counts are queued. */
 export interface RouteTarget {
   readonly key: number;
-  /** Queues a serialized `BusMessage` for this worker's members. */
-  deliver(payload: Uint8Array): void;
+  /** Queues a serialized `BusMessage` for this worker's members; `position`: the event's, given by the agent. */
+  deliver(payload: Uint8Array, position?: Position): void;
   /** Queues the count of `channel`'s members on other nodes (coalesced per turn). */
   setRemote(channel: string, count: number): void;
 }
@@ -87,13 +89,13 @@ export class BusRouter {
    * Forwards `payload` to every worker but `from` with members of `channel`.
    * Returns how many workers it went to.
    */
-  publish(from: number | null, channel: string, payload: Uint8Array): number {
+  publish(from: number | null, channel: string, payload: Uint8Array, position?: Position): number {
     const byWorker = this.counts.get(channel);
     if (byWorker === undefined) return 0;
     let n = 0;
     for (const key of byWorker.keys()) {
       if (key === from) continue;
-      this.targets.get(key)?.deliver(payload);
+      this.targets.get(key)?.deliver(payload, position);
       n++;
     }
     return n;

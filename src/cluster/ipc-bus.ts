@@ -3,6 +3,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { LogThrottle } from '../log.js';
 import type { Bus, BusMessage } from '../bus/bus.js';
+import type { ChannelLog, LogRead } from '../bus/channel-log.js';
+import { ALL_CHANNEL, type Position } from '../protocol/frames.js';
 import { PeerLink, type PeerControl } from './peer-link.js';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
 
@@ -93,11 +95,23 @@ export class IpcBus implements Bus {
    * @param viaAgent whether messages also go to the agent (it is on a Redis bus, `--bus`)
    * @param logger where dropped records are reported (none: counted only)
    */
+  /** Positions and history, asked of the agent (agent-sequencer.ts). */
+  readonly log: ChannelLog;
+
   constructor(
     private readonly port: IpcPort,
     private readonly viaAgent = false,
     private readonly logger: Logger | null = null
-  ) {}
+  ) {
+    this.log = {
+      read: async (channel: string, since: Position | null, limit: number): Promise<LogRead> => {
+        if (this.port.request === undefined) throw new Error('no agent to ask');
+        const a = await this.port.request({ kind: 'history', channel, since, limit });
+        if (a.status !== 200) throw new Error(`history unavailable (${a.status})`);
+        return a.body as LogRead;
+      }
+    };
+  }
 
   get ready(): boolean {
     return !this.closed && this.port.connected && this.nodesReady;
@@ -121,6 +135,8 @@ export class IpcBus implements Bus {
   publish(message: BusMessage): boolean {
     if (this.closed || !this.port.connected) return false;
     const channel = message.channel;
+    // An event takes its position from the agent, which routes it to every worker (this one too).
+    if (message.frame.type === 'event' && channel !== ALL_CHANNEL) return this.port.send({ t: 'sequence', channel, payload: serialize(message) });
     let payload: Uint8Array | null = null;
     if (this.viaAgent) {
       payload = serialize(message);
@@ -197,8 +213,8 @@ export class IpcBus implements Bus {
     return () => this.handlers.delete(handler);
   }
 
-  /** A message from another worker, or routed here by the agent (`deliver`). */
-  receive(payload: Uint8Array): void {
+  /** A message from another worker, or routed here by the agent (`deliver`, with the event's position when the agent gave it). */
+  receive(payload: Uint8Array, offset?: number, epoch?: string): void {
     if (this.closed) return;
     let message: BusMessage;
     try {
@@ -206,6 +222,10 @@ export class IpcBus implements Bus {
     } catch (err) {
       this.drop(payload, err);
       return;
+    }
+    if (offset !== undefined && message.frame.type === 'event') {
+      message.frame.offset = offset;
+      message.frame.epoch = epoch;
     }
     for (const h of this.handlers) {
       try {

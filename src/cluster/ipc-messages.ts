@@ -1,6 +1,7 @@
 import type { Config } from '../config/options.js';
 import type { ProtocolName } from '../protocol/codec.js';
 import type { MetricJson } from '../metrics/node-metrics.js';
+import type { Position } from '../protocol/frames.js';
 
 /**
  * Every message between the agent and a worker, over the `child_process` IPC channel
@@ -65,6 +66,8 @@ export type AgentQuery =
   | { kind: 'workers' }
   | { kind: 'sessions'; channel: string | null; user: string | null; limit: number }
   | { kind: 'reload' }
+  /** A channel's events after `since` (answered by the agent's sequencer: body is a `LogRead`). */
+  | { kind: 'history'; channel: string; since: Position | null; limit: number }
   /** A channel's members on every worker (and node, with `--bus`): 200 with a `PresenceList`. */
   | { kind: 'presence'; channel: string; limit: number }
   | { kind: 'admin'; query: AdminQuery };
@@ -88,6 +91,8 @@ export type WorkerItem =
   | { t: 'ready'; port: number | null }
   /** With `--bus`: a channel message for the other nodes (`payload` is a v8-serialized `BusMessage`); the workers got it directly. */
   | { t: 'publish'; channel: string; payload: Uint8Array }
+  /** An event on a channel (not `*`) for the agent to sequence and route to every worker with members, this one included (agent-sequencer.ts). */
+  | { t: 'sequence'; channel: string; payload: Uint8Array }
   /** This worker's member count of a channel (`*` = its sessions). Coalesced per turn. */
   | { t: 'count'; channel: string; count: number }
   /** Answer `synced` once this worker's interest in `channel` (its last `count`) is in effect on every node. */
@@ -110,7 +115,7 @@ export type WorkerItem =
 /** Agent → worker, inside a `batch`. */
 export type AgentItem =
   /** From the agent (another node's message, a dead worker's `left`): a v8-serialized `BusMessage` for the local members. */
-  | { t: 'deliver'; payload: Uint8Array }
+  | { t: 'deliver'; payload: Uint8Array; offset?: number; epoch?: string }
   /** Members of `channel` on other nodes (`--bus`), as the agent knows them now; the other workers' come over the peer links. */
   | { t: 'remote'; channel: string; count: number }
   | { t: 'response'; id: number; answer: AgentAnswer }

@@ -1,4 +1,4 @@
-import type { WorkerItem } from './ipc-messages.js';
+import type { AgentAnswer, AgentQuery, WorkerItem } from './ipc-messages.js';
 
 /** How long a `sync` waits for its answer (the agent's, or a peer's) before the subscription is answered anyway. */
 export const SYNC_TIMEOUT_MS = 5000;
@@ -14,6 +14,8 @@ export interface IpcPort {
    * false when it could not say (gone, or no answer in time). Never rejects.
    */
   sync(channel: string): Promise<boolean>;
+  /** Asks the agent (its answer, or 503 when it cannot); absent on ports without an agent behind (tests). */
+  request?(query: AgentQuery): Promise<AgentAnswer>;
   /** Whether the channel to the agent is open. */
   readonly connected: boolean;
 }

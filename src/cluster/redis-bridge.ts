@@ -2,6 +2,8 @@ import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
 import { LogThrottle } from '../log.js';
 import type { AuditSink } from '../audit/audit-sink.js';
+import type { LogRead } from '../bus/channel-log.js';
+import type { Position } from '../protocol/frames.js';
 import type { BusMessage } from '../bus/bus.js';
 import type { MemberInfo } from '../protocol/frames.js';
 import { RedisBus } from '../bus/redis-bus.js';
@@ -9,6 +11,10 @@ import type { BusRouter } from './bus-router.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 export interface RedisBridgeOptions {
+  /** Events kept per channel in Redis (`--history-size`). */
+  historySize?: number;
+  /** How long, ms (`--history-ttl-ms`). */
+  historyTtlMs?: number;
   url: string;
   prefix: string;
   /** The agent's server id: its node id on the Redis bus. */
@@ -39,7 +45,7 @@ export class RedisBridge {
   constructor(options: RedisBridgeOptions) {
     this.busRouter = options.busRouter;
     this.logger = options.logger;
-    const redisBus = new RedisBus({ url: options.url, prefix: options.prefix, nodeId: options.nodeId, logger: options.logger });
+    const redisBus = new RedisBus({ url: options.url, prefix: options.prefix, nodeId: options.nodeId, logger: options.logger, historySize: options.historySize, historyTtlMs: options.historyTtlMs });
     this.redisBus = redisBus;
     // Other nodes' messages go to the workers with members, as a worker's would.
     redisBus.onMessage((m) => {
@@ -90,6 +96,11 @@ export class RedisBridge {
 
   publish(message: BusMessage): void {
     this.redisBus.publish(message);
+  }
+
+  /** A channel's events from Redis, the sequencer and hot history with `--bus`. */
+  read(channel: string, since: Position | null, limit: number): Promise<LogRead> {
+    return this.redisBus.log.read(channel, since, limit);
   }
 
   /** The agent's members of `channel` (all its workers') changed: the other nodes are told. */

@@ -1,3 +1,4 @@
+import type { Position } from '../protocol/frames.js';
 import type { ChildProcess } from 'node:child_process';
 import { IpcBatcher } from './ipc-batcher.js';
 import type { AgentItem } from './ipc-messages.js';
@@ -44,12 +45,12 @@ export class WorkerHandle implements RouteTarget {
     );
   }
 
-  deliver(payload: Uint8Array): void {
+  deliver(payload: Uint8Array, position?: Position): void {
     if (this.batcher.unsentBatches >= MAX_UNSENT_TO_WORKER_BATCHES) {
       this.dropped++;
       return;
     }
-    this.batcher.push({ t: 'deliver', payload }, false);
+    this.batcher.push(position === undefined ? { t: 'deliver', payload } : { t: 'deliver', payload, offset: position.offset, epoch: position.epoch }, false);
     this.markDirty(this);
   }
 

@@ -132,7 +132,7 @@ export async function runWorker(): Promise<void> {
   link.onItem((item: AgentItem) => {
     switch (item.t) {
       case 'deliver':
-        bus.receive(item.payload);
+        bus.receive(item.payload, item.offset, item.epoch);
         return;
       case 'remote':
         bus.setRemoteCount(item.channel, item.count);

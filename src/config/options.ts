@@ -77,6 +77,12 @@ export interface Config {
   rateLimitMaxRejected: number;
   /** Channels one session may be subscribed to. Default 128. */
   maxChannelsPerSession: number;
+  /** Events kept per channel in the hot history window (memory, or Redis with `--bus`). Default 1000. */
+  historySize: number;
+  /** How long an event stays in the hot history window, ms. Default 300000. */
+  historyTtlMs: number;
+  /** Most events one recovery replays (more answers recovered:false) and one `history` answer holds. Default 1000. */
+  recoveryMax: number;
   /** Most members one presence answer (socket or `GET /api/presence`) lists; more are cut and flagged `truncated`. Default 1000. */
   presenceMax: number;
   /** Origins allowed to open a WebSocket (empty = any). Default empty. */
@@ -209,6 +215,9 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   rateLimitBurst: { type: 'integer', default: 200, min: 1, max: 1000000, doc: 'inbound burst per session' },
   rateLimitMaxRejected: { type: 'integer', default: 100, min: 1, max: 1000000, doc: 'consecutive rate-limited messages before closing with 1008' },
   maxChannelsPerSession: { type: 'integer', default: 128, min: 1, max: 100000, doc: 'channels one session may join' },
+  historySize: { type: 'integer', default: 1000, min: 0, max: 1000000, doc: 'events kept per channel in the hot history window (memory, or Redis with --bus)' },
+  historyTtlMs: { type: 'integer', default: 300000, min: 1000, max: 604800000, doc: 'how long an event stays in the hot history window, ms' },
+  recoveryMax: { type: 'integer', default: 1000, min: 0, max: 100000, doc: 'most events one recovery replays (more answers recovered:false) and one history answer holds' },
   presenceMax: { type: 'integer', default: 1000, min: 1, max: 100000, doc: 'most members one presence answer lists (more: cut, truncated:true)' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
   trustProxy: {

@@ -23,6 +23,7 @@ CLIENT_KINDS[Kind.subscribe] = 'subscribe';
 CLIENT_KINDS[Kind.unsubscribe] = 'unsubscribe';
 CLIENT_KINDS[Kind.broadcast] = 'broadcast';
 CLIENT_KINDS[Kind.refresh] = 'refresh';
+CLIENT_KINDS[Kind.history] = 'history';
 CLIENT_KINDS[Kind.presence] = 'presence';
 
 function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFailure {
@@ -32,6 +33,8 @@ function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFail
   let channel: unknown;
   let kind: unknown;
   let third: unknown;
+  let fourth: unknown;
+  let fifth: unknown;
   let n: number;
   try {
     n = r.arrayHeader();
@@ -43,8 +46,11 @@ function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFail
     if (n > 0) kind = r.read(2);
     if (n > 1) channel = r.read(2);
     if (n > 2) third = r.read(2);
+    if (n > 3) fourth = r.read(2);
+    if (n > 4) fifth = r.read(2);
+    if (n > 5) r.read(2);
     // Elements a newer client may add: checked for well-formedness, then ignored.
-    for (let i = 3; i < n; i++) r.read(2);
+    for (let i = 6; i < n; i++) r.read(2);
     r.finish();
   } catch (e) {
     // A refresh's second element is its token: a credential, never echoed as a channel.
@@ -60,7 +66,10 @@ function decodeClient(data: Buffer, isBinary: boolean): ClientFrame | DecodeFail
     hasData: n > 2,
     data: third,
     hasBinary: r.sawBinary,
-    depthChecked: true
+    depthChecked: true,
+    // subscribe: [1, channel, token, offset, epoch]; history: [14, channel, offset, epoch, limit]
+    since: kind === Kind.history ? [third, fourth] : n > 3 ? [fourth, fifth] : undefined,
+    limit: kind === Kind.history ? fifth : undefined
   });
 }
 
@@ -74,13 +83,19 @@ function serverFrameArray(frame: ServerFrame): unknown[] {
     case 'accepted':
       return [Kind.accepted, idToBytes(frame.data)];
     case 'subscribed':
+      if (frame.offset !== undefined) return [Kind.subscribed, frame.channel, frame.recovered ?? null, frame.offset, frame.epoch ?? ''];
+      return [Kind.subscribed, frame.channel];
     case 'unauthorized':
     case 'unsubscribed':
       return [Kind[frame.type], frame.channel];
+    case 'history':
+      return [Kind.historyAnswer, frame.channel, frame.events.map(serverFrameArray), frame.offset, frame.epoch, frame.complete];
     case 'received':
       return [Kind.received, frame.channel, frame.count];
     case 'event':
-      return [Kind.event, frame.channel, frame.data === undefined ? null : frame.data, idOrNil(frame.from), idToBytes(frame.id)];
+      return frame.offset === undefined
+        ? [Kind.event, frame.channel, frame.data === undefined ? null : frame.data, idOrNil(frame.from), idToBytes(frame.id)]
+        : [Kind.event, frame.channel, frame.data === undefined ? null : frame.data, idOrNil(frame.from), idToBytes(frame.id), frame.offset, frame.epoch];
     case 'joined':
     case 'left':
       return [Kind[frame.type], frame.channel, idToBytes(frame.data.session), frame.data.user];

@@ -3,7 +3,7 @@
  * encode what a client sends, decode what the server sends.
  */
 import type { ProtocolName } from './codec.js';
-import { Kind, MAX_DATA_DEPTH, type ClientFrame, type ServerFrame } from './frames.js';
+import { Kind, MAX_DATA_DEPTH, type ClientFrame, type EventFrame, type ServerFrame } from './frames.js';
 import { bytesToId } from './ids.js';
 import {
   decodeServerFrame as decodeJsonServerFrame,
@@ -36,9 +36,12 @@ export function decodeServerFrame(protocol: ProtocolName, data: string | Uint8Ar
 export function encodeBinaryClientFrame(frame: ClientFrame): Buffer {
   switch (frame.type) {
     case 'subscribe':
+      if (frame.since !== undefined) return packValue([Kind.subscribe, frame.channel, frame.token ?? null, frame.since.offset, frame.since.epoch]);
       return packValue(
         frame.token === undefined ? [Kind.subscribe, frame.channel] : [Kind.subscribe, frame.channel, frame.token]
       );
+    case 'history':
+      return packValue([Kind.history, frame.channel, frame.since?.offset ?? null, frame.since?.epoch ?? null, frame.limit]);
     case 'unsubscribe':
       return packValue([Kind.unsubscribe, frame.channel]);
     case 'broadcast':
@@ -68,16 +71,28 @@ function id(v: unknown, what: string): string {
  * Throws a TypeError on anything that is not a well-formed server frame.
  */
 export function decodeBinaryServerFrame(data: Uint8Array | ArrayBuffer): ServerFrame {
-  const res = unpackValue(data, MAX_DATA_DEPTH + 1);
+  const res = unpackValue(data, MAX_DATA_DEPTH + 2);
   if (!res.ok) fail(res.reason);
-  const a = res.value;
+  return serverFrameOf(res.value);
+}
+
+function serverFrameOf(a: unknown): ServerFrame {
   if (!Array.isArray(a) || a.length === 0) fail('not a non-empty array');
   const [kind, channel, x, y, z] = a as unknown[];
   switch (kind) {
     case Kind.accepted:
       return { type: 'accepted', data: id(channel, 'session') };
     case Kind.subscribed:
+      if (typeof y === 'number') {
+        const f: ServerFrame = { type: 'subscribed', channel: str(channel, 'channel'), offset: y, epoch: str(z, 'epoch') };
+        if (typeof x === 'boolean') f.recovered = x;
+        return f;
+      }
       return { type: 'subscribed', channel: str(channel, 'channel') };
+    case Kind.historyAnswer: {
+      if (!Array.isArray(x) || typeof y !== 'number' || typeof a[5] !== 'boolean') fail('malformed history answer');
+      return { type: 'history', channel: str(channel, 'channel'), events: x.map((e) => serverFrameOf(e) as EventFrame), offset: y, epoch: str(z, 'epoch'), complete: a[5] };
+    }
     case Kind.unauthorized:
       return { type: 'unauthorized', channel: str(channel, 'channel') };
     case Kind.unsubscribed:
@@ -91,7 +106,8 @@ export function decodeBinaryServerFrame(data: Uint8Array | ArrayBuffer): ServerF
         channel: str(channel, 'channel'),
         data: x,
         from: y === null ? null : id(y, 'from'),
-        id: id(z, 'id')
+        id: id(z, 'id'),
+        ...(typeof a[5] === 'number' ? { offset: a[5], epoch: str(a[6], 'epoch') } : {})
       };
     case Kind.joined:
     case Kind.left:

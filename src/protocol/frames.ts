@@ -5,7 +5,10 @@
 
 /** Client → server. */
 export type ClientFrame =
-  | { type: 'subscribe'; channel: string; token?: string }
+  /** `since`: recover what was missed after this position (docs/protocol.md, Recovery). */
+  | { type: 'subscribe'; channel: string; token?: string; since?: Position }
+  /** The channel's events after `since` (the latest ones when null), at most `limit` (null: the server's bound). */
+  | { type: 'history'; channel: string; since: Position | null; limit: number | null }
   | { type: 'unsubscribe'; channel: string }
   | {
       type: 'broadcast';
@@ -23,6 +26,17 @@ export type ClientFrame =
   /** Who is in the channel, on every worker and node (members and `admin` holders may ask). */
   | { type: 'presence'; channel: string };
 
+/** Where an event sits in its channel's sequence (see docs/architecture.md, Positions). */
+export interface Position {
+  /** Grows by 1 per event on the channel; never reused within an epoch. */
+  offset: number;
+  /** Changes only when the channel's sequence restarts (its history was lost). */
+  epoch: string;
+}
+
+/** An `event` frame (the type of `ServerFrame` members with `type: 'event'`). */
+export type EventFrame = Extract<ServerFrame, { type: 'event' }>;
+
 /** The user a session belongs to, as carried by joined/left notices. */
 export interface MemberInfo {
   session: string;
@@ -32,7 +46,11 @@ export interface MemberInfo {
 /** Server → client. Ids (session, from, id) are UUID strings in canonical form. */
 export type ServerFrame =
   | { type: 'accepted'; data: string }
-  | { type: 'subscribed'; channel: string }
+  /**
+   * `offset`/`epoch`: where the session starts (the last event before its live ones).
+   * `recovered`: only when the subscribe asked `since`, whether the gap was filled.
+   */
+  | { type: 'subscribed'; channel: string; recovered?: boolean; offset?: number; epoch?: string }
   | { type: 'unauthorized'; channel: string }
   | { type: 'unsubscribed'; channel: string }
   | { type: 'received'; channel: string; count: number }
@@ -49,7 +67,12 @@ export type ServerFrame =
        * base64 string. The binary codec ignores it.
        */
       hasBinary?: boolean;
+      /** The event's position on its channel (absent on `*`). */
+      offset?: number;
+      epoch?: string;
     }
+  /** Answer to `history`: `offset`/`epoch` the channel's latest position; `complete`: nothing between `since` and it is missing. */
+  | { type: 'history'; channel: string; events: EventFrame[]; offset: number; epoch: string; complete: boolean }
   | { type: 'joined'; channel: string; data: MemberInfo }
   | { type: 'left'; channel: string; data: MemberInfo }
   | { type: 'error'; channel: string; errors: string[] }
@@ -81,11 +104,18 @@ export const Kind = {
   error: 11,
   refresh: 12,
   refreshed: 13,
+  history: 14,
+  historyAnswer: 15,
   /** `[16, channel]`: a presence request. */
   presence: 16,
   /** `[17, channel, [[session, user], …]]`, a 4th element `true` when truncated: the presence answer. */
   presenceAnswer: 17
 } as const;
+
+/** Largest `limit` a history request may name; the events answered are bounded by `--history-size` and `--recovery-max` too. */
+export const MAX_HISTORY_LIMIT = 10000;
+/** Longest epoch string accepted in `since`. */
+export const MAX_EPOCH_LENGTH = 64;
 
 /**
  * Longest token a `refresh` may carry: Node's default HTTP header limit (16 KiB), so
@@ -138,7 +168,11 @@ export const DecodeReason = {
   /** A MessagePack map key that is not a string, number, boolean or nil. */
   UNSUPPORTED_MAP_KEY: 'unsupported map key',
   /** A text frame on a binary (MessagePack) session. */
-  EXPECTED_BINARY: 'expected a binary frame'
+  EXPECTED_BINARY: 'expected a binary frame',
+  /** `since` that is not `{offset: integer ≥ 0, epoch: string}` (binary: both elements or neither). */
+  INVALID_SINCE: 'invalid since',
+  /** A history `limit` that is not an integer from 1 to MAX_HISTORY_LIMIT (or absent/null). */
+  INVALID_LIMIT: 'invalid limit'
 } as const;
 
 /**
@@ -177,6 +211,10 @@ export interface RawClientFrame {
   hasData: boolean;
   data: unknown;
   hasBinary: boolean;
+  /** `since` as sent: JSON `{offset, epoch}`; binary `[offset, epoch]` (nil both: none). */
+  since?: unknown;
+  /** A history request's `limit` as sent. */
+  limit?: unknown;
   /**
    * The decoder already bounded the nesting to MAX_DATA_DEPTH while reading (the socket
    * codecs do, before building anything); otherwise validateClientFrame walks `data`.
@@ -254,10 +292,23 @@ export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFa
       if (token !== undefined && token !== null && typeof token !== 'string') {
         (errors ??= []).push(DecodeReason.INVALID_TOKEN);
       }
+      const since = readSince(raw.since);
+      if (since === false) (errors ??= []).push(DecodeReason.INVALID_SINCE);
       if (errors) return { channel: failureChannel(channel), errors };
-      return typeof token === 'string'
+      const f: ClientFrame = typeof token === 'string'
         ? { type, channel: channel as string, token }
         : { type, channel: channel as string };
+      if (since) f.since = since;
+      return f;
+    }
+    case 'history': {
+      const since = readSince(raw.since);
+      if (since === false) (errors ??= []).push(DecodeReason.INVALID_SINCE);
+      const limit = raw.limit;
+      const limitOk = limit === undefined || limit === null || (Number.isInteger(limit) && (limit as number) >= 1 && (limit as number) <= MAX_HISTORY_LIMIT);
+      if (!limitOk) (errors ??= []).push(DecodeReason.INVALID_LIMIT);
+      if (errors) return { channel: failureChannel(channel), errors };
+      return { type, channel: channel as string, since: since === false ? null : since, limit: (limit as number | null | undefined) ?? null };
     }
     case 'unsubscribe':
       if (errors) return { channel: failureChannel(channel), errors };
@@ -273,6 +324,28 @@ export function validateClientFrame(raw: RawClientFrame): ClientFrame | DecodeFa
       if (errors) return { channel: failureChannel(channel), errors };
       return { type, channel: channel as string, data: raw.data, hasBinary: raw.hasBinary };
   }
+}
+
+/**
+ * `since` as a Position; null when absent (undefined, null, or binary nil+nil); false
+ * when malformed. JSON sends `{offset, epoch}`, the binary decoder passes `[offset, epoch]`.
+ */
+function readSince(v: unknown): Position | null | false {
+  if (v === undefined || v === null) return null;
+  let offset: unknown;
+  let epoch: unknown;
+  if (Array.isArray(v)) {
+    [offset, epoch] = v as unknown[];
+    if ((offset === null || offset === undefined) && (epoch === null || epoch === undefined)) return null;
+  } else if (typeof v === 'object') {
+    offset = (v as Record<string, unknown>).offset;
+    epoch = (v as Record<string, unknown>).epoch;
+  } else {
+    return false;
+  }
+  if (!Number.isSafeInteger(offset) || (offset as number) < 0) return false;
+  if (typeof epoch !== 'string' || epoch.length > MAX_EPOCH_LENGTH) return false;
+  return { offset: offset as number, epoch };
 }
 
 /** A refresh concerns the session, not a channel: its failures name `*`, never the token. */

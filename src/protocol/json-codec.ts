@@ -14,6 +14,7 @@ import {
   validateClientFrame,
   type ClientFrame,
   type DecodeFailure,
+  type EventFrame,
   type MemberInfo,
   type ServerFrame
 } from './frames.js';
@@ -23,6 +24,7 @@ const CLIENT_TYPES: Record<string, ClientFrame['type'] | undefined> = Object.ass
   unsubscribe: 'unsubscribe',
   broadcast: 'broadcast',
   refresh: 'refresh',
+  history: 'history',
   presence: 'presence'
 });
 
@@ -83,7 +85,9 @@ function decodeClient(data: Buffer): ClientFrame | DecodeFailure {
     hasData,
     data: hasData ? obj.data : undefined,
     hasBinary: false,
-    depthChecked: true
+    depthChecked: true,
+    since: Object.hasOwn(obj, 'since') ? obj.since : undefined,
+    limit: Object.hasOwn(obj, 'limit') ? obj.limit : undefined
   });
 }
 
@@ -168,9 +172,24 @@ export function encodeServerFrameText(frame: ServerFrame): string {
     case 'accepted':
       return '{"type":"accepted","data":' + JSON.stringify(frame.data) + '}';
     case 'subscribed':
+      if (frame.offset !== undefined) {
+        return (
+          '{"type":"subscribed","channel":' + JSON.stringify(frame.channel) +
+          (frame.recovered === undefined ? '' : ',"recovered":' + (frame.recovered ? 'true' : 'false')) +
+          ',"offset":' + frame.offset + ',"epoch":' + JSON.stringify(frame.epoch ?? '') + '}'
+        );
+      }
+      return '{"type":"subscribed","channel":' + JSON.stringify(frame.channel) + '}';
     case 'unauthorized':
     case 'unsubscribed':
       return '{"type":"' + frame.type + '","channel":' + JSON.stringify(frame.channel) + '}';
+    case 'history':
+      return (
+        '{"type":"history","channel":' + JSON.stringify(frame.channel) +
+        ',"events":[' + frame.events.map(encodeServerFrameText).join(',') +
+        '],"offset":' + frame.offset + ',"epoch":' + JSON.stringify(frame.epoch) +
+        ',"complete":' + (frame.complete ? 'true' : 'false') + '}'
+      );
     case 'received':
       return '{"type":"received","channel":' + JSON.stringify(frame.channel) + ',"count":' + JSON.stringify(frame.count) + '}';
     case 'event':
@@ -178,7 +197,8 @@ export function encodeServerFrameText(frame: ServerFrame): string {
         '{"type":"event","channel":' + JSON.stringify(frame.channel) +
         ',"data":' + dataJson(frame.data, frame.hasBinary) +
         ',"from":' + (frame.from === null ? 'null' : JSON.stringify(frame.from)) +
-        ',"id":' + JSON.stringify(frame.id) + '}'
+        ',"id":' + JSON.stringify(frame.id) +
+        (frame.offset === undefined ? '}' : ',"offset":' + frame.offset + ',"epoch":' + JSON.stringify(frame.epoch) + '}')
       );
     case 'joined':
     case 'left':
@@ -218,12 +238,14 @@ export const jsonCodec: Codec = {
 /** The JSON text of a client frame (what a client sends in a text frame). */
 export function encodeClientFrame(frame: ClientFrame): string {
   switch (frame.type) {
-    case 'subscribe':
-      return JSON.stringify(
-        frame.token === undefined
-          ? { type: 'subscribe', channel: frame.channel }
-          : { type: 'subscribe', channel: frame.channel, token: frame.token }
-      );
+    case 'subscribe': {
+      const o: Record<string, unknown> = { type: 'subscribe', channel: frame.channel };
+      if (frame.token !== undefined) o.token = frame.token;
+      if (frame.since !== undefined) o.since = { offset: frame.since.offset, epoch: frame.since.epoch };
+      return JSON.stringify(o);
+    }
+    case 'history':
+      return JSON.stringify({ type: 'history', channel: frame.channel, since: frame.since, limit: frame.limit });
     case 'unsubscribe':
       return JSON.stringify({ type: 'unsubscribe', channel: frame.channel });
     case 'broadcast':
@@ -264,17 +286,42 @@ export function decodeServerFrame(data: string | Uint8Array | ArrayBuffer): Serv
     case 'accepted':
       return { type: 'accepted', data: str(o, 'data') };
     case 'subscribed':
+      if (typeof o.offset === 'number') {
+        const f: ServerFrame = { type: 'subscribed', channel: str(o, 'channel'), offset: o.offset, epoch: str(o, 'epoch') };
+        if (typeof o.recovered === 'boolean') f.recovered = o.recovered;
+        return f;
+      }
+      return { type: o.type, channel: str(o, 'channel') };
     case 'unauthorized':
     case 'unsubscribed':
       return { type: o.type, channel: str(o, 'channel') };
+    case 'history': {
+      const events = o.events;
+      if (!Array.isArray(events)) fail('events is not an array');
+      if (typeof o.offset !== 'number' || typeof o.complete !== 'boolean') fail('history without offset or complete');
+      return {
+        type: 'history',
+        channel: str(o, 'channel'),
+        events: events.map((e) => decodeServerFrame(JSON.stringify(e)) as EventFrame),
+        offset: o.offset,
+        epoch: str(o, 'epoch'),
+        complete: o.complete
+      };
+    }
     case 'received': {
       const count = o.count;
       if (typeof count !== 'number') fail('count is not a number');
       return { type: 'received', channel: str(o, 'channel'), count };
     }
-    case 'event':
+    case 'event': {
       if (!Object.hasOwn(o, 'data')) fail('event without data');
-      return { type: 'event', channel: str(o, 'channel'), data: o.data, from: strOrNull(o, 'from'), id: str(o, 'id') };
+      const f: EventFrame = { type: 'event', channel: str(o, 'channel'), data: o.data, from: strOrNull(o, 'from'), id: str(o, 'id') };
+      if (typeof o.offset === 'number') {
+        f.offset = o.offset;
+        f.epoch = str(o, 'epoch');
+      }
+      return f;
+    }
     case 'joined':
     case 'left': {
       const d = o.data;

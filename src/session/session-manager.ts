@@ -151,7 +151,11 @@ export class SessionManager {
       case 'subscribe':
         this.counters.received.subscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'subscribe', channel: frame.channel, payload: frame.token === undefined ? null : { token: '***' }, recipients: null });
-        hub.subscribe(session, frame.channel, frame.token);
+        hub.subscribe(session, frame.channel, frame.token, frame.since ?? null);
+        return;
+      case 'history':
+        audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'history', channel: frame.channel, payload: { since: frame.since, limit: frame.limit }, recipients: null });
+        hub.history(session, frame.channel, frame.since, frame.limit);
         return;
       case 'unsubscribe':
         this.counters.received.unsubscribe++;

@@ -51,7 +51,7 @@ test('--public off: no static files (404), while WebSocket sessions, the broadca
   const zen = await startZen([...BASE, '--public', 'off', '--jwt-secret', TEST_JWT_SECRET], { cwd: emptyFolder() });
   try {
     const base = `http://127.0.0.1:${zen.port}`;
-    for (const path of ['/', '/index.html', '/console.js', '/zenconn/msgpackr.js']) assert.equal((await fetch(base + path)).status, 404, path);
+    for (const path of ['/', '/index.html', '/console.js', '/zenconn/msgpackr.js', '/zenconn/client.js']) assert.equal((await fetch(base + path)).status, 404, path);
     assert.equal((await fetch(base + '/healthz')).status, 200);
     assert.match(zen.stderr(), /static files off/);
 

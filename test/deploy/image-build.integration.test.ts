@@ -61,10 +61,11 @@ test('.dockerignore keeps secrets, local state, tests and benchmarks out of the 
   for (const p of ['.env', 'data/zenconn.db', 'node_modules/ws/index.js', 'dist/src/node.js', 'test/deploy/compose-spec.test.ts', 'bench/run.ts', '.git/config', 'compose.yaml', 'deploy/certs/tls.key']) {
     assert.equal(isIgnored(ignore, p), true, `${p} is left out`);
   }
-  for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin/zenconn.js', 'src/node.ts', 'public/index.html', 'admin/index.html', 'deploy/healthcheck.js']) {
+  for (const p of ['package.json', 'package-lock.json', 'tsconfig.json', 'bin/zenconn.js', 'src/node.ts', 'public/index.html', 'admin/index.html', 'deploy/healthcheck.js', 'scripts/build-client.js']) {
     assert.equal(isIgnored(ignore, p), false, `${p} is in`);
   }
-  assert.deepEqual(readdirSync(context).sort(), ['admin', 'bin', 'deploy', 'package-lock.json', 'package.json', 'public', 'src', 'tsconfig.json']);
+  assert.deepEqual(readdirSync(context).sort(), ['admin', 'bin', 'deploy', 'package-lock.json', 'package.json', 'public', 'scripts', 'src', 'tsconfig.json']);
+  assert.deepEqual(readdirSync(join(context, 'scripts')), ['build-client.js'], 'of scripts/, only the client bundle build');
 });
 
 test("the Dockerfile's build steps run natively: npm ci with native builds, tsc, prune to production dependencies", { timeout: BUILD_TIMEOUT_MS + 10_000 }, async (t) => {
@@ -126,6 +127,9 @@ async function startAndCheck(command: string[] | undefined, hint: string): Promi
     const page = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(page.status, 200, 'the console is served from /app/public');
     assert.match(await page.text(), /<html/i);
+    const lib = await fetch(`http://127.0.0.1:${port}/zenconn/client.js`);
+    assert.equal(lib.status, 200, 'the client library bundle (built by npm run build) is served');
+    assert.match(await lib.text(), /export\s*\{/);
     const hc = await runHealthcheck(image, app, env, STAND_IN);
     assert.equal(hc.code, 0, `HEALTHCHECK: ${hc.output}`);
   } finally {

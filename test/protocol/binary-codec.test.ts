@@ -149,8 +149,9 @@ test('a timestamp becomes a Date, sent on as a timestamp or an ISO string', () =
 });
 
 test('trailing unknown elements are ignored', () => {
-  assert.deepEqual(dec([1, 'news', null, 'extra', { x: [1] }]), { type: 'subscribe', channel: 'news' });
-  assert.deepEqual(dec([1, 'news', 'abc', 7]), { type: 'subscribe', channel: 'news', token: 'abc' });
+  assert.deepEqual(dec([1, 'news', null, null, null, 'extra', { x: [1] }]), { type: 'subscribe', channel: 'news' });
+  assert.deepEqual(dec([1, 'news', null, 5, 'e1', 'extra']), { type: 'subscribe', channel: 'news', since: { offset: 5, epoch: 'e1' } });
+  assert.deepEqual(dec([1, 'news', 'abc', null, null, 7]), { type: 'subscribe', channel: 'news', token: 'abc' });
   assert.deepEqual(dec([4, 'news', 'junk', 1, 2, 3]), { type: 'unsubscribe', channel: 'news' });
   assert.deepEqual(dec([6, 'news', 1, 2]), { type: 'broadcast', channel: 'news', data: 1, hasBinary: false });
   // …but they must still be well-formed.
