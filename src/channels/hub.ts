@@ -213,6 +213,10 @@ export class Hub<M extends ChannelMember = ChannelMember> {
       } else if (since !== null) {
         recovered = r.complete && r.epoch === since.epoch && r.events.length <= this.recoveryMax;
         if (recovered) replay = r.events;
+      } else if (kept.length > 0 && kept[0].epoch === epoch && (kept[0].offset ?? 0) <= end) {
+        // Events that reached this process since the session joined are its own: it
+        // starts before the first of them (the read may have been answered after them).
+        end = (kept[0].offset ?? 1) - 1;
       }
       session.send(recovered === undefined ? { type: 'subscribed', channel, offset: end, epoch } : { type: 'subscribed', channel, recovered, offset: end, epoch });
       for (const f of replay) session.send(f);

@@ -1,3 +1,4 @@
+import type { BusMessage } from '../../src/bus/bus.js';
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -268,6 +269,13 @@ describe('RedisBus on its own (as an agent would use it)', () => {
       // A marker for room after them: once it is in, the message for elsewhere would have been too.
       assert.equal(one.publish({ channel: 'room', frame: { ...frame, data: 'marker' }, exclude: null }), true);
       await waitFor('the message and the marker', () => got.length >= 2);
+      // Redis sequenced them: offsets 1 and 2 of room, one epoch (the rest is compared below).
+      const positions = (got as BusMessage[]).map((m) => (m.frame.type === 'event' ? [m.frame.offset, typeof m.frame.epoch] : null));
+      assert.deepEqual(positions, [[1, 'string'], [2, 'string']]);
+      for (const m of got as BusMessage[]) if (m.frame.type === 'event') {
+        delete m.frame.offset;
+        delete m.frame.epoch;
+      }
       assert.deepEqual(got.slice(-1), [{ channel: 'room', frame: { ...frame, data: 'marker', hasBinary: false }, exclude: null }]);
       got.pop();
       assert.deepEqual(got, [{ channel: 'room', frame: { ...frame, hasBinary: false }, exclude: 'someone' }]);

@@ -33,7 +33,11 @@ function record(kind: number, body: Uint8Array): Buffer {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
-const msg = (channel: string, data: unknown): BusMessage => ({ channel, frame: { type: 'event', channel, data, from: null, id: 'x' }, exclude: null });
+/**
+ * A message the peer links carry: a member notice (events on a channel go through the
+ * agent, their sequencer, since they have positions: agent-sequencer.ts).
+ */
+const msg = (channel: string, data: unknown): BusMessage => ({ channel, frame: { type: 'joined', channel, data: { session: 'x', user: JSON.stringify(data) } }, exclude: null });
 
 /** What a raw PeerLink end received. */
 function recorder(): PeerLinkHandler & { payloads: Uint8Array[]; controls: PeerControl[]; isClosed: boolean } {
@@ -162,7 +166,7 @@ describe('IpcBus over peer links', () => {
     a.publish(msg('other', 'x'));
     await waitFor('100 messages', () => got.length >= 100);
     await tick();
-    assert.deepEqual(got.map((m) => m.frame.type === 'event' && m.frame.data), Array.from({ length: 100 }, (_, i) => i));
+    assert.deepEqual(got.map((m) => m.frame.type === 'joined' && JSON.parse(m.frame.data.user!)), Array.from({ length: 100 }, (_, i) => i));
     b.setLocalCount('c', 0);
     // The count reaches a with b's next write; a sync round trip proves it was read.
     b.setLocalCount('probe', 1);
