@@ -36,6 +36,8 @@ import { newId } from './protocol/ids.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import { LocalChannelLog } from './channels/local-log.js';
+import { decodePayload } from './audit/audit-payload.js';
+import type { EventFrame } from './protocol/frames.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
@@ -135,6 +137,20 @@ export class ZenNode {
     return (this.presenceSourceMemo ??= this.opts.presence ?? hubPresence(this.hub, this.bus instanceof RedisBus ? this.bus : null));
   }
 
+  /** A channel's events older than the hot window, from the audit trail (see LocalChannelLog). */
+  private async olderEvents(channel: string, epoch: string, after: number, limit: number): Promise<EventFrame[]> {
+    const rows = await this.store.auditEvents(channel, epoch, after, limit);
+    return rows.map((r) => ({
+      type: 'event',
+      channel,
+      data: decodePayload(r.payload, r.payloadBin),
+      from: r.sessionId,
+      id: r.messageId ?? '',
+      offset: r.eventOffset ?? 0,
+      epoch
+    }));
+  }
+
   /** Starts everything; resolves with the bound address once the port answers. */
   async start(): Promise<AddressInfo | null> {
     const c = this.config;
@@ -188,7 +204,7 @@ export class ZenNode {
       channelSecret: c.channelSecret,
       maxChannelsPerSession: c.maxChannelsPerSession,
       observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null),
-      log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }),
+      log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }, c.audit ? (ch, epoch, after, limit) => this.olderEvents(ch, epoch, after, limit) : null),
       recoveryMax: c.recoveryMax,
       historyLimit: c.recoveryMax
     });

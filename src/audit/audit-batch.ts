@@ -81,6 +81,10 @@ export class AuditBatcher {
         payload: this.lastEncoded.json,
         payloadBin: this.lastEncoded.bin
       };
+      if (e.offset !== undefined) {
+        rows[i]!.eventOffset = e.offset;
+        rows[i]!.eventEpoch = e.epoch ?? null;
+      }
     }
     this.lastPayload = undefined;
     return { start, end: this.taken, rows };

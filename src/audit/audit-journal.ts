@@ -60,7 +60,9 @@ export function encodeJournalLine(r: AuditRecord): string {
   const head = JSON.stringify({
     ...auditColumns(r),
     recipients: r.recipients,
-    payload_bin: r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength).toString('base64')
+    payload_bin: r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength).toString('base64'),
+    // Only on a positioned event's row: the other lines stay as they were.
+    ...(r.eventOffset != null ? { event_offset: r.eventOffset, event_epoch: r.eventEpoch ?? null } : {})
   });
   // The payload is spliced in as JSON, not as a string holding JSON: the file stays readable.
   return head.slice(0, -1) + ',"payload":' + (r.payload ?? 'null') + '}\n';
@@ -102,7 +104,8 @@ export function decodeJournalLine(line: string): AuditRecord {
     channel: o.channel,
     recipients,
     payload: o.payload === null || o.payload === undefined ? null : JSON.stringify(o.payload),
-    payloadBin: o.payload_bin === null ? null : Buffer.from(o.payload_bin, 'base64')
+    payloadBin: o.payload_bin === null ? null : Buffer.from(o.payload_bin, 'base64'),
+    ...(typeof o.event_offset === 'number' && Number.isSafeInteger(o.event_offset) && str(o.event_epoch) ? { eventOffset: o.event_offset, eventEpoch: o.event_epoch } : {})
   };
 }
 

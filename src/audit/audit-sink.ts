@@ -27,6 +27,9 @@ export interface AuditEntry {
   payload: unknown;
   /** Sessions an `out` message went to (null where it does not apply). */
   recipients: number | null;
+  /** An `out` event's position on its channel, when this process gave it (docs/architecture.md, Positions). */
+  offset?: number;
+  epoch?: string;
 }
 
 export interface AuditSink {

@@ -310,7 +310,8 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     const at = new Date();
     const userId = identity.userId;
     this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'in', type: 'broadcast', channel, payload: data, recipients: null });
-    this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count });
+    if (frame.offset === undefined) this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count });
+    else this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count, offset: frame.offset, epoch: frame.epoch });
     const result = { id, count };
     // The sender's answer goes first: queued behind the fan-out it would arrive late
     // and split the turn's writes.

@@ -101,11 +101,13 @@ export class AgentLink implements IpcPort {
   }
 
   send(item: WorkerItem): boolean {
-    if (item.t === 'publish' && this.batcher.unsentBatches >= MAX_UNSENT_TO_AGENT_BATCHES) {
+    // Channel messages (`publish`, and `sequence`: events the agent sequences) are bounded and coalesced.
+    const message = item.t === 'publish' || item.t === 'sequence';
+    if (message && this.batcher.unsentBatches >= MAX_UNSENT_TO_AGENT_BATCHES) {
       this.dropped++;
       return false;
     }
-    this.batcher.push(item, item.t !== 'publish');
+    this.batcher.push(item, !message);
     this.schedule();
     return true;
   }

@@ -344,10 +344,10 @@ export class PostgresStore implements Store {
     // One statement is one transaction: a single round trip per batch. Named: parsed and
     // planned once per connection, not at every commit.
     await this.ready().query({
-      name: 'zenconn_audit_insert',
-      text: `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
+      name: 'zenconn_audit_insert_v3',
+      text: `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients, event_offset, event_epoch)
        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-                            $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::int[])
+                            $8::text[], $9::text[], $10::jsonb[], $11::bytea[], $12::int[], $13::bigint[], $14::text[])
        ON CONFLICT (id) DO NOTHING`,
       values: [
         rows.map((r) => r.id),
@@ -361,9 +361,36 @@ export class PostgresStore implements Store {
         rows.map((r) => r.channel),
         rows.map((r) => r.payload),
         rows.map((r) => (r.payloadBin === null ? null : Buffer.from(r.payloadBin.buffer, r.payloadBin.byteOffset, r.payloadBin.byteLength))),
-        rows.map((r) => r.recipients)
+        rows.map((r) => r.recipients),
+        rows.map((r) => r.eventOffset ?? null),
+        rows.map((r) => r.eventEpoch ?? null)
       ]
     });
+  }
+
+  async auditEvents(channel: string, epoch: string, after: number, limit: number): Promise<AuditRecord[]> {
+    const { rows } = await this.ready().query<AuditDbRow & { event_offset: string; event_epoch: string }>(
+      `SELECT id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload::text AS payload, payload_bin, recipients, event_offset, event_epoch
+         FROM audit WHERE channel = $1 AND event_epoch = $2 AND event_offset > $3 AND event_offset IS NOT NULL
+        ORDER BY event_offset LIMIT $4`,
+      [channel, epoch, after, Math.max(0, Math.floor(limit))]
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      messageId: r.message_id,
+      at: r.at,
+      serverId: r.server_id,
+      sessionId: r.session_id,
+      userId: r.user_id,
+      direction: r.direction,
+      type: r.type,
+      channel: r.channel,
+      recipients: r.recipients,
+      payload: r.payload,
+      payloadBin: r.payload_bin,
+      eventOffset: Number(r.event_offset),
+      eventEpoch: r.event_epoch
+    }));
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {

@@ -178,15 +178,15 @@ export interface AuditWriteStatements {
  */
 export function auditWriteStatements(db: Database.Database): AuditWriteStatements {
   const insert = db.prepare(
-    `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
+    `INSERT INTO audit (id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients, event_offset, event_epoch)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`
   );
   const del = db.prepare(`DELETE FROM audit WHERE rowid IN (SELECT rowid FROM audit WHERE at < ? ORDER BY at LIMIT ?)`);
   const blob = (b: Uint8Array | null): Buffer | null =>
     b === null || Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
   const write = db.transaction((rows: readonly AuditRecord[]): void => {
     for (const r of rows) {
-      insert.run(r.id, r.messageId, iso(r.at), r.serverId, r.sessionId, r.userId, r.direction, r.type, r.channel, r.payload, blob(r.payloadBin), r.recipients);
+      insert.run(r.id, r.messageId, iso(r.at), r.serverId, r.sessionId, r.userId, r.direction, r.type, r.channel, r.payload, blob(r.payloadBin), r.recipients, r.eventOffset ?? null, r.eventEpoch ?? null);
     }
   });
   return {
@@ -303,6 +303,31 @@ export class SqliteStore implements Store {
 
   async writeAudit(rows: readonly AuditRecord[]): Promise<void> {
     this.ready().audit.write(rows);
+  }
+
+  async auditEvents(channel: string, epoch: string, after: number, limit: number): Promise<AuditRecord[]> {
+    this.ready();
+    const rows = this.db!.prepare(
+      `SELECT id, message_id, at, server_id, session_id, user_id, direction, type, channel, payload, payload_bin, recipients, event_offset, event_epoch
+         FROM audit WHERE channel = ? AND event_epoch = ? AND event_offset > ? AND event_offset IS NOT NULL
+        ORDER BY event_offset LIMIT ?`
+    ).all(channel, epoch, after, Math.max(0, Math.floor(limit))) as Array<AuditDbRow & { event_offset: number; event_epoch: string }>;
+    return rows.map((r) => ({
+      id: r.id,
+      messageId: r.message_id,
+      at: new Date(r.at),
+      serverId: r.server_id,
+      sessionId: r.session_id,
+      userId: r.user_id,
+      direction: r.direction,
+      type: r.type,
+      channel: r.channel,
+      recipients: r.recipients,
+      payload: r.payload,
+      payloadBin: r.payload_bin,
+      eventOffset: r.event_offset,
+      eventEpoch: r.event_epoch
+    }));
   }
 
   async queryAudit(q: AuditQuery): Promise<AuditRecord[]> {

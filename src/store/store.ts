@@ -103,6 +103,9 @@ export interface AuditRecord {
   payload: string | null;
   /** The exact payload as MessagePack, only when the JSON text is not exact (binary values, …). */
   payloadBin: Uint8Array | null;
+  /** An `out` `event` row's position on its channel (docs/architecture.md, Positions); absent/null otherwise. */
+  eventOffset?: number | null;
+  eventEpoch?: string | null;
 }
 
 /** A page of `audit`, newest first unless `order` is `asc`. Every filter is optional (null = any). */
@@ -172,6 +175,11 @@ export interface Store {
   writeAudit(rows: readonly AuditRecord[]): Promise<void>;
   /** One page of audit rows, ordered by (at, id). */
   queryAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /**
+   * The `out` `event` rows of `channel` in `epoch` with offset > `after`, by offset, at
+   * most `limit`: the history older than the hot window.
+   */
+  auditEvents(channel: string, epoch: string, after: number, limit: number): Promise<AuditRecord[]>;
   /** Delete at most `limit` of the oldest audit rows with `at < before`; returns how many went. */
   deleteAuditBefore(before: Date, limit: number): Promise<number>;
   /**

@@ -10,7 +10,7 @@ import { newId } from '../../src/protocol/ids.js';
 import { withSchema, type TestSchema } from '../helpers/pg.js';
 import { allRows, tempFolder } from './helpers.js';
 
-const COLUMNS = ['id', 'message_id', 'at', 'server_id', 'session_id', 'user_id', 'direction', 'type', 'channel', 'payload', 'payload_bin', 'recipients'];
+const COLUMNS = ['id', 'message_id', 'at', 'server_id', 'session_id', 'user_id', 'direction', 'type', 'channel', 'payload', 'payload_bin', 'recipients', 'event_offset', 'event_epoch'];
 
 const base = Date.parse('2026-05-01T00:00:00.000Z');
 

@@ -34,7 +34,7 @@ describe('AgentLink (a worker end of the IPC channel)', () => {
     link.send({ t: 'sub', session: 's', channel: 'c' });
     await new Promise<void>((r) => process.nextTick(r));
     assert.equal(proc.sent.length, 3, 'a registry item takes the waiting messages along at once');
-    assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['publish', 'sub']);
+    assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['sequence', 'sub']);
   });
 
   test('requests get the agent answer, or 503 when it does not come', async () => {

@@ -5,9 +5,10 @@ import { AgentLink, MAX_UNSENT_TO_AGENT_BATCHES } from '../../src/cluster/agent-
 import type { BusMessage } from '../../src/bus/bus.js';
 import type { WorkerItem } from '../../src/cluster/ipc-messages.js';
 import { FakeProcess, tick } from './fake-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
-  test('with --bus: one batch per turn to the agent; counts coalesced and first; publish carries the serialized message', async () => {
+  test('with --bus: one batch per turn to the agent; counts coalesced and first; an event goes to the agent (its sequencer) serialized', async () => {
     const proc = new FakeProcess();
     const link = new AgentLink(proc);
     const bus = new IpcBus(link, true);
@@ -19,18 +20,19 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     await tick();
     assert.equal(proc.sent.length, 1);
     const items = proc.items();
-    assert.deepEqual(items.map((i) => i.t), ['count', 'publish', 'sub']);
+    assert.deepEqual(items.map((i) => i.t), ['count', 'sequence', 'sub']);
     assert.deepEqual(items[0], { t: 'count', channel: 'news', count: 2 });
     // The receiving worker gets the same message back from the bytes.
     const other = new IpcBus(new AgentLink(new FakeProcess()));
     const got: BusMessage[] = [];
     other.onMessage((m) => got.push(m));
-    other.receive((items[1] as Extract<WorkerItem, { t: 'publish' }>).payload);
+    other.receive((items[1] as Extract<WorkerItem, { t: 'sequence' }>).payload, 7, 'e1');
     const data = (got[0]!.frame as { data: { b: Uint8Array; at: Date; n: number } }).data;
     assert.deepEqual([...data.b], [1, 2]);
     assert.ok(data.at instanceof Date && data.at.getTime() === 0);
     assert.ok(Number.isNaN(data.n));
     assert.equal(got[0]!.exclude, 's1');
+    assert.deepEqual([(got[0]!.frame as { offset: number }).offset, (got[0]!.frame as { epoch: string }).epoch], [7, 'e1'], 'the position the agent gave');
   });
 
   test('whenSubscribed: one sync per channel newly in use, after its count; confirmed → in effect; unconfirmed → asked again', async () => {
@@ -60,13 +62,18 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     assert.ok(bus.whenSubscribed('a') instanceof Promise);
   });
 
-  test('without --bus, published messages do not go to the agent (the workers get them over their links)', async () => {
+  test('without --bus, member notices and * do not go to the agent (the workers get them over their links); channel events do (it sequences them)', async () => {
     const proc = new FakeProcess();
     const bus = new IpcBus(new AgentLink(proc));
     bus.setLocalCount('c', 1);
-    assert.equal(bus.publish({ channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null }), true);
+    assert.equal(bus.publish({ channel: 'c', frame: { type: 'joined', channel: 'c', data: { session: 's', user: null } }, exclude: null }), true);
+    assert.equal(bus.publish({ channel: '*', frame: { type: 'event', channel: '*', data: 1, from: null, id: 'x' }, exclude: null }), true);
     await tick();
     assert.deepEqual(proc.items().map((i) => i.t), ['count']);
+    assert.equal(bus.publish({ channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null }), true);
+    // Channel messages alone are gathered for a moment (agent-link.ts).
+    await waitFor('the sequence item', () => proc.items().length === 2);
+    assert.deepEqual(proc.items().map((i) => i.t), ['count', 'sequence']);
   });
 
   test('whenSubscribed: a count that grows is confirmed again (with --bus, by the agent: the other nodes count every member); growth within one turn shares one sync', async () => {

@@ -36,6 +36,10 @@ export class DelegatingStore implements Store {
   writeAudit(rows: readonly AuditRecord[]): Promise<void> {
     return this.inner.writeAudit(rows);
   }
+  auditEvents(channel: string, epoch: string, after: number, limit: number): Promise<AuditRecord[]> {
+    return this.inner.auditEvents(channel, epoch, after, limit);
+  }
+
   queryAudit(q: AuditQuery): Promise<AuditRecord[]> {
     return this.inner.queryAudit(q);
   }

@@ -76,5 +76,16 @@ export const postgresMigrations: readonly Migration[] = [
       -- (errors, refusals, sessions…) are found through it. Queries repeat its condition.
       CREATE INDEX audit_type_idx ON audit (type, at, id) WHERE type NOT IN ('broadcast', 'event');
     `
+  },
+  {
+    version: 3,
+    name: 'audit_positions',
+    up: `
+      -- An event's position on its channel (offset, epoch), on its \`out\` row: the history
+      -- older than the hot window is read from here (docs/architecture.md, Positions).
+      ALTER TABLE audit ADD COLUMN event_offset BIGINT;
+      ALTER TABLE audit ADD COLUMN event_epoch TEXT;
+      CREATE INDEX audit_position_idx ON audit (channel, event_epoch, event_offset) WHERE event_offset IS NOT NULL;
+    `
   }
 ];
