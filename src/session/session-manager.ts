@@ -147,19 +147,17 @@ export class SessionManager {
       hub.sendError(session, frame.channel, frame.errors);
       return;
     }
+    this.counters.received[frame.type]++;
     switch (frame.type) {
       case 'subscribe':
-        this.counters.received.subscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'subscribe', channel: frame.channel, payload: frame.token === undefined ? null : { token: '***' }, recipients: null });
         hub.subscribe(session, frame.channel, frame.token);
         return;
       case 'unsubscribe':
-        this.counters.received.unsubscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'unsubscribe', channel: frame.channel, payload: null, recipients: null });
         hub.unsubscribe(session, frame.channel);
         return;
       case 'broadcast': {
-        this.counters.received.broadcast++;
         const channel = frame.channel;
         const r = hub.broadcast(
           session,

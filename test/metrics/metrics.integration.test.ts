@@ -82,6 +82,11 @@ describe('Prometheus metrics', () => {
       b.sendRaw('{"type":"nonsense"}');
       bytesIn += Buffer.byteLength('{"type":"nonsense"}');
       await b.nextOf('error');
+      // A refresh (refused: not a token) and a presence question are counted by their type too.
+      send(b, { type: 'refresh', token: 'not-a-jwt' });
+      await b.nextOf('error');
+      send(b, { type: 'presence', channel: 'room' });
+      await b.nextOf('presence');
       assert.equal(await bin.close(), 1000);
       // Refused upgrades: a token that does not verify, an expired one.
       await assert.rejects(TestClient.connect(srv.port, { token: 'not-a-jwt' }), /401/);
@@ -111,6 +116,8 @@ describe('Prometheus metrics', () => {
       assert.equal(m.sum('zenconn_messages_received_total', { type: 'broadcast' }), 2);
       assert.equal(m.sum('zenconn_messages_received_total', { type: 'invalid' }), 1);
       assert.equal(m.sum('zenconn_messages_received_total', { type: 'unsubscribe' }), 0);
+      assert.equal(m.sum('zenconn_messages_received_total', { type: 'refresh' }), 1);
+      assert.equal(m.sum('zenconn_messages_received_total', { type: 'presence' }), 1);
       // Two broadcasts to two other members.
       assert.equal(m.sum('zenconn_deliveries_total'), 4);
       assert.equal(m.sum('zenconn_bytes_received_total'), bytesIn);
