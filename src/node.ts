@@ -206,7 +206,7 @@ export class ZenNode {
       idleTimeoutMs: c.idleTimeoutMs
     });
 
-    this.metrics = new NodeMetrics({ sessions: this.sessions, hub: this.hub, audit: this.audit, bus: this.bus, authFailures: this.authFailures });
+    this.metrics = new NodeMetrics({ sessions: this.sessions, hub: this.hub, audit: this.audit, bus: this.bus, authFailures: this.authFailures, webhooks: this.webhooks });
     const router = this.router;
     router.add('GET', '/healthz', (req, res) => reply(req, res, 200, { status: 'ok', state: this.state }));
     router.add('GET', '/readyz', async (req, res) => {

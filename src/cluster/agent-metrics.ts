@@ -1,6 +1,7 @@
 import type { MetricJson } from '../metrics/node-metrics.js';
 import { mergeScrapes, type ScrapePart } from '../metrics/merge-scrapes.js';
-import { processMetrics } from '../metrics/process-metrics.js';
+import { Registry } from 'prom-client';
+import { addProcessMetrics } from '../metrics/process-metrics.js';
 import type { Scrape } from '../metrics/metrics-http.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -15,6 +16,9 @@ export const WORKER_SCRAPE_TIMEOUT_MS = 1000;
  * answer in time is left out and shows as `zenconn_worker_scrape_up{worker="…"} 0`.
  */
 export class AgentMetrics {
+  /** The agent process's own metrics (`worker="agent"`): its process metrics, from the first scrape on, and what the agent adds (its webhooks). */
+  readonly own = new Registry();
+  private withProcess = false;
   private nextId = 1;
   private readonly pending = new Map<number, (metrics: MetricJson[]) => void>();
 
@@ -34,7 +38,11 @@ export class AgentMetrics {
     }
     const handles = [...bySlot.values()].sort((a, b) => a.slot - b.slot);
     const parts: ScrapePart[] = await Promise.all(handles.map(async (h) => ({ worker: String(h.slot), metrics: await this.ask(h) })));
-    parts.push({ worker: 'agent', metrics: await processMetrics().getMetricsAsJSON() });
+    if (!this.withProcess) {
+      addProcessMetrics(this.own);
+      this.withProcess = true;
+    }
+    parts.push({ worker: 'agent', metrics: await this.own.getMetricsAsJSON() });
     return mergeScrapes(parts);
   }
 

@@ -27,6 +27,7 @@ import { answerAdminQuery } from './admin-answers.js';
 import type { AdminQuery, AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
 import { AgentMetrics } from './agent-metrics.js';
 import { startMetricsListener, type MetricsListener } from '../metrics/metrics-http.js';
+import { addWebhookMetrics } from '../metrics/webhook-metrics.js';
 
 /** Lifecycle of the agent. */
 export type AgentState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -152,6 +153,7 @@ export class Agent {
     this.presence.startHeartbeat();
     if (Webhooks.enabled(c)) {
       this.webhooks = new Webhooks(c, this.serverId, this.logger);
+      addWebhookMetrics(this.metrics.own, this.webhooks);
       this.webhooks.start();
     }
     this.watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));
