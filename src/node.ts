@@ -202,6 +202,7 @@ export class ZenNode {
         rateLimitMaxRejected: c.rateLimitMaxRejected
       },
       presence: { source: this.presenceSource(), max: c.presenceMax },
+      authFailures: this.authFailures,
       pingIntervalMs: c.pingIntervalMs,
       idleTimeoutMs: c.idleTimeoutMs
     });

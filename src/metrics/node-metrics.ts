@@ -85,7 +85,7 @@ export class NodeMetrics {
     counterAtScrape(r, 'zenconn_bytes_sent_total', 'WebSocket bytes written to sessions.', [], (set) => set({}, c.closedBytesOut + open().bytesOut));
     counterAtScrape(r, 'zenconn_bytes_received_total', 'WebSocket payload bytes received from sessions.', [], (set) => set({}, c.closedBytesIn + open().bytesIn));
     counterAtScrape(r, 'zenconn_slow_consumer_closes_total', 'Sessions closed with 1013 because their outbound buffer was over --max-buffered-bytes.', [], (set) => set({}, c.slowConsumerCloses));
-    counterAtScrape(r, 'zenconn_auth_failures_total', 'Upgrades and API requests refused for their token or grant, by reason (missing, invalid, expired, forbidden).', ['reason'], (set) => {
+    counterAtScrape(r, 'zenconn_auth_failures_total', 'Upgrades, refresh frames and API requests refused for their token or grant, by reason (missing, invalid, expired, forbidden).', ['reason'], (set) => {
       for (const [reason, n] of Object.entries(authFailures.counts)) set({ reason }, n);
     });
     counterAtScrape(r, 'zenconn_rate_limited_total', 'Inbound frames refused by the per-session rate limit.', [], (set) => set({}, c.rateLimited));

@@ -1,3 +1,4 @@
+import type { AuthFailures } from '../auth/auth-failures.js';
 import type { Connection, Transport } from '../transport/transport.js';
 import { isDecodeFailure } from '../protocol/codec.js';
 import type { Hub } from '../channels/hub.js';
@@ -42,6 +43,8 @@ export interface SessionManagerOptions {
   idleTimeoutMs: number;
   /** Where `presence` answers come from, and their bound (`--presence-max`). */
   presence: { source: PresenceSource; max: number };
+  /** Counts a `refresh` refused for its token (invalid, expired), as the upgrade's refusals are (the metrics). */
+  authFailures?: AuthFailures;
 }
 
 /**
@@ -220,7 +223,10 @@ export class SessionManager {
     };
     this.o.verifier.verify(token).then(
       (identity) => answer(identity.userId === session.userId ? identity : RefreshReason.OTHER_USER),
-      (err: unknown) => answer(err instanceof InvalidTokenError && err.expired ? RefreshReason.EXPIRED : RefreshReason.REJECTED)
+      (err: unknown) => {
+        this.o.authFailures?.count(err);
+        answer(err instanceof InvalidTokenError && err.expired ? RefreshReason.EXPIRED : RefreshReason.REJECTED);
+      }
     );
   }
 

@@ -66,7 +66,8 @@ describe('Prometheus metrics', () => {
         c.send(frame);
       };
       const a = await TestClient.connect(srv.port);
-      const b = await TestClient.connect(srv.port);
+      // b has a token (its refresh is verified; an anonymous session's is refused unread).
+      const b = await TestClient.connect(srv.port, { token: await makeToken('bob') });
       const bin = await TestClient.connect(srv.port, { protocol: 'bin' });
       clients.push(a, b, bin);
       for (const c of clients) {
@@ -82,7 +83,7 @@ describe('Prometheus metrics', () => {
       b.sendRaw('{"type":"nonsense"}');
       bytesIn += Buffer.byteLength('{"type":"nonsense"}');
       await b.nextOf('error');
-      // A refresh (refused: not a token) and a presence question are counted by their type too.
+      // A refresh (refused: not a token, an auth failure too) and a presence question are counted by their type.
       send(b, { type: 'refresh', token: 'not-a-jwt' });
       await b.nextOf('error');
       send(b, { type: 'presence', channel: 'room' });
@@ -122,7 +123,8 @@ describe('Prometheus metrics', () => {
       assert.equal(m.sum('zenconn_deliveries_total'), 4);
       assert.equal(m.sum('zenconn_bytes_received_total'), bytesIn);
       assert.ok(m.sum('zenconn_bytes_sent_total') > 0);
-      assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'invalid' }), 1);
+      // The upgrade with a token that does not verify, and the refresh with one.
+      assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'invalid' }), 2);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'expired' }), 1);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'missing' }), 1);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'forbidden' }), 2);
