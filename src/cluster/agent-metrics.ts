@@ -12,7 +12,7 @@ export const WORKER_SCRAPE_TIMEOUT_MS = 1000;
  * An agent's Prometheus scrape across its workers: it asks every worker for its metrics
  * (`metrics-ask` over IPC, answered with `metrics`: the worker's registry as JSON), waits
  * at most WORKER_SCRAPE_TIMEOUT_MS for each, and merges the answers with a `worker` label
- * (the slot; `agent` for the agent process's own process metrics). A worker that does not
+ * (the slot; `agent` for the agent process's own: process and webhook metrics). A worker that does not
  * answer in time is left out and shows as `zenconn_worker_scrape_up{worker="…"} 0`.
  */
 export class AgentMetrics {
