@@ -1,14 +1,14 @@
-import { Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Session } from '../session/session.js';
 import type { Hub } from '../channels/hub.js';
 import type { AuditSink } from '../audit/audit-sink.js';
-import { AuditWriter } from '../audit/audit-writer.js';
 import type { Bus } from '../bus/bus.js';
 import type { AuthFailures } from '../auth/auth-failures.js';
 import type { Webhooks } from '../webhooks/webhooks.js';
 import { addProcessMetrics } from './process-metrics.js';
 import { addWebhookMetrics } from './webhook-metrics.js';
+import { addAuditMetrics } from './audit-metrics.js';
 import { counterAtScrape, gaugeAtScrape } from './read-at-scrape.js';
 
 /** What a node's metrics are read from: plain counters and sizes, read only when scraped. */
@@ -21,9 +21,6 @@ export interface NodeMetricsSources {
   /** The webhooks this process sends (`--webhook`, not on an agent's worker), or null. */
   webhooks?: Webhooks | null;
 }
-
-/** Buckets of `zenconn_audit_commit_seconds`: a SQLite commit takes well under 1 ms, a PostgreSQL one a few. */
-export const AUDIT_COMMIT_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** A metric's JSON form (`Registry.getMetricsAsJSON`), what a worker sends its agent. */
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
@@ -90,19 +87,7 @@ export class NodeMetrics {
     });
     counterAtScrape(r, 'zenconn_rate_limited_total', 'Inbound frames refused by the per-session rate limit.', [], (set) => set({}, c.rateLimited));
     gauge(r, 'zenconn_channels', 'Channels with at least one member in this process.', () => hub.channels.size);
-    const writer = audit instanceof AuditWriter ? audit : null;
-    gauge(r, 'zenconn_audit_queue_rows', 'Audit rows recorded and not yet durable (queued or retried).', () => {
-      const s = writer?.stats();
-      return s === undefined ? 0 : s.queued + s.held;
-    });
-    gauge(r, 'zenconn_audit_journal_bytes', "Bytes in this process's audit journal file.", () => writer?.stats().journalBytes ?? 0);
-    const commits = new Histogram({
-      name: 'zenconn_audit_commit_seconds',
-      help: 'Time of one audit group commit (a database transaction or a journal append).',
-      buckets: [...AUDIT_COMMIT_BUCKETS],
-      registers: [r]
-    });
-    if (writer !== null) writer.onCommit = (seconds) => commits.observe(seconds);
+    addAuditMetrics(r, audit);
     gauge(r, 'zenconn_bus_up', 'Whether the bus to the other processes can deliver (1) or not (0).', () => (bus.ready ? 1 : 0));
     if (webhooks) addWebhookMetrics(r, webhooks);
   }

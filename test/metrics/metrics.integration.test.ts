@@ -274,8 +274,10 @@ describe('Prometheus metrics', () => {
         assert.equal(m.sum('zenconn_sessions', { worker: String(w.slot) }), here, `worker ${w.slot}`);
         assert.equal(m.sum('zenconn_sessions_opened_total', { worker: String(w.slot) }), here, `worker ${w.slot}`);
       }
-      // The agent's own process metrics.
+      // The agent's own process metrics, and its own audit writer's (the rows it writes for a dead worker).
       assert.ok(m.find('process_resident_memory_bytes', { worker: 'agent' }).length === 1);
+      assert.equal(m.find('zenconn_audit_queue_rows', { worker: 'agent' }).length, 1);
+      assert.equal(m.find('zenconn_audit_commit_seconds_count', { worker: 'agent' }).length, 1);
 
       // A worker that does not answer (stopped) is left out and shows as down; back, it is in again.
       const stopped = workers[1]!;
