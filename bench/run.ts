@@ -84,6 +84,9 @@ function reference(file: string, flags: string[] = []): (ctx: RowContext) => Ser
 
 const zenconnPublisher = (ctx: RowContext): Promise<string> => signToken(ctx.secret, 'publisher', ['publish']);
 
+/** The --metrics-port of the metrics row (a spare port, as the Redis row's). */
+const BENCH_METRICS_PORT = 9469;
+
 /** The PostgreSQL of the audit-on-PostgreSQL row (BENCH_POSTGRES_URL). */
 const BENCH_POSTGRES = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -127,6 +130,19 @@ export const ROWS: Row[] = [
     servers: zenconn('serve', ['--database', `${BENCH_POSTGRES}?options=-c%20search_path%3Dzenconn_bench`, '--audit-ack-from', 'database']),
     publisherToken: zenconnPublisher,
     compare: { with: 'zenconn json' }
+  },
+  // Metrics scraped every second (Prometheus's default is every 15 s) on --metrics-port: at
+  // most 2 % fewer deliveries/s than the same server unscraped (issue #14).
+  {
+    name: 'zenconn json, metrics scraped',
+    kind: 'variant',
+    protocol: 'json',
+    publisherToken: zenconnPublisher,
+    compare: { with: 'zenconn json', minRatio: 0.98 },
+    servers: (ctx) => [
+      zenconnSpec(ctx, 'serve', ['--no-audit', '--metrics-port', String(BENCH_METRICS_PORT)]),
+      { command: process.execPath, cwd: ctx.root, args: [join(DIST_BENCH, 'metrics-scraper.js'), String(BENCH_METRICS_PORT), '1000'], ready: /scraping/, target: false, measured: false }
+    ]
   },
   // The agent with two workers, on the same load and settings: not below the single process.
   {

@@ -223,11 +223,12 @@ export class ZenNode {
         rateLimitMaxRejected: c.rateLimitMaxRejected
       },
       presence: { source: this.presenceSource(), max: c.presenceMax },
+      authFailures: this.authFailures,
       pingIntervalMs: c.pingIntervalMs,
       idleTimeoutMs: c.idleTimeoutMs
     });
 
-    this.metrics = new NodeMetrics({ sessions: this.sessions, hub: this.hub, audit: this.audit, bus: this.bus, authFailures: this.authFailures });
+    this.metrics = new NodeMetrics({ sessions: this.sessions, hub: this.hub, audit: this.audit, bus: this.bus, authFailures: this.authFailures, webhooks: this.webhooks });
     const router = this.router;
     router.add('GET', '/healthz', (req, res) => reply(req, res, 200, { status: 'ok', state: this.state }));
     router.add('GET', '/readyz', async (req, res) => {

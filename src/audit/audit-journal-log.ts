@@ -1,6 +1,7 @@
 import { JournalFile } from '../store/durable/journal-file.js';
 import { releaseFile, holdFile } from '../store/durable/journal-claim.js';
 import { replayFile } from '../store/durable/replay.js';
+import { BackgroundSync } from '../store/durable/background-sync.js';
 import type { RetryPolicy } from '../store/durable/retry-policy.js';
 import type { AuditRecord, StoreLogger } from '../store/store.js';
 import { auditJournalCodec, claimOrphanJournals, ownJournalPath } from './audit-journal.js';
@@ -47,9 +48,8 @@ export class AuditJournalLog {
   /** Rotated files: no longer appended to, replayed (oldest first) and then deleted. */
   private sealed: JournalFile<AuditRecord>[] = [];
   private seq = 0;
-  /** Appended since the last fdatasync started. */
-  private dirty = false;
-  private syncing = false;
+  /** One fdatasync at a time, covering every append before it; bounds what a power loss can take. */
+  private readonly syncer = new BackgroundSync(() => this.journal, (err) => this.host.journalFailed(err));
   private replaying: Promise<void> | null = null;
   private orphans: string[] = [];
   private orphanTask: Promise<void> | null = null;
@@ -95,8 +95,7 @@ export class AuditJournalLog {
     let text = '';
     for (const r of rows) text += this.journal.encode(r);
     this.journal.append(text, rows.length);
-    this.dirty = true;
-    this.sync();
+    this.syncer.appended();
     this.startReplay();
   }
 
@@ -147,24 +146,6 @@ export class AuditJournalLog {
   private drop(file: JournalFile<AuditRecord>): void {
     file.remove();
     if (file.path !== this.path) releaseFile(file.path);
-  }
-
-  /** One fdatasync at a time, covering every append before it; bounds what a power loss can take. */
-  private sync(): void {
-    const file = this.journal;
-    if (this.syncing || !this.dirty || file === null) return;
-    this.syncing = true;
-    this.dirty = false;
-    file.sync().then(
-      () => {
-        this.syncing = false;
-        this.sync();
-      },
-      (err: unknown) => {
-        this.syncing = false;
-        this.host.journalFailed(err);
-      }
-    );
   }
 
   private startReplay(): void {

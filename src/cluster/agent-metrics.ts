@@ -1,6 +1,7 @@
 import type { MetricJson } from '../metrics/node-metrics.js';
 import { mergeScrapes, type ScrapePart } from '../metrics/merge-scrapes.js';
-import { processMetrics } from '../metrics/process-metrics.js';
+import { Registry } from 'prom-client';
+import { addProcessMetrics } from '../metrics/process-metrics.js';
 import type { Scrape } from '../metrics/metrics-http.js';
 import type { WorkerHandle } from './worker-handle.js';
 
@@ -11,10 +12,13 @@ export const WORKER_SCRAPE_TIMEOUT_MS = 1000;
  * An agent's Prometheus scrape across its workers: it asks every worker for its metrics
  * (`metrics-ask` over IPC, answered with `metrics`: the worker's registry as JSON), waits
  * at most WORKER_SCRAPE_TIMEOUT_MS for each, and merges the answers with a `worker` label
- * (the slot; `agent` for the agent process's own process metrics). A worker that does not
+ * (the slot; `agent` for the agent process's own: process and webhook metrics). A worker that does not
  * answer in time is left out and shows as `zenconn_worker_scrape_up{worker="…"} 0`.
  */
 export class AgentMetrics {
+  /** The agent process's own metrics (`worker="agent"`): its process metrics, from the first scrape on, and what the agent adds (its webhooks). */
+  readonly own = new Registry();
+  private withProcess = false;
   private nextId = 1;
   private readonly pending = new Map<number, (metrics: MetricJson[]) => void>();
 
@@ -34,7 +38,11 @@ export class AgentMetrics {
     }
     const handles = [...bySlot.values()].sort((a, b) => a.slot - b.slot);
     const parts: ScrapePart[] = await Promise.all(handles.map(async (h) => ({ worker: String(h.slot), metrics: await this.ask(h) })));
-    parts.push({ worker: 'agent', metrics: await processMetrics().getMetricsAsJSON() });
+    if (!this.withProcess) {
+      addProcessMetrics(this.own);
+      this.withProcess = true;
+    }
+    parts.push({ worker: 'agent', metrics: await this.own.getMetricsAsJSON() });
     return mergeScrapes(parts);
   }
 

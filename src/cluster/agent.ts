@@ -28,6 +28,8 @@ import { answerAdminQuery } from './admin-answers.js';
 import type { AdminQuery, AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
 import { AgentMetrics } from './agent-metrics.js';
 import { startMetricsListener, type MetricsListener } from '../metrics/metrics-http.js';
+import { addWebhookMetrics } from '../metrics/webhook-metrics.js';
+import { addAuditMetrics } from '../metrics/audit-metrics.js';
 
 /** Lifecycle of the agent. */
 export type AgentState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -155,9 +157,11 @@ export class Agent {
     });
     await this.presence.register();
     if (c.audit) this.audit = await createAuditSink({ store: this.store, serverId: this.serverId, config: c, logger: this.logger });
+    if (this.audit) addAuditMetrics(this.metrics.own, this.audit);
     this.presence.startHeartbeat();
     if (Webhooks.enabled(c)) {
       this.webhooks = new Webhooks(c, this.serverId, this.logger);
+      addWebhookMetrics(this.metrics.own, this.webhooks);
       this.webhooks.start();
     }
     this.watchdog = setInterval(() => this.watch(), statsIntervalMs(c.workerHeartbeatTimeoutMs));

@@ -1,12 +1,15 @@
-import { Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Session } from '../session/session.js';
 import type { Hub } from '../channels/hub.js';
 import type { AuditSink } from '../audit/audit-sink.js';
-import { AuditWriter } from '../audit/audit-writer.js';
 import type { Bus } from '../bus/bus.js';
 import type { AuthFailures } from '../auth/auth-failures.js';
+import type { Webhooks } from '../webhooks/webhooks.js';
 import { addProcessMetrics } from './process-metrics.js';
+import { addWebhookMetrics } from './webhook-metrics.js';
+import { addAuditMetrics } from './audit-metrics.js';
+import { counterAtScrape, gaugeAtScrape } from './read-at-scrape.js';
 
 /** What a node's metrics are read from: plain counters and sizes, read only when scraped. */
 export interface NodeMetricsSources {
@@ -15,10 +18,9 @@ export interface NodeMetricsSources {
   audit: AuditSink;
   bus: Bus;
   authFailures: AuthFailures;
+  /** The webhooks this process sends (`--webhook`, not on an agent's worker), or null. */
+  webhooks?: Webhooks | null;
 }
-
-/** Buckets of `zenconn_audit_commit_seconds`: a SQLite commit takes well under 1 ms, a PostgreSQL one a few. */
-export const AUDIT_COMMIT_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** A metric's JSON form (`Registry.getMetricsAsJSON`), what a worker sends its agent. */
 export type MetricJson = MetricObjectWithValues<MetricValue<string>>;
@@ -38,7 +40,7 @@ export class NodeMetrics {
 
   constructor(src: NodeMetricsSources) {
     const r = this.registry;
-    const { sessions, hub, audit, bus, authFailures } = src;
+    const { sessions, hub, audit, bus, authFailures, webhooks } = src;
     const c = sessions.counters;
     // One pass over the open sessions per scrape, shared by the gauge and the byte counters.
     // prom-client calls every `collect` synchronously in one turn, so the pass is dropped
@@ -69,36 +71,25 @@ export class NodeMetrics {
         this.set({ protocol: 'bin' }, p.bin);
       }
     });
-    counter(r, 'zenconn_sessions_opened_total', 'Sessions opened since start.', [], (set) => set({}, c.opened));
-    counter(r, 'zenconn_sessions_closed_total', 'Sessions closed since start, by close code.', ['code'], (set) => {
+    counterAtScrape(r, 'zenconn_sessions_opened_total', 'Sessions opened since start.', [], (set) => set({}, c.opened));
+    counterAtScrape(r, 'zenconn_sessions_closed_total', 'Sessions closed since start, by close code.', ['code'], (set) => {
       for (const [code, n] of c.closed) set({ code: String(code) }, n);
     });
-    counter(r, 'zenconn_messages_received_total', 'Frames received from sessions and admitted by the rate limit, by type (invalid: did not decode).', ['type'], (set) => {
+    counterAtScrape(r, 'zenconn_messages_received_total', 'Frames received from sessions and admitted by the rate limit, by type (invalid: did not decode).', ['type'], (set) => {
       for (const [type, n] of Object.entries(c.received)) set({ type }, n);
     });
-    counter(r, 'zenconn_deliveries_total', 'Frames fanned out to members (events and joined/left notices), one per recipient.', [], (set) => set({}, hub.delivered));
-    counter(r, 'zenconn_bytes_sent_total', 'WebSocket bytes written to sessions.', [], (set) => set({}, c.closedBytesOut + open().bytesOut));
-    counter(r, 'zenconn_bytes_received_total', 'WebSocket payload bytes received from sessions.', [], (set) => set({}, c.closedBytesIn + open().bytesIn));
-    counter(r, 'zenconn_slow_consumer_closes_total', 'Sessions closed with 1013 because their outbound buffer was over --max-buffered-bytes.', [], (set) => set({}, c.slowConsumerCloses));
-    counter(r, 'zenconn_auth_failures_total', 'Upgrades and API requests refused for their token or grant, by reason (missing, invalid, expired, forbidden).', ['reason'], (set) => {
+    counterAtScrape(r, 'zenconn_deliveries_total', 'Frames fanned out to members (events and joined/left notices), one per recipient.', [], (set) => set({}, hub.delivered));
+    counterAtScrape(r, 'zenconn_bytes_sent_total', 'WebSocket bytes written to sessions.', [], (set) => set({}, c.closedBytesOut + open().bytesOut));
+    counterAtScrape(r, 'zenconn_bytes_received_total', 'WebSocket payload bytes received from sessions.', [], (set) => set({}, c.closedBytesIn + open().bytesIn));
+    counterAtScrape(r, 'zenconn_slow_consumer_closes_total', 'Sessions closed with 1013 because their outbound buffer was over --max-buffered-bytes.', [], (set) => set({}, c.slowConsumerCloses));
+    counterAtScrape(r, 'zenconn_auth_failures_total', 'Upgrades, refresh frames and API requests refused for their token or grant, by reason (missing, invalid, expired, forbidden).', ['reason'], (set) => {
       for (const [reason, n] of Object.entries(authFailures.counts)) set({ reason }, n);
     });
-    counter(r, 'zenconn_rate_limited_total', 'Inbound frames refused by the per-session rate limit.', [], (set) => set({}, c.rateLimited));
+    counterAtScrape(r, 'zenconn_rate_limited_total', 'Inbound frames refused by the per-session rate limit.', [], (set) => set({}, c.rateLimited));
     gauge(r, 'zenconn_channels', 'Channels with at least one member in this process.', () => hub.channels.size);
-    const writer = audit instanceof AuditWriter ? audit : null;
-    gauge(r, 'zenconn_audit_queue_rows', 'Audit rows recorded and not yet durable (queued or retried).', () => {
-      const s = writer?.stats();
-      return s === undefined ? 0 : s.queued + s.held;
-    });
-    gauge(r, 'zenconn_audit_journal_bytes', "Bytes in this process's audit journal file.", () => writer?.stats().journalBytes ?? 0);
-    const commits = new Histogram({
-      name: 'zenconn_audit_commit_seconds',
-      help: 'Time of one audit group commit (a database transaction or a journal append).',
-      buckets: [...AUDIT_COMMIT_BUCKETS],
-      registers: [r]
-    });
-    if (writer !== null) writer.onCommit = (seconds) => commits.observe(seconds);
+    addAuditMetrics(r, audit);
     gauge(r, 'zenconn_bus_up', 'Whether the bus to the other processes can deliver (1) or not (0).', () => (bus.ready ? 1 : 0));
+    if (webhooks) addWebhookMetrics(r, webhooks);
   }
 
   private withProcess = false;
@@ -131,30 +122,7 @@ export class NodeMetrics {
   }
 }
 
-type Labels = Record<string, string>;
-
-/** A counter whose value is read at scrape time: `read` calls `set(labels, total)` for each series. */
-function counter(r: Registry, name: string, help: string, labelNames: string[], read: (set: (labels: Labels, value: number) => void) => void): void {
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [r],
-    collect() {
-      this.reset();
-      read((labels, value) => this.inc(labels, value));
-    }
-  });
-}
-
 /** A gauge without labels read at scrape time. */
 function gauge(r: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({
-    name,
-    help,
-    registers: [r],
-    collect() {
-      this.set(read());
-    }
-  });
+  gaugeAtScrape(r, name, help, [], (set) => set({}, read()));
 }

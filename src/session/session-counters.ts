@@ -1,5 +1,7 @@
-/** The inbound frame types counted by `zenconn_messages_received_total` (`invalid`: did not decode). */
-export type ReceivedType = 'subscribe' | 'unsubscribe' | 'broadcast' | 'refresh' | 'invalid';
+import type { ClientFrame } from '../protocol/frames.js';
+
+/** The inbound frame types counted by `zenconn_messages_received_total`: every client frame's, and `invalid` (did not decode). */
+export type ReceivedType = ClientFrame['type'] | 'invalid';
 
 /**
  * A process's session figures since it started, as plain fields the session manager
@@ -12,7 +14,7 @@ export class SessionCounters {
   /** Close code → sessions closed with it. One entry per code seen (a small, fixed set). */
   readonly closed = new Map<number, number>();
   /** Admitted inbound frames by type. */
-  readonly received: Record<ReceivedType, number> = { subscribe: 0, unsubscribe: 0, broadcast: 0, refresh: 0, invalid: 0 };
+  readonly received: Record<ReceivedType, number> = { subscribe: 0, unsubscribe: 0, broadcast: 0, refresh: 0, presence: 0, invalid: 0 };
   /** Inbound frames refused by the rate limit. */
   rateLimited = 0;
   /** Sessions closed with 1013 for their outbound buffer. */

@@ -1,3 +1,4 @@
+import type { AuthFailures } from '../auth/auth-failures.js';
 import type { Connection, Transport } from '../transport/transport.js';
 import { isDecodeFailure } from '../protocol/codec.js';
 import type { Hub } from '../channels/hub.js';
@@ -42,6 +43,8 @@ export interface SessionManagerOptions {
   idleTimeoutMs: number;
   /** Where `presence` answers come from, and their bound (`--presence-max`). */
   presence: { source: PresenceSource; max: number };
+  /** Counts a `refresh` refused for its token (invalid, expired), as the upgrade's refusals are (the metrics). */
+  authFailures?: AuthFailures;
 }
 
 /**
@@ -147,9 +150,9 @@ export class SessionManager {
       hub.sendError(session, frame.channel, frame.errors);
       return;
     }
+    this.counters.received[frame.type]++;
     switch (frame.type) {
       case 'subscribe':
-        this.counters.received.subscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'subscribe', channel: frame.channel, payload: frame.token === undefined ? null : { token: '***' }, recipients: null });
         hub.subscribe(session, frame.channel, frame.token, frame.since ?? null);
         return;
@@ -158,12 +161,10 @@ export class SessionManager {
         hub.history(session, frame.channel, frame.since, frame.limit);
         return;
       case 'unsubscribe':
-        this.counters.received.unsubscribe++;
         audit.record({ messageId: null, at: new Date(), sessionId: session.id, userId: session.userId, direction: 'in', type: 'unsubscribe', channel: frame.channel, payload: null, recipients: null });
         hub.unsubscribe(session, frame.channel);
         return;
       case 'broadcast': {
-        this.counters.received.broadcast++;
         const channel = frame.channel;
         const r = hub.broadcast(
           session,
@@ -226,7 +227,10 @@ export class SessionManager {
     };
     this.o.verifier.verify(token).then(
       (identity) => answer(identity.userId === session.userId ? identity : RefreshReason.OTHER_USER),
-      (err: unknown) => answer(err instanceof InvalidTokenError && err.expired ? RefreshReason.EXPIRED : RefreshReason.REJECTED)
+      (err: unknown) => {
+        this.o.authFailures?.count(err);
+        answer(err instanceof InvalidTokenError && err.expired ? RefreshReason.EXPIRED : RefreshReason.REJECTED);
+      }
     );
   }
 

@@ -4,6 +4,7 @@ import { JournalFile, type JournalRead } from '../store/durable/journal-file.js'
 import { claimOrphans, holdFile, ownFilePath, releaseFile } from '../store/durable/journal-claim.js';
 import { RetryPolicy, type DurableLogger } from '../store/durable/retry-policy.js';
 import { Waiters } from '../store/durable/waiters.js';
+import { BackgroundSync } from '../store/durable/background-sync.js';
 import type { WebhookTarget } from '../config/webhook-targets.js';
 import { webhookEventCodec, type WebhookEvent } from './webhook-event.js';
 import { postWebhook } from './webhook-post.js';
@@ -65,8 +66,11 @@ export class WebhookQueue {
   private wakeLoop: (() => void) | null = null;
   /** When the oldest unsent event of the current file was queued (for the batching wait). */
   private pendingSince = 0;
-  private dirty = false;
-  private syncing = false;
+  /** One fdatasync at a time, covering every append before it. */
+  private readonly syncer = new BackgroundSync(
+    () => this.current,
+    (err, file) => this.o.logger?.error({ err, file: file.path }, 'cannot sync the webhook queue file')
+  );
   private lastDropLog = 0;
   private readonly abort = new AbortController();
   private readonly retry: RetryPolicy;
@@ -143,8 +147,7 @@ export class WebhookQueue {
       this.drop(err, 'cannot write the webhook queue file; event dropped');
       return;
     }
-    this.dirty = true;
-    this.sync();
+    this.syncer.appended();
     this.wake();
   }
 
@@ -191,24 +194,6 @@ export class WebhookQueue {
     this.seq++;
     holdFile(file.path);
     return file;
-  }
-
-  /** One fdatasync at a time, covering every append before it. */
-  private sync(): void {
-    const file = this.current;
-    if (this.syncing || !this.dirty || file === null) return;
-    this.syncing = true;
-    this.dirty = false;
-    file.sync().then(
-      () => {
-        this.syncing = false;
-        this.sync();
-      },
-      (err: unknown) => {
-        this.syncing = false;
-        this.o.logger?.error({ err, file: file.path }, 'cannot sync the webhook queue file');
-      }
-    );
   }
 
   private wake(): void {

@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startZen, type ZenProcess } from '../helpers/process.js';
-import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
+import { tempDir } from '../helpers/server.js';
+import { localZenArgs } from './cluster-helpers.js';
 import { makeToken } from '../helpers/tokens.js';
 
 /** A running `zenconn serve` process with its temp folder. */
@@ -15,20 +16,7 @@ export interface ServeUnderTest {
 /** Starts `zenconn serve --port 0` with a temp SQLite database, the test secrets and `args`. */
 export async function startServe(args: string[] = []): Promise<ServeUnderTest> {
   const dir = tempDir('zenconn-admin-');
-  const zen = await startZen([
-    'serve',
-    '--port', '0',
-    '--host', '127.0.0.1',
-    '--public', join(dir, 'public'),
-    '--database', `sqlite:${join(dir, 'z.db')}`,
-    '--access-log', 'off',
-    '--spool-dir', join(dir, 'spool'),
-    '--audit-journal-dir', join(dir, 'journal'),
-    '--jwt-secret', TEST_JWT_SECRET,
-    '--channel-secret', TEST_CHANNEL_SECRET,
-    '--log-level', 'warn',
-    ...args
-  ]);
+  const zen = await startZen(['serve', ...localZenArgs(dir), '--database', `sqlite:${join(dir, 'z.db')}`, ...args]);
   return {
     zen,
     port: zen.port,

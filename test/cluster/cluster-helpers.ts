@@ -36,6 +36,24 @@ export async function admin(): Promise<string> {
 }
 
 /**
+ * The options of a test process of `serve` or `agent` but its database: any port on
+ * 127.0.0.1, its files under `dir`, access log off, the test secrets, warnings only.
+ */
+export function localZenArgs(dir: string): string[] {
+  return [
+    '--port', '0',
+    '--host', '127.0.0.1',
+    '--public', join(dir, 'public'),
+    '--access-log', 'off',
+    '--spool-dir', join(dir, 'spool'),
+    '--audit-journal-dir', join(dir, 'journal'),
+    '--jwt-secret', TEST_JWT_SECRET,
+    '--channel-secret', TEST_CHANNEL_SECRET,
+    '--log-level', 'warn'
+  ];
+}
+
+/**
  * Starts `zenconn agent --port 0 --host 127.0.0.1` with a temp SQLite database (unless
  * `--database` is in `args`), access log off, the test secrets and `args`.
  */
@@ -46,15 +64,7 @@ export async function startAgent(args: string[] = [], options: { env?: NodeJS.Pr
   const zen = await startZen(
     [
       'agent',
-      '--port', '0',
-      '--host', '127.0.0.1',
-      '--public', join(dir, 'public'),
-      '--access-log', 'off',
-      '--spool-dir', join(dir, 'spool'),
-      '--audit-journal-dir', join(dir, 'journal'),
-      '--jwt-secret', TEST_JWT_SECRET,
-      '--channel-secret', TEST_CHANNEL_SECRET,
-      '--log-level', 'warn',
+      ...localZenArgs(dir),
       ...(i >= 0 ? [] : ['--database', database]),
       ...args
     ],

@@ -66,7 +66,8 @@ describe('Prometheus metrics', () => {
         c.send(frame);
       };
       const a = await TestClient.connect(srv.port);
-      const b = await TestClient.connect(srv.port);
+      // b has a token (its refresh is verified; an anonymous session's is refused unread).
+      const b = await TestClient.connect(srv.port, { token: await makeToken('bob') });
       const bin = await TestClient.connect(srv.port, { protocol: 'bin' });
       clients.push(a, b, bin);
       for (const c of clients) {
@@ -82,6 +83,11 @@ describe('Prometheus metrics', () => {
       b.sendRaw('{"type":"nonsense"}');
       bytesIn += Buffer.byteLength('{"type":"nonsense"}');
       await b.nextOf('error');
+      // A refresh (refused: not a token, an auth failure too) and a presence question are counted by their type.
+      send(b, { type: 'refresh', token: 'not-a-jwt' });
+      await b.nextOf('error');
+      send(b, { type: 'presence', channel: 'room' });
+      await b.nextOf('presence');
       assert.equal(await bin.close(), 1000);
       // Refused upgrades: a token that does not verify, an expired one.
       await assert.rejects(TestClient.connect(srv.port, { token: 'not-a-jwt' }), /401/);
@@ -111,11 +117,14 @@ describe('Prometheus metrics', () => {
       assert.equal(m.sum('zenconn_messages_received_total', { type: 'broadcast' }), 2);
       assert.equal(m.sum('zenconn_messages_received_total', { type: 'invalid' }), 1);
       assert.equal(m.sum('zenconn_messages_received_total', { type: 'unsubscribe' }), 0);
+      assert.equal(m.sum('zenconn_messages_received_total', { type: 'refresh' }), 1);
+      assert.equal(m.sum('zenconn_messages_received_total', { type: 'presence' }), 1);
       // Two broadcasts to two other members.
       assert.equal(m.sum('zenconn_deliveries_total'), 4);
       assert.equal(m.sum('zenconn_bytes_received_total'), bytesIn);
       assert.ok(m.sum('zenconn_bytes_sent_total') > 0);
-      assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'invalid' }), 1);
+      // The upgrade with a token that does not verify, and the refresh with one.
+      assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'invalid' }), 2);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'expired' }), 1);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'missing' }), 1);
       assert.equal(m.sum('zenconn_auth_failures_total', { reason: 'forbidden' }), 2);
@@ -265,8 +274,10 @@ describe('Prometheus metrics', () => {
         assert.equal(m.sum('zenconn_sessions', { worker: String(w.slot) }), here, `worker ${w.slot}`);
         assert.equal(m.sum('zenconn_sessions_opened_total', { worker: String(w.slot) }), here, `worker ${w.slot}`);
       }
-      // The agent's own process metrics.
+      // The agent's own process metrics, and its own audit writer's (the rows it writes for a dead worker).
       assert.ok(m.find('process_resident_memory_bytes', { worker: 'agent' }).length === 1);
+      assert.equal(m.find('zenconn_audit_queue_rows', { worker: 'agent' }).length, 1);
+      assert.equal(m.find('zenconn_audit_commit_seconds_count', { worker: 'agent' }).length, 1);
 
       // A worker that does not answer (stopped) is left out and shows as down; back, it is in again.
       const stopped = workers[1]!;

@@ -7,7 +7,8 @@ import { startZen, type ZenProcess } from '../helpers/process.js';
 import { tempDir, TEST_CHANNEL_SECRET, TEST_JWT_SECRET } from '../helpers/server.js';
 import { waitFor } from '../helpers/wait.js';
 import { signChannel } from '../../src/auth/channel-signature.js';
-import { placement, startAgent } from '../cluster/cluster-helpers.js';
+import { admin, httpGet, placement, startAgent } from '../cluster/cluster-helpers.js';
+import { parsePrometheus } from '../helpers/prometheus.js';
 import { Receiver } from './receiver.js';
 
 describe('webhooks from real processes', () => {
@@ -39,6 +40,12 @@ describe('webhooks from real processes', () => {
       // Vacated comes after the last removal.
       const lastRemoved = ev.map((e) => e.name).lastIndexOf('member_removed');
       assert.ok(ev.findIndex((e) => e.name === 'channel_vacated' && e.channel === 'private.p') > lastRemoved);
+      // The agent's scrape counts them, as the agent's (it sends them), by receiver.
+      await waitFor('the scrape to count every event delivered', async () => {
+        const res = await httpGet(agent.port, '/metrics', { authorization: `Bearer ${await admin()}` });
+        const m = parsePrometheus(res.body);
+        return m.sum('zenconn_webhook_events_delivered_total', { worker: 'agent', url: receiver.url }) === receiver.events.length && m.find('zenconn_webhook_events_delivered_total').length === 1;
+      });
     } finally {
       await agent.cleanup();
       await receiver.close();

@@ -12,6 +12,7 @@ import { signChannel } from '../../src/auth/channel-signature.js';
 import { verifyWebhook, signWebhook } from '../../src/webhooks/webhook-signature.js';
 import { WEBHOOK_EVENT_NAMES } from '../../src/config/webhook-targets.js';
 import { Receiver, type ReceivedEvent } from './receiver.js';
+import { parsePrometheus } from '../helpers/prometheus.js';
 
 const SECRET = 'whsec-test-0123456789';
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -118,6 +119,14 @@ describe('webhooks on serve', () => {
       await waitFor('the queue to be empty', () => queue.empty);
       assert.equal(queue.delivered, 3);
       assert.equal(queue.dropped, 0);
+      // The scrape tells the same, by receiver.
+      const m = parsePrometheus((await server.node.scrape()).body);
+      assert.equal(m.sum('zenconn_webhook_events_delivered_total', { url: receiver.url }), 3);
+      assert.equal(m.sum('zenconn_webhook_post_failures_total', { url: receiver.url }), queue.failures);
+      assert.ok(queue.failures >= 5);
+      assert.equal(m.sum('zenconn_webhook_events_dropped_total', { url: receiver.url }), 0);
+      assert.equal(m.types.get('zenconn_webhook_queue_bytes'), 'gauge');
+      assert.equal(m.find('zenconn_webhook_queue_bytes', { url: receiver.url }).length, 1);
     } finally {
       for (const c of clients) await c.close();
       await server?.stop();
