@@ -2,6 +2,8 @@
  * Issue #13 §6.1: a subscriber is away for a while, through a TCP proxy that is cut,
  * while a publisher sends 200 events. On reconnect the client library resubscribes with
  * its last position and receives every event once, in order. Both protocols.
+ * §6.2: the same with a hot window of 10 events, so the gap is filled from the audit
+ * trail, on SQLite and on PostgreSQL.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,11 +11,27 @@ import { connect, type ChannelEvent } from '../../src/client/index.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { makeToken } from '../helpers/tokens.js';
 import { waitFor } from '../helpers/wait.js';
+import { withSchema, type TestSchema } from '../helpers/pg.js';
 import { NodeWebSocket, range, recordStates, startServe } from './client-helpers.js';
 
-for (const protocol of ['json', 'bin'] as const) {
-  test(`${protocol}: 200 events sent while the subscriber is cut off all arrive after the reconnect, once each and in order`, async () => {
-    const { zen } = await startServe();
+interface Case {
+  protocol: 'json' | 'bin';
+  /** Where the gap comes from: the hot window (default size), or the audit trail behind a 10-event window. */
+  from: 'window' | 'audit on SQLite' | 'audit on PostgreSQL';
+}
+const cases: Case[] = [
+  { protocol: 'json', from: 'window' },
+  { protocol: 'bin', from: 'window' },
+  { protocol: 'json', from: 'audit on SQLite' },
+  { protocol: 'bin', from: 'audit on PostgreSQL' }
+];
+
+for (const { protocol, from } of cases) {
+  test(`${protocol}, from the ${from}: 200 events sent while the subscriber is cut off all arrive after the reconnect, once each and in order`, async () => {
+    const schema: TestSchema | null = from === 'audit on PostgreSQL' ? await withSchema() : null;
+    const args = from === 'window' ? [] : ['--history-size', '10', '--recovery-max', '1000'];
+    if (schema !== null) args.push('--database', schema.url);
+    const { zen } = await startServe(args);
     const proxy = await startTcpProxy({ port: zen.port });
     // publish: no subscription needed, no inbound rate limit; admin: may ask who is in the channel.
     const publisherToken = await makeToken('publisher', ['publish', 'admin']);
@@ -39,6 +57,15 @@ for (const protocol of ['json', 'bin'] as const) {
       // Meanwhile: 200 events, which reach nobody live (count 0 proves the subscriber was away).
       const counts = await Promise.all(range(20, 200).map((i) => publisher.broadcast('feed', i)));
       assert.deepEqual(new Set(counts.map((c) => c.count)), new Set([0]));
+      if (from !== 'window') {
+        // The audit rows reach the database in batches: the gap can be filled once the
+        // history from the last event the subscriber saw comes back complete.
+        const last = got[got.length - 1]!;
+        await waitFor('the missed events in the audit trail', async () => {
+          const h = await publisher.history('feed', { since: { offset: last.offset!, epoch: last.epoch! }, limit: 1000 });
+          return h.complete && h.events.length === 200;
+        });
+      }
       // It keeps trying while the proxy refuses (at least two failed attempts), then gets through.
       await waitFor('two refused reconnect attempts', () => states.filter((s) => s === 'connecting').length >= 3);
       proxy.restore();
@@ -59,6 +86,7 @@ for (const protocol of ['json', 'bin'] as const) {
       publisher.close();
       await proxy.close();
       await zen.stop();
+      await schema?.drop();
     }
   });
 }
