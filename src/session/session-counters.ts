@@ -14,7 +14,7 @@ export class SessionCounters {
   /** Close code → sessions closed with it. One entry per code seen (a small, fixed set). */
   readonly closed = new Map<number, number>();
   /** Admitted inbound frames by type. */
-  readonly received: Record<ReceivedType, number> = { subscribe: 0, unsubscribe: 0, broadcast: 0, refresh: 0, presence: 0, invalid: 0 };
+  readonly received: Record<ReceivedType, number> = { subscribe: 0, unsubscribe: 0, broadcast: 0, refresh: 0, presence: 0, history: 0, invalid: 0 };
   /** Inbound frames refused by the rate limit. */
   rateLimited = 0;
   /** Sessions closed with 1013 for their outbound buffer. */
