@@ -197,7 +197,8 @@ export class ZenNode {
       observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null),
       log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }, c.audit ? (ch, epoch, after, limit) => this.olderEvents(ch, epoch, after, limit) : null),
       recoveryMax: c.recoveryMax,
-      historyLimit: c.recoveryMax
+      historyLimit: c.recoveryMax,
+      positionWaitMs: c.positionWaitMs
     });
     this.sessions = new SessionManager({
       serverId: this.serverId,
