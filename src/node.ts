@@ -36,7 +36,7 @@ import { newId } from './protocol/ids.js';
 import type { Bus } from './bus/bus.js';
 import { LocalBus } from './bus/local-bus.js';
 import { LocalChannelLog } from './channels/local-log.js';
-import { decodePayload } from './audit/audit-payload.js';
+import { auditEventReader } from './audit/audit-events.js';
 import type { EventFrame } from './protocol/frames.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
@@ -125,7 +125,7 @@ export class ZenNode {
     this.logger = options.logger.child({ serverId: this.serverId });
     this.role = options.role ?? 'standalone';
     if (options.bus === undefined && this.config.bus !== null) {
-      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger, historySize: this.config.historySize, historyTtlMs: this.config.historyTtlMs });
+      this.ownBus = new RedisBus({ url: this.config.bus, prefix: this.config.busPrefix, nodeId: this.serverId, logger: this.logger, historySize: this.config.historySize, historyTtlMs: this.config.historyTtlMs, olderEvents: this.config.audit ? (ch, epoch, after, limit) => this.olderEvents(ch, epoch, after, limit) : null });
     }
     this.bus = options.bus ?? this.ownBus ?? new LocalBus();
   }
@@ -138,17 +138,8 @@ export class ZenNode {
   }
 
   /** A channel's events older than the hot window, from the audit trail (see LocalChannelLog). */
-  private async olderEvents(channel: string, epoch: string, after: number, limit: number): Promise<EventFrame[]> {
-    const rows = await this.store.auditEvents(channel, epoch, after, limit);
-    return rows.map((r) => ({
-      type: 'event',
-      channel,
-      data: decodePayload(r.payload, r.payloadBin),
-      from: r.sessionId,
-      id: r.messageId ?? '',
-      offset: r.eventOffset ?? 0,
-      epoch
-    }));
+  private olderEvents(channel: string, epoch: string, after: number, limit: number): Promise<EventFrame[]> {
+    return auditEventReader(this.store)(channel, epoch, after, limit);
   }
 
   /** Starts everything; resolves with the bound address once the port answers. */
@@ -206,7 +197,8 @@ export class ZenNode {
       observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null),
       log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }, c.audit ? (ch, epoch, after, limit) => this.olderEvents(ch, epoch, after, limit) : null),
       recoveryMax: c.recoveryMax,
-      historyLimit: c.recoveryMax
+      historyLimit: c.recoveryMax,
+      positionWaitMs: c.positionWaitMs
     });
     this.sessions = new SessionManager({
       serverId: this.serverId,

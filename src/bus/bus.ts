@@ -1,4 +1,4 @@
-import type { MemberInfo, ServerFrame } from '../protocol/frames.js';
+import type { MemberInfo, Position, ServerFrame } from '../protocol/frames.js';
 import type { ChannelLog } from './channel-log.js';
 
 /**
@@ -43,8 +43,13 @@ export interface BusMessage {
 }
 
 export interface Bus {
-  /** Sends (or holds) the message; `false` = refused, nothing was sent anywhere. */
-  publish(message: BusMessage): boolean;
+  /**
+   * Sends (or holds) the message; `false` = refused, nothing was sent anywhere. For an
+   * event this bus's sequencer positions, `sequenced` may be told the position given
+   * (null: the event was lost); a bus may also leave it untold (the event coming back
+   * through `onMessage` carries it).
+   */
+  publish(message: BusMessage, sequenced?: (position: Position | null) => void): boolean;
   remoteCount(channel: string): number;
   setLocalCount(channel: string, count: number): void;
   /**

@@ -62,3 +62,38 @@ export function sliceWindow<T extends { offset: number }>(
   const items = limit <= 0 ? [] : entries.slice(start, start + limit);
   return { items, complete: start + items.length === entries.length && items.length > 0 };
 }
+
+/**
+ * Where events older than a hot window are read: the audit trail's `out` event rows with
+ * offset > `after` in `epoch`, by offset (audit/audit-events.ts reads them from a store).
+ */
+export type OlderEvents = (channel: string, epoch: string, after: number, limit: number) => Promise<EventFrame[]>;
+
+/**
+ * Completes a hot-window read `hot` (asked with `since` and `limit`) from the audit trail
+ * when `since` is before the window, in the same epoch: the events from `since` up to the
+ * window from `older`, then the window's. The epoch is the sequencer's, so the trail only
+ * helps within one sequence. `complete` only when the rows are contiguous (rows not
+ * durable yet or past retention make it incomplete). Returns `hot` when nothing older is needed.
+ */
+export function readWithOlder(channel: string, since: Position | null, limit: number, hot: LogRead, older: OlderEvents | null): LogRead | Promise<LogRead> {
+  if (older === null || since === null || hot.complete || limit <= 0 || since.epoch !== hot.epoch || since.offset >= hot.offset) return hot;
+  const first = hot.events.length > 0 ? hot.events[0].offset! : hot.offset + 1;
+  // The window starts right after `since` (it was cut by the limit): nothing older is needed.
+  if (first <= since.offset + 1) return hot;
+  return withOlder(channel, since, limit, hot, first, older);
+}
+
+async function withOlder(channel: string, since: Position, limit: number, hot: LogRead, first: number, older: OlderEvents): Promise<LogRead> {
+  const gap = first - 1 - since.offset;
+  const old = await older(channel, hot.epoch, since.offset, Math.min(limit, gap));
+  let next = since.offset + 1;
+  for (const e of old) {
+    if (e.offset !== next) return { ...hot, events: [], complete: false };
+    next++;
+  }
+  const room = limit - old.length;
+  const events = old.length < gap ? old : old.concat(hot.events.slice(0, Math.max(0, room)));
+  const last = events.length === 0 ? since.offset : events[events.length - 1]!.offset!;
+  return { events, offset: hot.offset, epoch: hot.epoch, complete: last === hot.offset };
+}

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { LogThrottle, maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
-import { ALL_CHANNEL, PRIVATE_PREFIX, type MemberInfo, type ServerFrame } from '../protocol/frames.js';
+import type { OlderEvents } from './channel-log.js';
+import { ALL_CHANNEL, PRIVATE_PREFIX, type MemberInfo, type Position, type ServerFrame } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
 import { decodeChannelMessage, decodeControl, encodeChannelMessage } from './redis-codec.js';
 import { RedisKeys } from './redis-keys.js';
@@ -52,6 +53,8 @@ export interface RedisBusOptions {
   historySize?: number;
   /** How long they are kept, ms (`--history-ttl-ms`). Default 300000. */
   historyTtlMs?: number;
+  /** Events older than the Redis window, from the audit trail the nodes share (see channel-log.ts `readWithOlder`). */
+  olderEvents?: OlderEvents | null;
   /** Publishes held while Redis is lost; beyond it publish refuses. Default 10000. */
   maxPending?: number;
   /** Longest a publish is held while Redis is lost; also how long an outage may last before publish refuses. Default 5000. */
@@ -107,8 +110,11 @@ export class RedisBus implements Bus {
   private readonly outage: Outage;
   /** Redis as the sequencer and hot history of events (redis-log.ts). */
   readonly log: RedisLog;
-  /** Records of events (not `*`): sent through the sequencing script, not PUBLISH. */
-  private readonly sequencedRecords = new WeakSet<Buffer>();
+  /**
+   * Records of events (not `*`): sent through the sequencing script, not PUBLISH; the
+   * value is told the position Redis gave (null: lost), when the publisher asked.
+   */
+  private readonly sequencedRecords = new WeakMap<Buffer, ((position: Position | null) => void) | null>();
 
   /** Until then this node declares nobody dead (the others may still be rewriting their hashes). */
   private graceUntil = 0;
@@ -136,7 +142,7 @@ export class RedisBus implements Bus {
     }
     this.keys = new RedisKeys(options.prefix ?? 'zenconn:');
     this.link = new RedisLink(options.url, this.nodeId);
-    this.log = new RedisLog(this.link.pub, this.keys.prefix, options.historySize ?? 1000, options.historyTtlMs ?? 300000);
+    this.log = new RedisLog(this.link.pub, this.keys.prefix, options.historySize ?? 1000, options.historyTtlMs ?? 300000, options.olderEvents ?? null);
     const state = (): BusState => this.outage.state;
     this.own = new OwnState(this.link, this.keys, this.nodeId, this.nodeTtlMs, this.logger, state);
     this.others = new NodesCache(
@@ -175,13 +181,13 @@ export class RedisBus implements Bus {
     await this.outage.start(this.connectTimeoutMs);
   }
 
-  publish(message: BusMessage): boolean {
+  publish(message: BusMessage, sequenced?: (position: Position | null) => void): boolean {
     if (this.outage.state === 'closed') return false;
     const f = message.frame;
     if (f.type === 'joined' || f.type === 'left') this.own.trackMember(f.type, f.channel, f.data);
     const bytes = encodeChannelMessage(this.nodeId, message);
     const target = this.keys.channel(message.channel);
-    if (f.type === 'event' && message.channel !== ALL_CHANNEL) this.sequencedRecords.add(bytes);
+    if (f.type === 'event' && message.channel !== ALL_CHANNEL) this.sequencedRecords.set(bytes, sequenced ?? null);
     if (this.outage.state === 'ready') {
       this.send(target, bytes);
       return true;
@@ -309,13 +315,20 @@ export class RedisBus implements Bus {
 
   private send(target: string, bytes: Buffer): void {
     this.stats.published++;
-    const channel = this.sequencedRecords.has(bytes) ? this.keys.channelOf(target) : null;
-    const sent = channel !== null ? this.log.sequence(channel, bytes, target) : this.link.pub.publish(target, bytes);
-    sent.catch((err: Error) => {
-      // Lost with the connection (or refused by Redis): at most once, never resent.
-      this.stats.dropped++;
-      this.logger.debug({ err: err.message }, 'Redis bus: a publish failed');
-    });
+    const told = this.sequencedRecords.get(bytes);
+    const channel = told !== undefined ? this.keys.channelOf(target) : null;
+    const sent: Promise<unknown> = channel !== null ? this.log.sequence(channel, bytes, target) : this.link.pub.publish(target, bytes);
+    sent.then(
+      (r) => {
+        if (told) told(r as Position);
+      },
+      (err: Error) => {
+        // Lost with the connection (or refused by Redis): at most once, never resent.
+        this.stats.dropped++;
+        this.logger.debug({ err: err.message }, 'Redis bus: a publish failed');
+        if (told) told(null);
+      }
+    );
   }
 
   private onRedisMessage(channel: Buffer, payload: Buffer): void {

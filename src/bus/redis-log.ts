@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { ChannelLog, LogRead } from './channel-log.js';
-import { sliceWindow } from './channel-log.js';
+import type { ChannelLog, LogRead, OlderEvents } from './channel-log.js';
+import { readWithOlder, sliceWindow } from './channel-log.js';
 import { decodeChannelMessage } from './redis-codec.js';
 import { newEpoch } from './memory-log.js';
 import type { EventFrame, Position } from '../protocol/frames.js';
@@ -10,7 +10,8 @@ import type { EventFrame, Position } from '../protocol/frames.js';
  * KEYS: seq, epoch, hist. ARGV: the record `[origin, exclude, frame]` (a MessagePack
  * fixarray of 3), an epoch prefix, history size, history TTL ms, the pub/sub channel.
  * A missing epoch (first use, or Redis lost its data) starts a new sequence with a new
- * epoch. The published (and kept) record is `[origin, exclude, frame, offset, epoch, at]`.
+ * epoch. The published (and kept) record is `[origin, exclude, frame, offset, epoch, at]`;
+ * the script answers `[offset, epoch]`.
  */
 const APPEND = `
 local e = redis.call('GET', KEYS[2])
@@ -32,7 +33,7 @@ if size > 0 then
   redis.call('PEXPIRE', KEYS[3], ARGV[4])
 end
 redis.call('PUBLISH', ARGV[5], rec)
-return off
+return {off, e}
 `;
 
 /** Reads a channel's position and window at once (creating its epoch when missing). */
@@ -52,7 +53,7 @@ return {e, off, now, redis.call('LRANGE', KEYS[3], 0, -1)}
 `;
 
 type Commands = Redis & {
-  zcAppend(seq: string, epoch: string, hist: string, record: Buffer, prefix: string, size: number, ttlMs: number, target: string): Promise<number>;
+  zcAppend(seq: string, epoch: string, hist: string, record: Buffer, prefix: string, size: number, ttlMs: number, target: string): Promise<[number, string]>;
   zcReadBuffer(seq: string, epoch: string, hist: string, prefix: string): Promise<[Buffer, number, number, Buffer[]]>;
 };
 
@@ -77,17 +78,19 @@ export class RedisLog implements ChannelLog {
     redis: Redis,
     private readonly prefix: string,
     private readonly size: number,
-    private readonly ttlMs: number
+    private readonly ttlMs: number,
+    private readonly older: OlderEvents | null = null
   ) {
     redis.defineCommand('zcAppend', { numberOfKeys: 3, lua: APPEND });
     redis.defineCommand('zcRead', { numberOfKeys: 3, lua: READ });
     this.redis = redis as Commands;
   }
 
-  /** Sequences and publishes a record on `target` (the channel's pub/sub channel); resolves with its offset. */
-  sequence(channel: string, record: Buffer, target: string): Promise<number> {
+  /** Sequences and publishes a record on `target` (the channel's pub/sub channel); resolves with its position. */
+  async sequence(channel: string, record: Buffer, target: string): Promise<Position> {
     const [seq, epoch, hist] = keysOf(this.prefix, channel);
-    return this.redis.zcAppend(seq, epoch, hist, record, this.epochPrefix, this.size, this.ttlMs, target);
+    const [offset, e] = await this.redis.zcAppend(seq, epoch, hist, record, this.epochPrefix, this.size, this.ttlMs, target);
+    return { offset: Number(offset), epoch: String(e) };
   }
 
   async read(channel: string, since: Position | null, limit: number): Promise<LogRead> {
@@ -104,6 +107,7 @@ export class RedisLog implements ChannelLog {
     }
     const latest = Number(offset);
     const { items, complete } = sliceWindow(entries, latest, epoch, since, limit);
-    return { events: items.map((e) => e.frame), offset: latest, epoch, complete };
+    // Older than the window: from the audit trail the nodes share, within this epoch.
+    return readWithOlder(channel, since, limit, { events: items.map((e) => e.frame), offset: latest, epoch, complete }, this.older);
   }
 }

@@ -7,7 +7,8 @@ import { LocalChannelLog } from './local-log.js';
 import { newId } from '../protocol/ids.js';
 import type { ChannelMember } from './member.js';
 import type { Bus, BusMessage } from '../bus/bus.js';
-import type { AuditSink } from '../audit/audit-sink.js';
+import type { AuditEntry, AuditSink } from '../audit/audit-sink.js';
+import { PendingOutRows } from './pending-out.js';
 import type { Identity } from '../auth/grants.js';
 import { verifyChannelSignature } from '../auth/channel-signature.js';
 
@@ -33,6 +34,8 @@ export interface HubOptions<M extends ChannelMember = ChannelMember> {
   recoveryMax?: number;
   /** Most events one `history` answer holds (`--recovery-max`). Default 1000. */
   historyLimit?: number;
+  /** How long an event sequenced elsewhere waits for its position before its out row is recorded without one (pending-out.ts). */
+  positionWaitMs?: number;
 }
 
 /** What a broadcast did: the event id and how many sessions it went to. */
@@ -65,6 +68,8 @@ export class Hub<M extends ChannelMember = ChannelMember> {
   private readonly transport: Transport;
   private readonly bus: Bus;
   private readonly audit: AuditSink;
+  /** Out rows of events sequenced elsewhere, waiting for their position. */
+  private readonly pendingOut: PendingOutRows;
   private readonly channelSecret: string | null;
   private readonly maxChannels: number;
   private readonly observer: HubObserver<M> | null;
@@ -82,6 +87,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     this.transport = options.transport;
     this.bus = options.bus;
     this.audit = options.audit;
+    this.pendingOut = new PendingOutRows(this.audit, options.positionWaitMs);
     this.channelSecret = options.channelSecret;
     this.maxChannels = options.maxChannelsPerSession;
     this.observer = options.observer ?? null;
@@ -304,18 +310,30 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     if (channel !== ALL_CHANNEL && !sequenced) this.log.append!(frame);
     // Other processes first: when the bus refuses, the broadcast is refused as a whole
     // (no local delivery either), so the sender knows nobody got it and may retry.
-    if (!this.bus.publish({ channel, frame, exclude: from })) return 'bus unavailable';
+    // Sequenced elsewhere, the out row waits for the position (pending-out.ts) and the
+    // answer with it; not while the bus holds messages (it is down): those go as before.
+    const awaitPosition = sequenced && this.bus.ready;
+    const told = awaitPosition ? (p: Position | null): void => this.pendingOut.settle(id, p) : undefined;
+    if (!this.bus.publish({ channel, frame, exclude: from }, told)) return 'bus unavailable';
     const local = channel === ALL_CHANNEL ? this.sessions.size : (members as Set<M> | undefined)?.size ?? 0;
     const count = local - (sender !== null && (channel === ALL_CHANNEL || sender.channels.has(channel)) ? 1 : 0) + this.bus.remoteCount(channel);
     const at = new Date();
     const userId = identity.userId;
     this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'in', type: 'broadcast', channel, payload: data, recipients: null });
-    if (frame.offset === undefined) this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count });
-    else this.audit.record({ messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count, offset: frame.offset, epoch: frame.epoch });
+    const out: AuditEntry = { messageId: id, at, sessionId: from, userId, direction: 'out', type: 'event', channel, payload: data, recipients: count };
+    if (frame.offset !== undefined) {
+      out.offset = frame.offset;
+      out.epoch = frame.epoch;
+    }
     const result = { id, count };
-    // The sender's answer goes first: queued behind the fan-out it would arrive late
-    // and split the turn's writes.
-    if (reply !== null) this.audit.afterDurable(() => reply(result));
+    const answer = reply === null ? null : (): void => reply(result);
+    if (awaitPosition) this.pendingOut.add(id, out, answer);
+    else {
+      this.audit.record(out);
+      // The sender's answer goes first: queued behind the fan-out it would arrive late
+      // and split the turn's writes.
+      if (answer !== null) this.audit.afterDurable(answer);
+    }
     if (!sequenced) this.fanOut(members, frame, from);
     return result;
   }
@@ -329,6 +347,7 @@ export class Hub<M extends ChannelMember = ChannelMember> {
   /** Stops listening to the bus. */
   close(): void {
     this.offBus();
+    this.pendingOut.close();
     this.log.close?.();
   }
 
@@ -372,6 +391,8 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     const members = message.channel === ALL_CHANNEL ? this.sessions.values() : this.channels.get(message.channel);
     const n = this.fanOut(members, message.frame, message.exclude);
     const f = message.frame;
+    // This process's own event, back from its sequencer with its position.
+    if (this.pendingOut.size !== 0 && f.type === 'event' && f.offset !== undefined) this.pendingOut.settle(f.id, { offset: f.offset, epoch: f.epoch ?? '' });
     if (message.announced && (f.type === 'left' || f.type === 'joined')) {
       this.audit.record({ messageId: null, at: new Date(), sessionId: f.data.session, userId: f.data.user, direction: 'out', type: f.type, channel: f.channel, payload: f.data, recipients: n });
     }

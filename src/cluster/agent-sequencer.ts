@@ -1,6 +1,6 @@
 import { deserialize } from 'node:v8';
 import type { BusMessage } from '../bus/bus.js';
-import type { LogRead } from '../bus/channel-log.js';
+import { readWithOlder, type LogRead, type OlderEvents } from '../bus/channel-log.js';
 import { MemoryLog } from '../bus/memory-log.js';
 import type { EventFrame, Position } from '../protocol/frames.js';
 import type { BusRouter } from './bus-router.js';
@@ -25,19 +25,29 @@ export class AgentSequencer {
   constructor(
     private readonly busRouter: BusRouter,
     private readonly redisBridge: RedisBridge | null,
-    options: { historySize: number; historyTtlMs: number }
+    options: { historySize: number; historyTtlMs: number },
+    /** Events older than the window, from the agent's audit trail (its workers' rows). */
+    private readonly older: OlderEvents | null = null
   ) {
     this.log = new MemoryLog({ size: options.historySize, ttlMs: options.historyTtlMs });
   }
 
-  /** A worker's event (a v8-serialized `BusMessage`). */
-  sequence(channel: string, payload: Uint8Array): void {
+  /**
+   * A worker's event (a v8-serialized `BusMessage`), from worker `from`. That worker
+   * always gets it back, members or not: it records the event's audit row with its
+   * position (channels/pending-out.ts).
+   */
+  sequence(from: number, channel: string, payload: Uint8Array): void {
     if (this.redisBridge !== null) {
-      this.redisBridge.publishPayload(payload);
+      // Back from Redis only to the workers with members: the sender may have none.
+      this.redisBridge.publishPayload(payload, (p) => {
+        if (p !== null) this.busRouter.publishToSender(from, channel, payload, p);
+      });
       return;
     }
     const p = this.log.append(channel, payload);
     this.busRouter.publish(null, channel, payload, p);
+    this.busRouter.publishToSender(from, channel, payload, p);
   }
 
   /** The events after `since` (see ChannelLog.read). */
@@ -50,7 +60,7 @@ export class AgentSequencer {
       f.epoch = r.epoch;
       return f;
     });
-    return { events, offset: r.offset, epoch: r.epoch, complete: r.complete };
+    return readWithOlder(channel, since, limit, { events, offset: r.offset, epoch: r.epoch, complete: r.complete }, this.older);
   }
 
   close(): void {

@@ -8,6 +8,8 @@ import { createStore } from '../store/open-store.js';
 import { ServerPresence } from '../store/server-presence.js';
 import type { AuditSink } from '../audit/audit-sink.js';
 import { createAuditSink } from '../audit/create-audit-sink.js';
+import { auditEventReader } from '../audit/audit-events.js';
+import type { OlderEvents } from '../bus/channel-log.js';
 import type { BusMessage } from '../bus/bus.js';
 import { CloseCode } from '../errors.js';
 import { newId } from '../protocol/ids.js';
@@ -86,6 +88,10 @@ export class Agent {
   /** Positions and hot history of the workers' events (agent-sequencer.ts). */
   private readonly sequencer: AgentSequencer;
   private store!: Store;
+  /** A channel's events older than the hot window, from the audit trail the workers write to (null with --no-audit). */
+  private get older(): OlderEvents | null {
+    return this.config.audit ? (channel, epoch, after, limit) => auditEventReader(this.store)(channel, epoch, after, limit) : null;
+  }
   private presence: ServerPresence | null = null;
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
   private audit: AuditSink | null = null;
@@ -127,7 +133,8 @@ export class Agent {
         busRouter: this.busRouter,
         audit: () => this.audit,
         historySize: this.config.historySize,
-        historyTtlMs: this.config.historyTtlMs
+        historyTtlMs: this.config.historyTtlMs,
+        olderEvents: this.older
       });
       // Presence on the other nodes: public channels' members go to the agent's hash
       // (private ones' already do, with their joined/left notices).
@@ -136,7 +143,7 @@ export class Agent {
         if (!channel.startsWith(PRIVATE_PREFIX)) bridge.trackMember(type, channel, member);
       };
     }
-    this.sequencer = new AgentSequencer(this.busRouter, this.redisBridge, this.config);
+    this.sequencer = new AgentSequencer(this.busRouter, this.redisBridge, this.config, this.older);
   }
 
   /**
@@ -306,7 +313,7 @@ export class Agent {
         this.redisBridge?.publishPayload(item.payload);
         return;
       case 'sequence':
-        this.sequencer.sequence(item.channel, item.payload);
+        this.sequencer.sequence(h.key, item.channel, item.payload);
         return;
       case 'count':
         this.busRouter.setCount(h.key, item.channel, item.count);

@@ -101,6 +101,17 @@ export class BusRouter {
     return n;
   }
 
+  /**
+   * Forwards `payload` to worker `key` when it has no members of `channel` (`publish`
+   * left it out): the sender of an event learns its position this way. Returns whether it went.
+   */
+  publishToSender(key: number, channel: string, payload: Uint8Array, position: Position): boolean {
+    if (this.counts.get(channel)?.has(key)) return false;
+    const target = this.targets.get(key);
+    target?.deliver(payload, position);
+    return target !== undefined;
+  }
+
   /** Members of `channel` on all workers (not counting other nodes). */
   total(channel: string): number {
     const byWorker = this.counts.get(channel);

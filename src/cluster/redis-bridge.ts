@@ -2,7 +2,7 @@ import { deserialize, serialize } from 'node:v8';
 import type { Logger } from 'pino';
 import { LogThrottle } from '../log.js';
 import type { AuditSink } from '../audit/audit-sink.js';
-import type { LogRead } from '../bus/channel-log.js';
+import type { LogRead, OlderEvents } from '../bus/channel-log.js';
 import type { Position } from '../protocol/frames.js';
 import type { BusMessage } from '../bus/bus.js';
 import type { MemberInfo } from '../protocol/frames.js';
@@ -13,6 +13,8 @@ import type { WorkerHandle } from './worker-handle.js';
 export interface RedisBridgeOptions {
   /** Events kept per channel in Redis (`--history-size`). */
   historySize?: number;
+  /** Events older than the Redis window, from the agent's audit trail (the nodes share the database). */
+  olderEvents?: OlderEvents | null;
   /** How long, ms (`--history-ttl-ms`). */
   historyTtlMs?: number;
   url: string;
@@ -45,7 +47,7 @@ export class RedisBridge {
   constructor(options: RedisBridgeOptions) {
     this.busRouter = options.busRouter;
     this.logger = options.logger;
-    const redisBus = new RedisBus({ url: options.url, prefix: options.prefix, nodeId: options.nodeId, logger: options.logger, historySize: options.historySize, historyTtlMs: options.historyTtlMs });
+    const redisBus = new RedisBus({ url: options.url, prefix: options.prefix, nodeId: options.nodeId, logger: options.logger, historySize: options.historySize, historyTtlMs: options.historyTtlMs, olderEvents: options.olderEvents ?? null });
     this.redisBus = redisBus;
     // Other nodes' messages go to the workers with members, as a worker's would.
     redisBus.onMessage((m) => {
@@ -81,9 +83,9 @@ export class RedisBridge {
   }
 
   /** A worker's message (a v8-serialized `BusMessage`) for the other nodes. */
-  publishPayload(payload: Uint8Array): void {
+  publishPayload(payload: Uint8Array, sequenced?: (position: Position | null) => void): void {
     try {
-      this.redisBus.publish(deserialize(payload) as BusMessage);
+      this.redisBus.publish(deserialize(payload) as BusMessage, sequenced);
     } catch (err) {
       // A worker's record the agent cannot read or encode is dropped, never thrown out of the loop.
       this.undeliverable++;

@@ -85,6 +85,8 @@ export interface Config {
   recoveryMax: number;
   /** Most members one presence answer (socket or `GET /api/presence`) lists; more are cut and flagged `truncated`. Default 1000. */
   presenceMax: number;
+  /** How long an event sequenced by another process (agent, Redis) waits for its position before its audit row is recorded without one, ms. Default 10000. */
+  positionWaitMs: number;
   /** Origins allowed to open a WebSocket (empty = any). Default empty. */
   allowedOrigins: string[];
   /**
@@ -219,6 +221,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   historyTtlMs: { type: 'integer', default: 300000, min: 1000, max: 604800000, doc: 'how long an event stays in the hot history window, ms' },
   recoveryMax: { type: 'integer', default: 1000, min: 0, max: 100000, doc: 'most events one recovery replays (more answers recovered:false) and one history answer holds' },
   presenceMax: { type: 'integer', default: 1000, min: 1, max: 100000, doc: 'most members one presence answer lists (more: cut, truncated:true)' },
+  positionWaitMs: { type: 'integer', default: 10000, min: 100, max: 600000, doc: 'agent or --bus: how long a broadcast\'s audit row (and its received) waits for the position from the sequencer before it is recorded without one, ms' },
   allowedOrigins: { type: 'list', default: [], doc: 'comma-separated Origin allow-list for upgrades (empty = any)' },
   trustProxy: {
     type: 'string',

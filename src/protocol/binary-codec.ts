@@ -84,6 +84,8 @@ function serverFrameArray(frame: ServerFrame): unknown[] {
       return [Kind.accepted, idToBytes(frame.data)];
     case 'subscribed':
       if (frame.offset !== undefined) return [Kind.subscribed, frame.channel, frame.recovered ?? null, frame.offset, frame.epoch ?? ''];
+      // No position (the sequencer could not be asked): `recovered:false` still goes out.
+      if (frame.recovered !== undefined) return [Kind.subscribed, frame.channel, frame.recovered];
       return [Kind.subscribed, frame.channel];
     case 'unauthorized':
     case 'unsubscribed':

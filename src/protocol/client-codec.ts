@@ -88,6 +88,7 @@ function serverFrameOf(a: unknown): ServerFrame {
         if (typeof x === 'boolean') f.recovered = x;
         return f;
       }
+      if (typeof x === 'boolean') return { type: 'subscribed', channel: str(channel, 'channel'), recovered: x };
       return { type: 'subscribed', channel: str(channel, 'channel') };
     case Kind.historyAnswer: {
       if (!Array.isArray(x) || typeof y !== 'number' || typeof a[5] !== 'boolean') fail('malformed history answer');

@@ -179,7 +179,8 @@ export function encodeServerFrameText(frame: ServerFrame): string {
           ',"offset":' + frame.offset + ',"epoch":' + JSON.stringify(frame.epoch ?? '') + '}'
         );
       }
-      return '{"type":"subscribed","channel":' + JSON.stringify(frame.channel) + '}';
+      // No position (the sequencer could not be asked): `recovered:false` still goes out.
+      return '{"type":"subscribed","channel":' + JSON.stringify(frame.channel) + (frame.recovered === undefined ? '' : ',"recovered":' + (frame.recovered ? 'true' : 'false')) + '}';
     case 'unauthorized':
     case 'unsubscribed':
       return '{"type":"' + frame.type + '","channel":' + JSON.stringify(frame.channel) + '}';
@@ -291,6 +292,7 @@ export function decodeServerFrame(data: string | Uint8Array | ArrayBuffer): Serv
         if (typeof o.recovered === 'boolean') f.recovered = o.recovered;
         return f;
       }
+      if (typeof o.recovered === 'boolean') return { type: o.type, channel: str(o, 'channel'), recovered: o.recovered };
       return { type: o.type, channel: str(o, 'channel') };
     case 'unauthorized':
     case 'unsubscribed':
