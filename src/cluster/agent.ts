@@ -1,6 +1,5 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serialize } from 'node:v8';
 import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
 import type { Store } from '../store/store.js';
@@ -10,7 +9,6 @@ import type { AuditSink } from '../audit/audit-sink.js';
 import { createAuditSink } from '../audit/create-audit-sink.js';
 import { auditEventReader } from '../audit/audit-events.js';
 import type { OlderEvents } from '../bus/channel-log.js';
-import type { BusMessage } from '../bus/bus.js';
 import { CloseCode } from '../errors.js';
 import { newId } from '../protocol/ids.js';
 import { PRIVATE_PREFIX } from '../protocol/frames.js';
@@ -21,13 +19,14 @@ import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
 import { AgentSequencer } from './agent-sequencer.js';
 import { RedisBridge } from './redis-bridge.js';
-import { SocketPairMaker } from './socket-pair.js';
+import { WorkerLinks } from './worker-links.js';
 import { Supervisor, statsIntervalMs, workersStopMs } from './supervisor.js';
 import { controlSocketPath, startControlSocket, type ControlSocket } from './control-socket.js';
 import type { WorkerHandle } from './worker-handle.js';
-import { answerAgentQuery, workersView, type WorkersView } from './agent-answers.js';
-import { answerAdminQuery } from './admin-answers.js';
-import type { AdminQuery, AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
+import { workersView, type WorkersView } from './agent-answers.js';
+import { answerQuery, answerRequest, type AgentRequestContext } from './agent-requests.js';
+import { announceLostSessions } from './worker-loss.js';
+import type { AgentAnswer, AgentQuery, WorkerInit, WorkerItem, WorkerMessage } from './ipc-messages.js';
 import { AgentMetrics } from './agent-metrics.js';
 import { startMetricsListener, type MetricsListener } from '../metrics/metrics-http.js';
 import { addWebhookMetrics } from '../metrics/webhook-metrics.js';
@@ -57,7 +56,7 @@ const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.js', import.m
  *   happen and their figures every second; `GET /agent/*` on any worker asks here
  *   (agent-answers.ts);
  * - the batching per worker (ipc-batcher.ts, the same as the workers' AgentLink);
- * - the links: every two workers get a direct link (a socket pair, socket-pair.ts) over
+ * - the links (worker-links.ts): every two workers get a direct link (a socket pair, socket-pair.ts) over
  *   which they send each other their messages and member counts; the agent is not on
  *   that path. It keeps every worker's counts (bus-router.ts) for the messages it says
  *   itself and for `received.count`;
@@ -82,7 +81,8 @@ export class Agent {
   private readonly supervisor: Supervisor;
   private readonly placement: Placement;
   private readonly flusher = new BatchFlusher<WorkerHandle>();
-  private readonly pairs = new SocketPairMaker();
+  /** The direct links between every two workers (worker-links.ts). */
+  private readonly links: WorkerLinks;
   /** With `--bus`: the agent is one node of the Redis bus on behalf of all its workers. */
   private readonly redisBridge: RedisBridge | null = null;
   /** Positions and hot history of the workers' events (agent-sequencer.ts). */
@@ -108,10 +108,13 @@ export class Agent {
   /** `GET /metrics` across the workers (asked through any worker, or on `--metrics-port`). */
   readonly metrics = new AgentMetrics(() => [...this.supervisor.workers()]);
   private metricsListener: MetricsListener | null = null;
+  /** What the answers to the workers' questions read (agent-requests.ts). */
+  private readonly requests: AgentRequestContext;
 
   constructor(options: AgentOptions) {
     this.config = options.config;
     this.logger = options.logger.child({ serverId: this.serverId });
+    this.links = new WorkerLinks(() => this.state === 'draining' || this.state === 'closed', this.logger);
     this.supervisor = new Supervisor(this.config, this.logger, options.workerEntry ?? DEFAULT_WORKER_ENTRY, (h) => this.flusher.markDirty(h), {
       ready: () => this.state === 'ready',
       started: (h, peers) => this.onWorkerStarted(h, peers),
@@ -144,6 +147,17 @@ export class Agent {
       };
     }
     this.sequencer = new AgentSequencer(this.busRouter, this.redisBridge, this.config, this.older);
+    this.requests = {
+      registry: this.registry,
+      metrics: this.metrics,
+      sequencer: this.sequencer,
+      redisBridge: this.redisBridge,
+      state: () => this.state,
+      workersView: () => this.workersView(),
+      workerCount: () => this.config.workers,
+      reload: () => this.reload(),
+      workers: () => this.supervisor.workers()
+    };
   }
 
   /**
@@ -209,21 +223,9 @@ export class Agent {
     return workersView(this.registry, { id: this.serverId, state: this.state, startedAt: this.startedAt, workers: this.config.workers, refusedConnections: this.placement.refused });
   }
 
-  /** Answers a worker's question for its HTTP client. */
+  /** Answers a worker's question for its HTTP client (agent-requests.ts). */
   answer(query: AgentQuery): AgentAnswer {
-    if (query.kind === 'admin') return this.answerAdmin(query.query);
-    return answerAgentQuery(query, this.registry, () => this.workersView(), () => {
-      if (this.state !== 'ready') return { status: 503, body: { error: `agent is ${this.state}` } };
-      void this.reload();
-      return { status: 202, body: { status: 'reloading', workers: this.config.workers } };
-    }, this.redisBridge ?? null);
-  }
-
-  /** The admin API's questions (admin-api.ts); an operator's close goes to the worker that holds the session. */
-  private answerAdmin(query: AdminQuery): AgentAnswer {
-    return answerAdminQuery(query, this.registry, () => this.workersView(), (key, session) => {
-      for (const h of this.supervisor.workers()) if (h.key === key) h.push({ t: 'close-session', session });
-    });
+    return answerQuery(this.requests, query);
   }
 
   /**
@@ -250,7 +252,7 @@ export class Agent {
     this.server?.close();
     await this.metricsListener?.close();
     await this.control?.close();
-    this.pairs.close();
+    this.links.close();
     this.placement.dropWaiting();
     const deadline = Date.now() + workersStopMs(this.config.shutdownTimeoutMs);
     await this.supervisor.stopAll(deadline);
@@ -298,7 +300,7 @@ export class Agent {
       agentPort: this.boundPort
     };
     h.child.send(init);
-    for (const p of peers) this.link(h, p);
+    for (const p of peers) this.links.link(h, p);
   }
 
   private onWorkerMessage(h: WorkerHandle, message: WorkerMessage): void {
@@ -359,21 +361,9 @@ export class Agent {
         this.logger.info({ slot: h.slot, pid: h.child.pid, workerId: h.serverId, directPort: item.port }, 'worker ready');
         this.placement.serveWaiting();
         return;
-      case 'request': {
-        const { id, query } = item;
-        if (query.kind === 'metrics') {
-          void this.metrics.scrape().then(
-            (scrape) => h.push({ t: 'response', id, answer: { status: 200, body: scrape } }),
-            (err: unknown) => h.push({ t: 'response', id, answer: { status: 503, body: { error: (err as Error).message } } })
-          );
-        } else if (query.kind === 'history') {
-          void this.sequencer.read(query.channel, query.since, query.limit).then(
-            (body) => h.push({ t: 'response', id, answer: { status: 200, body } }),
-            (err: unknown) => h.push({ t: 'response', id, answer: { status: 503, body: { error: err instanceof Error ? err.message : String(err) } } })
-          );
-        } else h.push({ t: 'response', id, answer: this.answer(query) });
+      case 'request':
+        answerRequest(this.requests, h, item.id, item.query);
         return;
-      }
       case 'metrics':
         this.metrics.answered(item.id, item.metrics);
         return;
@@ -395,25 +385,8 @@ export class Agent {
     const log = { slot: h.slot, pid: h.child.pid, workerId: h.serverId, code, signal, lostSessions: lost.length };
     if (crashed) this.logger.error(log, 'worker died');
     else this.logger.info(log, 'worker exited');
-    // Members elsewhere of a private channel learn that the lost sessions left. A worker
-    // that crashed, or was killed at the drain deadline, cannot record it: the agent
-    // writes the `left` rows and each lost session's `session.close` (1006) in the audit
-    // trail. (One that exited by itself recorded its sessions' ends.)
-    const at = new Date();
-    const audit = crashed || signal !== null ? this.audit : null;
-    for (const s of lost) {
-      for (const channel of s.channels) {
-        if (!channel.startsWith(PRIVATE_PREFIX)) continue;
-        const data = { session: s.id, user: s.user };
-        const message: BusMessage = { channel, frame: { type: 'left', channel, data }, exclude: null };
-        this.busRouter.publish(null, channel, serialize(message));
-        this.redisBridge?.publish(message);
-        const recipients = this.busRouter.total(channel) + (this.redisBridge?.remoteCount(channel) ?? 0);
-        audit?.record({ messageId: null, at, sessionId: s.id, userId: s.user, direction: 'out', type: 'left', channel, payload: data, recipients });
-      }
-      audit?.record({ messageId: null, at, sessionId: s.id, userId: s.user, direction: 'system', type: 'session.close', channel: null, payload: { code: CloseCode.ABNORMAL }, recipients: null });
-      this.webhooks?.tracker.sessionClosed({ id: s.id });
-    }
+    // A worker that crashed, or was killed at the drain deadline, cannot record its sessions' ends.
+    announceLostSessions(lost, crashed || signal !== null ? this.audit : null, this.busRouter, this.redisBridge, this.webhooks);
     if (h.serverId !== null && this.store) {
       const workerId = h.serverId;
       this.track(
@@ -434,40 +407,6 @@ export class Agent {
       return;
     }
     this.placement.place(socket);
-  }
-
-  /**
-   * Links workers `a` and `b` directly: a connected socket pair, one end handed to each
-   * (the agent keeps neither). A worker that exits before it gets its end leaves the
-   * other one's end closed, which it reads as "gone".
-   */
-  private link(a: WorkerHandle, b: WorkerHandle): void {
-    this.pairs.enqueue(async () => {
-      try {
-        if (this.state === 'draining' || this.state === 'closed' || a.exited || b.exited) return;
-        const pair = await this.pairs.make();
-        this.handPeer(a, b.key, pair[0]);
-        this.handPeer(b, a.key, pair[1]);
-      } catch (err) {
-        // While stopping, the pair server is gone: nothing to say.
-        if (this.state !== 'draining' && this.state !== 'closed') this.logger.error({ err: (err as Error).message, a: a.slot, b: b.slot }, 'could not link two workers');
-      }
-    });
-  }
-
-  private handPeer(h: WorkerHandle, key: number, socket: Socket): void {
-    socket.on('error', () => socket.destroy());
-    if (h.exited || !h.child.connected) {
-      socket.destroy();
-      return;
-    }
-    try {
-      h.child.send({ t: 'peer', key }, socket, (err) => {
-        if (err) socket.destroy();
-      });
-    } catch {
-      socket.destroy();
-    }
   }
 
   private track(p: Promise<unknown>): void {
