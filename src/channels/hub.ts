@@ -1,8 +1,8 @@
-import type { Transport, PreparedFrame } from '../transport/transport.js';
-import type { Codec } from '../protocol/codec.js';
+import type { Transport } from '../transport/transport.js';
 import { ALL_CHANNEL, PRIVATE_PREFIX, type EventFrame, type Position, type ServerFrame } from '../protocol/frames.js';
 import type { ChannelLog, LogRead } from '../bus/channel-log.js';
-import { RecoveryTable } from './recovery.js';
+import { RecoveryTable, sendSubscribed } from './recovery.js';
+import { fanOut } from './fan-out.js';
 import { LocalChannelLog } from './local-log.js';
 import { newId } from '../protocol/ids.js';
 import type { ChannelMember } from './member.js';
@@ -195,47 +195,9 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     });
   }
 
-  /**
-   * Answers `subscribed` with the start position, then the replay (when `since` could
-   * be filled), then the live events kept meanwhile that follow it. `r` null: the
-   * position could not be read (the sequencer is unreachable): a plain `subscribed`.
-   */
+  /** Answers `subscribed` with the start position and what follows it (recovery.ts), then records and announces the join. */
   private answerSubscribed(session: M, channel: string, since: Position | null, r: LogRead | null): void {
-    const entry = this.recoveries.of(channel)?.get(session);
-    const kept = entry?.buffer ?? [];
-    if (r === null || entry === undefined) {
-      this.recoveries.end(session, channel);
-      session.send(since === null ? { type: 'subscribed', channel } : { type: 'subscribed', channel, recovered: false });
-      for (const f of kept) session.send(f);
-    } else {
-      let end = r.offset;
-      let epoch = r.epoch;
-      let replay: EventFrame[] = [];
-      let recovered: boolean | undefined;
-      if (entry.overflow) {
-        end = entry.end;
-        epoch = entry.epoch;
-        if (since !== null) recovered = false;
-      } else if (since !== null) {
-        recovered = r.complete && r.epoch === since.epoch && r.events.length <= this.recoveryMax;
-        if (recovered) replay = r.events;
-      } else if (kept.length > 0 && kept[0].epoch === epoch && (kept[0].offset ?? 0) <= end) {
-        // Events that reached this process since the session joined are its own: it
-        // starts before the first of them (the read may have been answered after them).
-        end = (kept[0].offset ?? 1) - 1;
-      }
-      session.send(recovered === undefined ? { type: 'subscribed', channel, offset: end, epoch } : { type: 'subscribed', channel, recovered, offset: end, epoch });
-      for (const f of replay) session.send(f);
-      for (const f of kept) {
-        if (f.epoch === epoch && (f.offset ?? 0) <= end) continue;
-        session.send(f);
-        end = f.offset ?? end;
-        epoch = f.epoch ?? epoch;
-      }
-      entry.buffer = null;
-      entry.end = end;
-      entry.epoch = epoch;
-    }
+    sendSubscribed(this.recoveries, session, channel, since, r, this.recoveryMax);
     this.auditOut(session, 'subscribed', channel, null);
     this.observer?.subscribed(session, channel);
     if (channel.startsWith(PRIVATE_PREFIX)) this.notice('joined', channel, session);
@@ -398,41 +360,9 @@ export class Hub<M extends ChannelMember = ChannelMember> {
     }
   }
 
-  /**
-   * Writes `frame` to every open member but `excludeId`, encoding it at most once per
-   * codec. Returns the number of sessions written to.
-   */
+  /** Writes `frame` to every open member but `excludeId` (fan-out.ts); counts it in `delivered`. */
   private fanOut(members: Iterable<M> | undefined, frame: ServerFrame, excludeId: string | null): number {
-    if (members === undefined) return 0;
-    const recovering = this.recoveries.size !== 0 && frame.type === 'event' ? this.recoveries.of(frame.channel) : undefined;
-    let codecA: Codec | null = null;
-    let bytesA: PreparedFrame | null = null;
-    let codecB: Codec | null = null;
-    let bytesB: PreparedFrame | null = null;
-    let n = 0;
-    for (const s of members) {
-      if (s.id === excludeId || s.state !== 'open') continue;
-      if (recovering !== undefined) {
-        const entry = recovering.get(s);
-        if (entry !== undefined && !this.recoveries.pass(s, entry, frame as EventFrame)) continue;
-      }
-      const codec = s.codec;
-      let bytes: PreparedFrame;
-      if (codec === codecA) bytes = bytesA!;
-      else if (codec === codecB) bytes = bytesB!;
-      else {
-        bytes = this.transport.prepare(codec.encode(frame), codec.binary);
-        if (codecA === null) {
-          codecA = codec;
-          bytesA = bytes;
-        } else {
-          codecB = codec;
-          bytesB = bytes;
-        }
-      }
-      s.write(bytes);
-      n++;
-    }
+    const n = fanOut(this.transport, this.recoveries, members, frame, excludeId);
     this.delivered += n;
     return n;
   }

@@ -1,4 +1,6 @@
-import type { EventFrame } from '../protocol/frames.js';
+import type { EventFrame, Position } from '../protocol/frames.js';
+import type { LogRead } from '../bus/channel-log.js';
+import type { ChannelMember } from './member.js';
 
 /** A session joining a channel whose start position is being read (see Hub.subscribe). */
 export interface Recovering {
@@ -65,5 +67,48 @@ export class RecoveryTable<M> {
     if (frame.epoch === entry.epoch && (frame.offset ?? 0) <= entry.end) return false;
     this.end(session, frame.channel);
     return true;
+  }
+}
+
+/**
+ * Answers `subscribed` with the start position, then the replay (when `since` could
+ * be filled), then the live events kept meanwhile that follow it. `r` null: the
+ * position could not be read (the sequencer is unreachable): a plain `subscribed`.
+ */
+export function sendSubscribed<M extends ChannelMember>(table: RecoveryTable<M>, session: M, channel: string, since: Position | null, r: LogRead | null, recoveryMax: number): void {
+  const entry = table.of(channel)?.get(session);
+  const kept = entry?.buffer ?? [];
+  if (r === null || entry === undefined) {
+    table.end(session, channel);
+    session.send(since === null ? { type: 'subscribed', channel } : { type: 'subscribed', channel, recovered: false });
+    for (const f of kept) session.send(f);
+  } else {
+    let end = r.offset;
+    let epoch = r.epoch;
+    let replay: EventFrame[] = [];
+    let recovered: boolean | undefined;
+    if (entry.overflow) {
+      end = entry.end;
+      epoch = entry.epoch;
+      if (since !== null) recovered = false;
+    } else if (since !== null) {
+      recovered = r.complete && r.epoch === since.epoch && r.events.length <= recoveryMax;
+      if (recovered) replay = r.events;
+    } else if (kept.length > 0 && kept[0].epoch === epoch && (kept[0].offset ?? 0) <= end) {
+      // Events that reached this process since the session joined are its own: it
+      // starts before the first of them (the read may have been answered after them).
+      end = (kept[0].offset ?? 1) - 1;
+    }
+    session.send(recovered === undefined ? { type: 'subscribed', channel, offset: end, epoch } : { type: 'subscribed', channel, recovered, offset: end, epoch });
+    for (const f of replay) session.send(f);
+    for (const f of kept) {
+      if (f.epoch === epoch && (f.offset ?? 0) <= end) continue;
+      session.send(f);
+      end = f.offset ?? end;
+      epoch = f.epoch ?? epoch;
+    }
+    entry.buffer = null;
+    entry.end = end;
+    entry.epoch = epoch;
   }
 }
