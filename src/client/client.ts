@@ -2,13 +2,14 @@
  * The zenconn client: one WebSocket at a time, reconnected with full-jitter backoff;
  * every subscription resubscribed with `since` its last position so that nothing sent
  * meanwhile is lost (docs/client.md). Requests (broadcast, history, presence) are queued
- * while there is no connection and answered through promises (outbox.ts); the token is
- * kept fresh by token-refresher.ts.
+ * while there is no connection and answered through promises (outbox.ts; answers.ts
+ * matches each answer to its request); the token is kept fresh by token-refresher.ts.
  */
 import { backoffDelay, BACKOFF_DEFAULTS } from './backoff.js';
 import type { ClientEvents, ClientState, ConnectOptions, StateChange } from './client-options.js';
 import { Emitter } from './emitter.js';
 import { ZenError } from './errors.js';
+import { Answers } from './answers.js';
 import { Outbox, type QueueItem, type RequestKind } from './outbox.js';
 import { Subscription, type HistoryOptions, type HistoryResult, type PresenceResult, type SubscriptionHost } from './subscription.js';
 import { TokenRefresher } from './token-refresher.js';
@@ -42,6 +43,8 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
   private readonly subscribing = new Map<string, Position | undefined>();
   private readonly outbox: Outbox;
   private readonly tokens: TokenRefresher;
+  /** Which request or subscribe an answer or refusal belongs to (answers.ts). */
+  private readonly answers: Answers;
   private timers: { retry?: Timer; connect?: Timer; stable?: Timer } = {};
   private readonly removeBrowserListeners: (() => void) | null;
   /** This client's session ids, newest last (at most OWN_SESSIONS_KEPT): a replay's events from them are its own. */
@@ -74,6 +77,7 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
       options.getToken,
       options.refreshBeforeMs ?? 30_000
     );
+    this.answers = new Answers({ subs: this.subs, subscribing: this.subscribing, outbox: this.outbox, tokens: this.tokens, emitError: (err) => this.emit('error', err) });
     this.removeBrowserListeners = this.listenToBrowser();
     void this.open();
   }
@@ -335,62 +339,20 @@ export class ZenClient extends Emitter<ClientEvents> implements SubscriptionHost
         return;
       }
       case 'received':
-        this.outbox.take((r) => r.kind === 'broadcast' && r.channel === f.channel)?.resolve({ count: f.count } as never);
-        return;
-      case 'history': {
-        const { type: _type, channel: _channel, ...result } = f;
-        this.outbox.take((r) => r.kind === 'history' && r.channel === f.channel)?.resolve(result as never);
-        return;
-      }
+      case 'history':
       case 'presence':
-        this.outbox.take((r) => r.kind === 'presence' && r.channel === f.channel)?.resolve({ members: f.members, truncated: f.truncated } as never);
-        return;
+        return this.answers.answered(f);
       case 'joined':
       case 'left':
         this.subs.get(f.channel)?.deliver(f.type, f.member);
         return;
       case 'unauthorized':
-        return this.onRefused(f.channel, ['unauthorized'], true);
+        return this.answers.refused(f.channel, ['unauthorized'], true);
       case 'error':
-        return this.onError(f.channel, f.errors);
+        return this.answers.error(f.channel, f.errors);
       case 'refreshed':
         return this.tokens.accepted(f.exp);
     }
-  }
-
-  /** An `error` frame: a refresh's, a subscribe's, a request's, or nobody's. */
-  private onError(channel: string, errors: string[]): void {
-    if (channel === '*' && this.tokens.refused(errors)) return;
-    if (channel === '*' && errors.includes('rate limited')) {
-      // The frame the server dropped is most likely the newest one sent.
-      const r = this.outbox.takeNewest();
-      const err = new ZenError('server', 'rate limited', errors);
-      if (r) r.reject(err);
-      else this.emit('error', err);
-      return;
-    }
-    this.onRefused(channel, errors, false);
-  }
-
-  /**
-   * A refusal about `channel`: a pending subscribe's, unless its reason is one only
-   * requests get; else the oldest request in flight on the channel of a kind the reason
-   * can answer.
-   */
-  private onRefused(channel: string, errors: string[], unauthorized: boolean): void {
-    const sub = this.subs.get(channel);
-    // A reason that only requests get (`forbidden` answers a history request) is not the subscribe's.
-    const kinds = unauthorized ? undefined : REFUSAL_KINDS.get(errors[0] ?? '');
-    if (sub && this.subscribing.has(channel) && !kinds) {
-      this.subscribing.delete(channel);
-      if (unauthorized) sub.deliver('unauthorized', { channel });
-      else sub.deliver('error', { errors });
-      return;
-    }
-    const r = this.outbox.take((x) => x.channel === channel && (!kinds || kinds.includes(x.kind)));
-    if (r) r.reject(new ZenError('server', errors.join(', '), errors));
-    else if (sub) sub.deliver('error', { errors });
-    else this.emit('error', new ZenError('server', `${channel}: ${errors.join(', ')}`, errors));
   }
 
   // --- helpers -------------------------------------------------------------
@@ -414,25 +376,6 @@ type Timer = ReturnType<typeof setTimeout>;
 
 /** Session ids of this client remembered to recognise its own events in a replay. */
 const OWN_SESSIONS_KEPT = 32;
-
-/**
- * Which requests a refusal can answer, by its first reason (docs/protocol.md): the
- * requests of one channel are answered at different times (a `received` waits for the
- * audit trail, a refusal does not), so the reason picks among them. Other reasons
- * answer the oldest request of the channel.
- */
-const REFUSAL_KINDS: ReadonlyMap<string, readonly RequestKind[]> = new Map<string, readonly RequestKind[]>([
-  ['not subscribed', ['broadcast', 'presence']],
-  ['bus unavailable', ['broadcast']],
-  ['audit full', ['broadcast']],
-  ['missing data', ['broadcast']],
-  ['data too deep', ['broadcast']],
-  ['forbidden', ['history']],
-  ['history unavailable', ['history']],
-  ['invalid since', ['history']],
-  ['invalid limit', ['history']],
-  ['presence unavailable', ['presence']]
-]);
 
 /** What the client uses of a browser's global scope, when there is one. */
 interface BrowserGlobal {
