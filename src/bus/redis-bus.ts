@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { LogThrottle, maskUrl } from '../log.js';
 import type { Bus, BusMessage } from './bus.js';
 import type { OlderEvents } from './channel-log.js';
-import { ALL_CHANNEL, PRIVATE_PREFIX, type MemberInfo, type Position, type ServerFrame } from '../protocol/frames.js';
+import { ALL_CHANNEL, type MemberInfo, type Position } from '../protocol/frames.js';
 import { withTimeout } from '../timeout.js';
 import { decodeChannelMessage, decodeControl, encodeChannelMessage } from './redis-codec.js';
 import { RedisKeys } from './redis-keys.js';
@@ -11,6 +11,7 @@ import { RedisLog } from './redis-log.js';
 import { NodesCache } from './redis-nodes-cache.js';
 import { Outage, type BusState } from './redis-outage.js';
 import { OwnState } from './redis-own-state.js';
+import { Resync } from './redis-resync.js';
 
 /**
  * The bus of the nodes sharing one Redis (`--bus redis://HOST:PORT/DB`) and key prefix
@@ -22,6 +23,7 @@ import { OwnState } from './redis-own-state.js';
  * - redis-own-state.ts: this node's subscriptions and hash;
  * - redis-nodes-cache.ts: the other nodes' hashes as last seen (what `remoteCount` reads);
  * - redis-outage.ts: Redis lost and back, with the held publishes;
+ * - redis-resync.ts: the other nodes' liveness (resync, dead nodes);
  * - redis-link.ts: the two connections.
  *
  * A node drops its own messages (Redis sends them back to it when it has members of the
@@ -116,14 +118,13 @@ export class RedisBus implements Bus {
    */
   private readonly sequencedRecords = new WeakMap<Buffer, ((position: Position | null) => void) | null>();
 
-  /** Until then this node declares nobody dead (the others may still be rewriting their hashes). */
-  private graceUntil = 0;
+  /** The other nodes' liveness: resync and dead nodes (redis-resync.ts). */
+  private readonly resync: Resync;
   private readonly handlers = new Set<(message: BusMessage) => void>();
   private readonly countWatchers = new Set<(channel: string, count: number) => void>();
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
   private heartbeatBusy = false;
-  private resyncBusy = false;
 
   constructor(options: RedisBusOptions) {
     this.nodeId = options.nodeId;
@@ -160,6 +161,17 @@ export class RedisBus implements Bus {
         if (this.own.changed) this.own.scheduleFlush();
       }
     });
+    this.resync = new Resync({
+      link: this.link,
+      keys: this.keys,
+      nodeId: this.nodeId,
+      nodeTtlMs: this.nodeTtlMs,
+      others: this.others,
+      own: this.own,
+      logger: this.logger,
+      ready: () => this.outage.state === 'ready',
+      deliver: (m) => this.deliver(m)
+    });
     this.link.sub.on('messageBuffer', (channel: Buffer, payload: Buffer) => this.onRedisMessage(channel, payload));
   }
 
@@ -176,7 +188,7 @@ export class RedisBus implements Bus {
     if (this.outage.state !== 'idle') return;
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.heartbeatMs);
     this.heartbeatTimer.unref();
-    this.resyncTimer = setInterval(() => void this.periodicResync(), this.resyncMs);
+    this.resyncTimer = setInterval(() => void this.resync.periodic(), this.resyncMs);
     this.resyncTimer.unref();
     await this.outage.start(this.connectTimeoutMs);
   }
@@ -277,8 +289,7 @@ export class RedisBus implements Bus {
     if (!current()) return;
     await this.own.writeFull();
     if (!current()) return;
-    this.graceUntil = Date.now() + this.nodeTtlMs;
-    await this.resync();
+    await this.resync.restored();
   }
 
   /**
@@ -356,7 +367,7 @@ export class RedisBus implements Bus {
     const r = decodeControl(payload, this.nodeId);
     if (r === 'malformed') this.malformed(payload);
     else if (r === null || r === 'own') return;
-    else if (r.kind === 'b') this.dropNode(r.node, false);
+    else if (r.kind === 'b') this.resync.dropNode(r.node, false);
     else if (r.kind === 's') this.others.rewritten(r.node, r.seq);
     else this.others.delta(r.node, r.seq, r.fields);
   }
@@ -390,65 +401,5 @@ export class RedisBus implements Bus {
     this.malformedLog.run((suppressed) =>
       this.logger.warn({ bytes: payload.length, malformed: this.stats.malformed, suppressed }, 'Redis bus: undecodable message ignored (is another program publishing under this prefix?)')
     );
-  }
-
-  // ---- the other nodes -------------------------------------------------------------
-
-  /** Forgets a node; when it died, its private-channel members are announced as `left` here. */
-  private dropNode(id: string, dead: boolean): void {
-    const members = this.others.drop(id);
-    if (members === undefined || !dead) return;
-    let lefts = 0;
-    for (const [channel, sessions] of members) {
-      // Public channels' members are kept for presence only: nobody is told they left.
-      if (!channel.startsWith(PRIVATE_PREFIX) || !this.own.has(channel)) continue;
-      for (const [session, user] of sessions) {
-        const frame: ServerFrame = { type: 'left', channel, data: { session, user } };
-        this.deliver({ channel, frame, exclude: null, announced: true });
-        lefts++;
-      }
-    }
-    this.logger.warn({ node: id, lefts }, 'Redis bus: a node stopped answering; its members are gone');
-  }
-
-  private async periodicResync(): Promise<void> {
-    if (this.outage.state !== 'ready' || this.resyncBusy) return;
-    this.resyncBusy = true;
-    try {
-      await this.resync();
-    } catch (err) {
-      this.logger.debug({ err: (err as Error).message }, 'Redis bus: resync failed');
-    } finally {
-      this.resyncBusy = false;
-    }
-  }
-
-  /**
-   * Compares every node's `seq` in Redis with the cache: re-reads the nodes that moved
-   * on, forgets (as dead) those whose hash expired — but not within `nodeTtlMs` of this
-   * node's own reconnection, when the others may still be rewriting theirs.
-   */
-  private async resync(): Promise<void> {
-    const ids = new Set(await this.link.guard(this.link.pub.smembers(this.keys.nodes)));
-    for (const id of this.others.ids()) ids.add(id);
-    ids.delete(this.nodeId);
-    if (ids.size === 0) return;
-    const list = [...ids];
-    const p = this.link.pub.pipeline();
-    for (const id of list) p.hget(this.keys.node(id), 'seq');
-    const res = await this.link.exec(p);
-    const fetches: Array<Promise<void>> = [];
-    const mayDeclareDead = Date.now() >= this.graceUntil;
-    list.forEach((id, i) => {
-      const v = res[i];
-      if (v === null || v === undefined) {
-        if (!mayDeclareDead) return;
-        this.dropNode(id, true);
-        this.link.pub.srem(this.keys.nodes, id).catch(() => undefined);
-        return;
-      }
-      if (this.others.behind(id, Number(v))) fetches.push(this.others.fetch(id));
-    });
-    await Promise.all(fetches);
   }
 }
