@@ -1,9 +1,6 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/options.js';
@@ -24,9 +21,8 @@ import { WsTransport } from './transport/ws-transport.js';
 import type { Transport } from './transport/transport.js';
 import { TokenVerifier } from './auth/tokens.js';
 import { Hub, type HubObserver } from './channels/hub.js';
-import { broadcastApi } from './channels/broadcast-api.js';
+import { bothObservers } from './channels/both-observers.js';
 import { hubPresence, type PresenceSource } from './channels/presence.js';
-import { presenceApi } from './channels/presence-api.js';
 import { SessionManager } from './session/session-manager.js';
 import type { Session } from './session/session.js';
 import { decideUpgrade, type HandshakeResult } from './session/handshake.js';
@@ -41,11 +37,11 @@ import type { EventFrame } from './protocol/frames.js';
 import { RedisBus } from './bus/redis-bus.js';
 import { NullAuditSink, type AuditSink } from './audit/audit-sink.js';
 import { createAuditSink } from './audit/create-audit-sink.js';
-import { auditApi } from './audit/audit-api.js';
 import { Webhooks } from './webhooks/webhooks.js';
 import { AuthFailures } from './auth/auth-failures.js';
 import { NodeMetrics } from './metrics/node-metrics.js';
-import { metricsRoute, startMetricsListener, type MetricsListener } from './metrics/metrics-http.js';
+import { startMetricsListener, type MetricsListener } from './metrics/metrics-http.js';
+import { registerNodeRoutes } from './node/routes.js';
 
 /** Lifecycle of a node. */
 export type NodeState = 'starting' | 'ready' | 'draining' | 'closed';
@@ -107,7 +103,6 @@ export class ZenNode {
   private readonly transport: Transport = new WsTransport();
   private verifier!: TokenVerifier;
   private presence: ServerPresence | null = null;
-  private dbReachable = true;
   private readonly opts: NodeOptions;
   /** The Redis bus this node made from `config.bus` (started and closed here). */
   private readonly ownBus: RedisBus | null = null;
@@ -194,7 +189,7 @@ export class ZenNode {
       audit: this.audit,
       channelSecret: c.channelSecret,
       maxChannelsPerSession: c.maxChannelsPerSession,
-      observer: bothObservers(this.opts.observer ?? null, this.webhooks?.observer ?? null),
+      observer: bothObservers<Session>(this.opts.observer ?? null, this.webhooks?.observer ?? null),
       log: this.bus.log ?? new LocalChannelLog({ size: c.historySize, ttlMs: c.historyTtlMs }, c.audit ? (ch, epoch, after, limit) => this.olderEvents(ch, epoch, after, limit) : null),
       recoveryMax: c.recoveryMax,
       historyLimit: c.recoveryMax,
@@ -221,36 +216,21 @@ export class ZenNode {
     });
 
     this.metrics = new NodeMetrics({ sessions: this.sessions, hub: this.hub, audit: this.audit, bus: this.bus, authFailures: this.authFailures, webhooks: this.webhooks });
-    const router = this.router;
-    router.add('GET', '/healthz', (req, res) => reply(req, res, 200, { status: 'ok', state: this.state }));
-    router.add('GET', '/readyz', async (req, res) => {
-      this.dbReachable = await this.store.ping();
-      const checks = { database: this.dbReachable, bus: this.bus.ready, audit: this.audit.healthy, auditFull: this.audit.full, state: this.state };
-      const ok = checks.database && checks.bus && checks.audit && !checks.auditFull && this.state === 'ready';
-      reply(req, res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ...checks });
+    registerNodeRoutes(this.router, {
+      config: c,
+      role: this.role,
+      state: () => this.state,
+      store: this.store,
+      bus: this.bus,
+      audit: this.audit,
+      hub: this.hub,
+      verifier: this.verifier,
+      presence: this.presenceSource(),
+      authFailures: this.authFailures,
+      onRefused: (req, err, userId) => this.recordRefusedRequest(req, err, userId),
+      scrape: () => this.scrape(),
+      ping: () => this.store.ping()
     });
-    // A message is bounded by the same size whichever way it comes in: a socket frame's.
-    router.add('GET', '/api/presence', presenceApi(this.presenceSource(), this.verifier, c.presenceMax, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
-    router.add('POST', '/api/broadcast', broadcastApi(this.hub, this.verifier, Math.min(c.maxHttpBodyBytes, c.maxPayloadBytes), this.audit, this.authFailures));
-    router.add('GET', '/api/audit', auditApi(this.store, this.verifier, (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
-    // A worker's /metrics is its agent's (across the workers): the worker registers that route itself.
-    if (this.role !== 'worker') router.add('GET', '/metrics', metricsRoute(this.verifier, () => this.scrape(), (req, err, userId) => this.recordRefusedRequest(req, err, userId)));
-    // The demo console's MessagePack codec, straight from the msgpackr package; a static
-    // file like the console's own, so `--public off` turns it off too.
-    if (c.public !== null) {
-      const msgpackrBrowser = createStaticHandler({ root: dirname(createRequire(import.meta.url).resolve('msgpackr')) });
-      router.add('GET', '/zenconn/msgpackr.js', (req, res) => {
-        req.url = '/index.min.js';
-        msgpackrBrowser(req, res);
-      });
-      // The client library as one browser module (scripts/build-client.js writes it beside
-      // the compiled client at build time), for `<script type="module">` and the console.
-      const clientBundle = createStaticHandler({ root: fileURLToPath(new URL('./client/', import.meta.url)) });
-      router.add('GET', '/zenconn/client.js', (req, res) => {
-        req.url = '/zenconn-client.js';
-        clientBundle(req, res);
-      });
-    }
 
     this.admission = new Admission({
       maxConnections: c.maxConnections,
@@ -260,7 +240,7 @@ export class ZenNode {
       logger: this.logger
     });
     const handler = createRequestHandler({
-      router,
+      router: this.router,
       fallback: (req, res) => staticFiles(req, res),
       requestLog: this.requestLog,
       logger: this.logger,
@@ -420,27 +400,4 @@ export class ZenNode {
     this.state = 'closed';
     this.logger.info('zenconn node stopped');
   }
-}
-
-/** One observer telling two (the agent's registry with `--workers 0`, and the webhooks). */
-function bothObservers(a: HubObserver<Session> | null, b: HubObserver<Session> | null): HubObserver<Session> | null {
-  if (a === null || b === null) return a ?? b;
-  return {
-    sessionOpened: (s) => {
-      a.sessionOpened(s);
-      b.sessionOpened(s);
-    },
-    sessionClosed: (s, code) => {
-      a.sessionClosed(s, code);
-      b.sessionClosed(s, code);
-    },
-    subscribed: (s, ch) => {
-      a.subscribed(s, ch);
-      b.subscribed(s, ch);
-    },
-    unsubscribed: (s, ch) => {
-      a.unsubscribed(s, ch);
-      b.unsubscribed(s, ch);
-    }
-  };
 }
