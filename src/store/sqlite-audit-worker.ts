@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { auditWriteStatements } from './sqlite-store.js';
+import { auditWriteStatements } from './sqlite-audit.js';
 import type { AuditRecord } from './store.js';
 import type { AuditThreadReply, AuditThreadRequest } from './sqlite-audit-thread.js';
 
