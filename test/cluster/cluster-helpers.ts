@@ -213,12 +213,18 @@ export async function placement(agent: AgentUnderTest, clients: TestClient[]): P
   return clients.map((c) => byId.get(c.sessionId) ?? -1);
 }
 
-/** A free TCP port such that `port + 1` … `port + n - 1` were free too, a moment ago. */
+/**
+ * A free TCP port such that `port + 1` … `port + n - 1` were free too, a moment ago.
+ * Tried below Linux's ephemeral range (32768–60999 by default) first: outgoing
+ * connections never take those ports, so a run stays free even while many clients (a
+ * scale bench, another suite) hold most ephemeral ports; then anywhere port 0 gives.
+ */
 export async function freePortRun(n: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = await listenAndClose(0);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const base = attempt < 50 ? 20_000 + Math.floor(Math.random() * (12_000 - n)) : await listenAndClose(0).catch(() => -1);
+    if (base < 0) continue;
     let ok = true;
-    for (let i = 1; i < n && ok; i++) ok = (await listenAndClose(base + i).catch(() => -1)) === base + i;
+    for (let i = 0; i < n && ok; i++) ok = (await listenAndClose(base + i).catch(() => -1)) === base + i;
     if (ok) return base;
   }
   throw new Error('no run of free ports');
