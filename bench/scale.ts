@@ -18,7 +18,7 @@
  * in the database (zenconn) and RSS vs where it started.
  *
  * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
- *   [--client-procs N] [--serve-sessions 19000] [--workers auto|N] [--concurrency 64]
+ *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
  *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--json FILE]
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -43,7 +43,7 @@ const { values } = parseArgs({
     'client-procs': { type: 'string' },
     'serve-sessions': { type: 'string', default: '19000' },
     workers: { type: 'string', default: 'auto' },
-    concurrency: { type: 'string', default: '64' },
+    concurrency: { type: 'string', default: '128' },
     'idle-ms': { type: 'string', default: '30000' },
     'ping-interval-ms': { type: 'string', default: '25000' },
     broadcasts: { type: 'string', default: '3' },
@@ -65,6 +65,8 @@ export interface ScaleRow {
   clientProcesses: number;
   connectMs: number;
   handshakesPerSec: number;
+  /** Server CPU (whole tree) during the connect burst, per session, µs. */
+  cpuPerHandshakeMicros: number;
   rssStartBytes: number;
   rssIdleBytes: number;
   rssPerSessionBytes: number;
@@ -127,7 +129,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
   const dir = mkdtempSync(join(tmpdir(), `zenconn-scale-${row}-`));
   const secret = newSecret();
   const ctx = { tmpdir: dir, secret, root: ROOT };
-  const clientProcesses = Math.max(Number(values['client-procs'] ?? 0), Math.ceil(sessions / PER_CLIENT_PROCESS), 1);
+  const clientProcesses = Math.max(Number(values['client-procs'] ?? 4), Math.ceil(sessions / PER_CLIENT_PROCESS), 1);
   const limits = ['--max-connections-per-ip', '0', '--handshake-rate-per-ip', '0', '--ping-interval-ms', values['ping-interval-ms']!, '--idle-timeout-ms', String(Number(values['ping-interval-ms']) * 3), '--no-audit', '--host', '0.0.0.0'];
   let spec: ServerSpec;
   if (row === 'agent') spec = zenconnSpec(ctx, 'agent', [...limits, '--workers', values.workers!, '--max-connections', String(sessions + 1000)]);
@@ -154,6 +156,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       clients.push(client);
     }
     const send = (c: Client, m: ToScaleClient): void => void c.child.send(m);
+    const connectCpuBefore = cpuMicros([server.pid]);
     const connectStarted = performance.now();
     const connected = await Promise.all(
       clients.map((c) => {
@@ -163,6 +166,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       })
     );
     const connectMs = performance.now() - connectStarted;
+    const connectCpuMicros = cpuMicros([server.pid]) - connectCpuBefore;
     const ok = connected.reduce((n, c) => n + c.ok, 0);
     const failed = connected.reduce((n, c) => n + c.failed, 0);
     if (failed > 0) notes.push(`${failed} sessions failed: ${connected.find((c) => c.firstError)?.firstError}`);
@@ -225,6 +229,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       clientProcesses,
       connectMs,
       handshakesPerSec: ok / (connectMs / 1000),
+      cpuPerHandshakeMicros: connectCpuMicros / Math.max(1, ok),
       rssStartBytes: start.rssBytes,
       rssIdleBytes: idle.rssBytes,
       rssPerSessionBytes: (idle.rssBytes - start.rssBytes) / Math.max(1, ok),
@@ -255,7 +260,7 @@ for (const row of values.rows!.split(',')) {
     results.push(r);
     const spread = r.broadcastSpreadMs.map((ms) => ms.toFixed(0)).join(' / ');
     process.stdout.write(
-      `  handshakes/s ${r.handshakesPerSec.toFixed(0)} | RSS/session ${(r.rssPerSessionBytes / 1024).toFixed(1)} KiB (${(r.rssStartBytes / MiB).toFixed(0)} → ${(r.rssIdleBytes / MiB).toFixed(0)} MiB) | ` +
+      `  handshakes/s ${r.handshakesPerSec.toFixed(0)} (server CPU ${r.cpuPerHandshakeMicros.toFixed(0)} µs each) | RSS/session ${(r.rssPerSessionBytes / 1024).toFixed(1)} KiB (${(r.rssStartBytes / MiB).toFixed(0)} → ${(r.rssIdleBytes / MiB).toFixed(0)} MiB) | ` +
         `broadcast to all ${spread} ms | idle CPU ${r.idleCpuPercent.toFixed(1)} % of a core over ${(r.idleMs / 1000).toFixed(0)} s | ` +
         `after close: open rows ${r.openRowsAfterClose ?? 'n/a'} of ${r.sessionRows ?? 'n/a'}, RSS ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${(((r.rssAfterCloseBytes - r.rssStartBytes) / r.rssStartBytes) * 100).toFixed(0)} % vs start)` +
         (r.droppedByServer > 0 ? ` | ${r.droppedByServer} dropped by the server` : '') +
