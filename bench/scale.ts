@@ -19,7 +19,10 @@
  *
  * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
  *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
- *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--json FILE]
+ *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2] [--json FILE]
+ *
+ * `--rounds 2` connects every client again once the first round closed (a reconnect
+ * storm: all of them at once) and closes them again: session rows and RSS after each.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     'idle-ms': { type: 'string', default: '30000' },
     'ping-interval-ms': { type: 'string', default: '25000' },
     broadcasts: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '1' },
     json: { type: 'string' }
   }
 });
@@ -79,6 +83,8 @@ export interface ScaleRow {
   openRowsAfterClose: number | null;
   sessionRows: number | null;
   rssAfterCloseBytes: number;
+  /** The second round of connects and closes (--rounds 2): its connect time and RSS after it closed. */
+  round2: { connectMs: number; sessions: number; rssAfterCloseBytes: number } | null;
   notes: string[];
 }
 
@@ -145,31 +151,49 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
     await sleep(1500);
     const start = memoryStatus([server.pid]);
     const perProcess = Math.floor(sessions / clientProcesses);
-    for (let i = 0; i < clientProcesses; i++) {
-      const count = perProcess + (i < sessions % clientProcesses ? 1 : 0);
-      const child = fork(CLIENT_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-      const client: Client = { child, target: { host: `127.0.0.${i + 1}`, port }, count, waiters: [] };
-      child.on('message', (m: FromScaleClient) => {
-        const at = client.waiters.findIndex((w) => w.ev === m.ev);
-        if (at >= 0) client.waiters.splice(at, 1)[0]!.resolve(m);
-      });
-      clients.push(client);
-    }
     const send = (c: Client, m: ToScaleClient): void => void c.child.send(m);
-    const connectCpuBefore = cpuMicros([server.pid]);
-    const connectStarted = performance.now();
-    const connected = await Promise.all(
-      clients.map((c) => {
-        const done = next(c, 'connected', 600_000);
-        send(c, { cmd: 'connect', target: c.target, channel: CHANNEL, count: c.count, concurrency: Number(values.concurrency) });
-        return done;
-      })
-    );
-    const connectMs = performance.now() - connectStarted;
-    const connectCpuMicros = cpuMicros([server.pid]) - connectCpuBefore;
-    const ok = connected.reduce((n, c) => n + c.ok, 0);
-    const failed = connected.reduce((n, c) => n + c.failed, 0);
-    if (failed > 0) notes.push(`${failed} sessions failed: ${connected.find((c) => c.firstError)?.firstError}`);
+    /** Forks the client processes and has them all connect; resolves once every one is done. */
+    const connectRound = async (): Promise<{ ok: number; connectMs: number; cpuMicros: number }> => {
+      for (const c of clients.splice(0)) c.child.kill('SIGKILL');
+      for (let i = 0; i < clientProcesses; i++) {
+        const count = perProcess + (i < sessions % clientProcesses ? 1 : 0);
+        const child = fork(CLIENT_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const client: Client = { child, target: { host: `127.0.0.${i + 1}`, port }, count, waiters: [] };
+        child.on('message', (m: FromScaleClient) => {
+          const at = client.waiters.findIndex((w) => w.ev === m.ev);
+          if (at >= 0) client.waiters.splice(at, 1)[0]!.resolve(m);
+        });
+        clients.push(client);
+      }
+      const cpuBefore = cpuMicros([server.pid]);
+      const started = performance.now();
+      const connected = await Promise.all(
+        clients.map((c) => {
+          const done = next(c, 'connected', 600_000);
+          send(c, { cmd: 'connect', target: c.target, channel: CHANNEL, count: c.count, concurrency: Number(values.concurrency) });
+          return done;
+        })
+      );
+      const connectMs = performance.now() - started;
+      const failed = connected.reduce((n, c) => n + c.failed, 0);
+      if (failed > 0) notes.push(`${failed} sessions failed: ${connected.find((c) => c.firstError)?.firstError}`);
+      return { ok: connected.reduce((n, c) => n + c.ok, 0), connectMs, cpuMicros: cpuMicros([server.pid]) - cpuBefore };
+    };
+    /** Closes every session from the client side; then waits for the server's sockets and session rows. */
+    const closeRound = async (): Promise<{ droppedByServer: number; rows: { open: number; total: number } | null; rssAfter: number }> => {
+      const closed = await Promise.all(clients.map((c) => { const done = next(c, 'closed', 120_000); send(c, { cmd: 'close' }); return done; }));
+      if (!(await waitUntil(() => memoryStatus([server.pid]).fds <= start.fds + 20, 60_000))) notes.push(`server fds ${memoryStatus([server.pid]).fds} vs ${start.fds} at start`);
+      let rows: { open: number; total: number } | null = null;
+      if (row !== 'ws') {
+        const dbPath = join(dir, 'bench.db');
+        await waitUntil(() => openRows(dbPath).open === 0, 60_000, 500);
+        rows = openRows(dbPath);
+      }
+      // No forced GC (the servers have no hook for it): 10 s idle lets V8's memory reducer run.
+      await sleep(10_000);
+      return { droppedByServer: closed.reduce((n, c) => n + c.droppedByServer, 0), rows, rssAfter: memoryStatus([server.pid]).rssBytes };
+    };
+    const { ok, connectMs, cpuMicros: connectCpuMicros } = await connectRound();
     process.stdout.write(`  ${row}: ${ok} sessions in ${(connectMs / 1000).toFixed(1)} s\n`);
     await sleep(3000);
     const idle = memoryStatus([server.pid]);
@@ -212,17 +236,17 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
     publisher?.close();
 
     // Close everything; then the server's sockets, the session rows and the memory.
-    const closed = await Promise.all(clients.map((c) => { const done = next(c, 'closed', 120_000); send(c, { cmd: 'close' }); return done; }));
-    const droppedByServer = closed.reduce((n, c) => n + c.droppedByServer, 0);
-    if (!(await waitUntil(() => memoryStatus([server.pid]).fds <= start.fds + 20, 60_000))) notes.push(`server fds ${memoryStatus([server.pid]).fds} vs ${start.fds} at start`);
-    let rows: { open: number; total: number } | null = null;
-    if (row !== 'ws') {
-      const dbPath = join(dir, 'bench.db');
-      await waitUntil(() => openRows(dbPath).open <= 1, 60_000, 500);
-      rows = openRows(dbPath);
+    const first = await closeRound();
+    let second: { connectMs: number; ok: number; rows: { open: number; total: number } | null; rssAfter: number } | null = null;
+    if (Number(values.rounds) >= 2) {
+      // Round 2: every client again at once (a reconnect storm), then all closed again.
+      const again = await connectRound();
+      process.stdout.write(`  ${row}: round 2, ${again.ok} sessions in ${(again.connectMs / 1000).toFixed(1)} s\n`);
+      const closedAgain = await closeRound();
+      second = { connectMs: again.connectMs, ok: again.ok, rows: closedAgain.rows, rssAfter: closedAgain.rssAfter };
     }
-    await sleep(10_000);
-    const after = memoryStatus([server.pid]);
+    const droppedByServer = first.droppedByServer;
+    const rows = second?.rows ?? first.rows;
     return {
       row,
       sessions: ok,
@@ -239,7 +263,8 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       droppedByServer,
       openRowsAfterClose: rows === null ? null : rows.open,
       sessionRows: rows === null ? null : rows.total,
-      rssAfterCloseBytes: after.rssBytes,
+      rssAfterCloseBytes: first.rssAfter,
+      round2: second === null ? null : { connectMs: second.connectMs, sessions: second.ok, rssAfterCloseBytes: second.rssAfter },
       notes
     };
   } finally {
@@ -263,6 +288,7 @@ for (const row of values.rows!.split(',')) {
       `  handshakes/s ${r.handshakesPerSec.toFixed(0)} (server CPU ${r.cpuPerHandshakeMicros.toFixed(0)} µs each) | RSS/session ${(r.rssPerSessionBytes / 1024).toFixed(1)} KiB (${(r.rssStartBytes / MiB).toFixed(0)} → ${(r.rssIdleBytes / MiB).toFixed(0)} MiB) | ` +
         `broadcast to all ${spread} ms | idle CPU ${r.idleCpuPercent.toFixed(1)} % of a core over ${(r.idleMs / 1000).toFixed(0)} s | ` +
         `after close: open rows ${r.openRowsAfterClose ?? 'n/a'} of ${r.sessionRows ?? 'n/a'}, RSS ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${(((r.rssAfterCloseBytes - r.rssStartBytes) / r.rssStartBytes) * 100).toFixed(0)} % vs start)` +
+        (r.round2 === null ? '' : ` | round 2: ${r.round2.sessions} in ${(r.round2.connectMs / 1000).toFixed(1)} s, RSS after close ${(r.round2.rssAfterCloseBytes / MiB).toFixed(0)} MiB`) +
         (r.droppedByServer > 0 ? ` | ${r.droppedByServer} dropped by the server` : '') +
         (r.notes.length > 0 ? `\n  notes: ${r.notes.join('; ')}` : '') +
         '\n'
