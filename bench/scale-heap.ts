@@ -8,7 +8,8 @@
  * the objects and bytes the sessions added, per session. Also the worker's RSS and
  * V8 heap figures per session, from /proc and the snapshot totals.
  *
- * Usage: npm run build && node dist/bench/scale-heap.js [--sessions 10000] [--top 30]
+ * Usage: npm run build && node dist/bench/scale-heap.js [--sessions 10000] [--top 30] [--keep]
+ * (`--keep` leaves both snapshots in their temp folder, for Chrome DevTools' Memory tab)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { ServerProcess } from './server-process.js';
 import type { FromScaleClient, ToScaleClient } from './scale-client.js';
 import { zenconnSpec } from './zenconn-server.js';
 
-const { values } = parseArgs({ options: { sessions: { type: 'string', default: '10000' }, top: { type: 'string', default: '30' } } });
+const { values } = parseArgs({ options: { sessions: { type: 'string', default: '10000' }, top: { type: 'string', default: '30' }, keep: { type: 'boolean', default: false } } });
 const sessions = Number(values.sessions);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLIENT_PATH = fileURLToPath(new URL('./scale-client.js', import.meta.url));
@@ -126,5 +127,6 @@ try {
 } finally {
   for (const c of clients) c.kill('SIGKILL');
   await server.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (values.keep) process.stdout.write(`snapshots kept in ${dir}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }

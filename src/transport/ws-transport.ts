@@ -120,7 +120,9 @@ export class WsTransport implements Transport {
       socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
     };
     this.onUpgrade = (req, socket, head) => {
-      socket.on('error', () => socket.destroy());
+      // One shared function, not a closure here: a closure would hold this scope, and with it `req`
+      // (the upgrade request and its headers), for as long as the socket lives (#15, memory per session).
+      socket.on('error', destroyOnError);
       const q = req.url?.indexOf('?') ?? -1;
       const path = q === -1 ? req.url : req.url!.slice(0, q);
       if (path !== options.path) return refuse(req, socket, 404, '{"error":"not found"}');
@@ -145,4 +147,9 @@ export class WsTransport implements Transport {
     this.wss = null;
     this.onUpgrade = null;
   }
+}
+
+/** A socket's error listener until ws takes it over: drop the connection. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
