@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { ZenError } from '../errors.js';
 import { maskUrl } from '../log.js';
 import { compileTrust } from './trust-proxy.js';
+import { resolveAutoWorkers } from './auto-workers.js';
 import { parseWebhookTargets } from './webhook-targets.js';
 import { OPTIONS, envName, flagName, type Config, type OptionSpec } from './options.js';
 
@@ -86,6 +87,7 @@ function coerce(key: keyof Config, spec: OptionSpec, raw: unknown, source: strin
       return raw;
     }
     case 'integer': {
+      if (typeof raw === 'string' && spec.words?.includes(raw.trim())) return raw.trim() as never;
       const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
       if (!Number.isSafeInteger(n)) throw invalid(name, `expected an integer, got "${String(raw)}"`);
       if (spec.min !== undefined && n < spec.min) throw invalid(name, `must be at least ${spec.min}, got ${n}`);
@@ -162,6 +164,7 @@ export function loadConfig(
     given.add(key);
   }
   out.public = staticRoot(out.public as string, given.has('public'));
+  if (out.workers === 'auto') out.workers = resolveAutoWorkers(out.maxConnections as number);
   const config = out as unknown as Config;
   validateCross(config);
   return Object.freeze(config);

@@ -25,6 +25,8 @@ export interface OptionSpec {
   commands?: readonly string[];
   /** The value of the flag given alone (`--trust-proxy`), and of `true` in env or file; without it a string option needs a value. */
   whenTrue?: string;
+  /** Words an integer option takes besides numbers (`--workers auto`); loadConfig turns each into a number. */
+  words?: readonly string[];
 }
 
 /** The resolved configuration (frozen after load). */
@@ -125,7 +127,7 @@ export interface Config {
   spoolDir: string;
   /** Agent: the local control socket (`off` = none). Default unset: `zenconn.sock` in the data folder, beside `spoolDir`. */
   controlSocket: string | null;
-  /** Worker processes of `zenconn agent` (0 = the agent serves sessions itself). Default: CPU count. */
+  /** Worker processes of `zenconn agent` (0 = the agent serves sessions itself; `auto` is resolved at load: see auto-workers.ts). Default: CPU count. */
   workers: number;
   /** When set, worker i also listens on workerPorts + i. Default unset. */
   workerPorts: number | null;
@@ -244,7 +246,14 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   dbMaxPendingRecords: { type: 'integer', default: 100000, min: 1, max: 100000000, doc: 'records held in memory during an outage before spilling to disk' },
   spoolDir: { type: 'string', default: './data/spool', doc: 'folder of the on-disk record spool' },
   controlSocket: { type: 'string', default: null, doc: 'agent: Unix control socket (mode 0600) answering /agent/* as admin; unset = zenconn.sock beside the spool folder; off = none' },
-  workers: { type: 'integer', default: availableParallelism(), min: 0, max: 256, doc: 'agent: worker processes (0 = serve in the agent)' },
+  workers: {
+    type: 'integer',
+    default: availableParallelism(),
+    min: 0,
+    max: 256,
+    words: ['auto'],
+    doc: 'agent: worker processes (0 = serve in the agent; auto = enough for --max-connections under the open-file limit, at least the CPU count, at most 64)'
+  },
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
   workerHeartbeatTimeoutMs: { type: 'integer', default: 10000, min: 500, max: 600000, doc: 'agent: kill and replace a worker whose heartbeat stopped this long' },
   audit: { type: 'boolean', default: true, doc: 'keep the audit trail of every message' },

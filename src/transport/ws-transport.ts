@@ -21,6 +21,24 @@ const Sender = (wsModule as unknown as {
 
 const NOOP_HANDLER: ConnectionHandler = { onMessage() {}, onActivity() {}, onClose() {} };
 
+/** Where a ws socket keeps its WsConnection, for the shared listeners below. */
+const CONNECTION = Symbol('zenconn.connection');
+type OwnedWebSocket = WebSocket & { [CONNECTION]: WsConnection };
+
+function onWsMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  (this as OwnedWebSocket)[CONNECTION].received(data, isBinary);
+}
+
+function onWsActivity(this: WebSocket): void {
+  (this as OwnedWebSocket)[CONNECTION].active();
+}
+
+function onWsError(): void {}
+
+function onWsClose(this: WebSocket, code: number): void {
+  (this as OwnedWebSocket)[CONNECTION].ended(code);
+}
+
 /** A `ws` socket behind the `Connection` interface. */
 class WsConnection implements Connection {
   readonly remoteAddress: string;
@@ -33,20 +51,32 @@ class WsConnection implements Connection {
     // what lets one encoded frame go to every recipient in one syscall per turn.
     this.socket = (ws as unknown as { _socket: Socket })._socket;
     this.remoteAddress = this.socket.remoteAddress ?? '';
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.handler.onActivity();
-      this.handler.onMessage(data, isBinary);
-    });
-    ws.on('pong', () => this.handler.onActivity());
-    ws.on('ping', () => this.handler.onActivity());
-    ws.on('error', () => {
-      // 'close' follows every 'error'; the code (1009, 1002…) is reported there.
-    });
-    ws.on('close', (code: number) => {
-      if (this.closed) return;
-      this.closed = true;
-      this.handler.onClose(code);
-    });
+    // Shared listeners that find this object on the socket, not five closures per session (#15).
+    (ws as OwnedWebSocket)[CONNECTION] = this;
+    ws.on('message', onWsMessage);
+    ws.on('pong', onWsActivity);
+    ws.on('ping', onWsActivity);
+    // 'close' follows every 'error'; the code (1009, 1002…) is reported there.
+    ws.on('error', onWsError);
+    ws.on('close', onWsClose);
+  }
+
+  /** ws read a message (see onWsMessage). */
+  received(data: Buffer, isBinary: boolean): void {
+    this.handler.onActivity();
+    this.handler.onMessage(data, isBinary);
+  }
+
+  /** A pong or ping came in. */
+  active(): void {
+    this.handler.onActivity();
+  }
+
+  /** ws closed (see onWsClose). */
+  ended(code: number): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler.onClose(code);
   }
 
   get bufferedAmount(): number {
@@ -120,7 +150,9 @@ export class WsTransport implements Transport {
       socket.end(lines.join('\r\n') + '\r\n\r\n' + body);
     };
     this.onUpgrade = (req, socket, head) => {
-      socket.on('error', () => socket.destroy());
+      // One shared function, not a closure here: a closure would hold this scope, and with it `req`
+      // (the upgrade request and its headers), for as long as the socket lives (#15, memory per session).
+      socket.on('error', destroyOnError);
       const q = req.url?.indexOf('?') ?? -1;
       const path = q === -1 ? req.url : req.url!.slice(0, q);
       if (path !== options.path) return refuse(req, socket, 404, '{"error":"not found"}');
@@ -145,4 +177,9 @@ export class WsTransport implements Transport {
     this.wss = null;
     this.onUpgrade = null;
   }
+}
+
+/** A socket's error listener until ws takes it over: drop the connection. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }

@@ -1,0 +1,300 @@
+/**
+ * The scale bench (#15): how many idle subscribed sessions one box holds, how fast they
+ * connect, what each costs, how fast one broadcast reaches all of them, what they cost
+ * idle, and whether everything is given back when they close.
+ *
+ * Rows: `agent` (zenconn agent, `--workers auto` unless `--workers N`), `serve` (one
+ * zenconn process, at most `--serve-sessions`, the largest size one process may hold
+ * under a 20,000 open-file limit), `ws` (the bare `ws` loop, bench/ws-server.ts, at the
+ * same size as `serve`). Every server listens on 0.0.0.0; client process i dials
+ * 127.0.0.(i+1), so each has its own range of ~28,000 ephemeral ports.
+ *
+ * Per row it prints: handshakes/s (sessions / time until every client process had all
+ * its sessions subscribed), RSS per session over the server's whole process tree
+ * (proc-stats.ts: idle RSS minus RSS before the first client, over sessions), the spread
+ * of a broadcast to everyone (from the POST /api/broadcast — for `ws`, the publisher's
+ * frame — to the last recipient, on the shared clock), idle CPU over `--idle-ms` (with
+ * pings every `--ping-interval-ms`), and after every client closed: open session rows
+ * in the database (zenconn) and RSS vs where it started.
+ *
+ * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
+ *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
+ *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2] [--json FILE]
+ *
+ * `--rounds 2` connects every client again once the first round closed (a reconnect
+ * storm: all of them at once) and closes them again: session rows and RSS after each.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { connectPublisher, type Target } from './client-protocols.js';
+import { newSecret, signToken } from './jwt.js';
+import { makePayload } from './payload.js';
+import { cpuMicros, memoryStatus } from './proc-stats.js';
+import { ServerProcess, type ServerSpec } from './server-process.js';
+import type { FromScaleClient, ToScaleClient } from './scale-client.js';
+import { zenconnSpec } from './zenconn-server.js';
+
+const { values } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '100000' },
+    rows: { type: 'string', default: 'agent,serve,ws' },
+    'client-procs': { type: 'string' },
+    'serve-sessions': { type: 'string', default: '19000' },
+    workers: { type: 'string', default: 'auto' },
+    concurrency: { type: 'string', default: '128' },
+    'idle-ms': { type: 'string', default: '30000' },
+    'ping-interval-ms': { type: 'string', default: '25000' },
+    broadcasts: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '1' },
+    json: { type: 'string' }
+  }
+});
+
+/** Sessions one client process opens at most (its own 20,000 open-file limit). */
+const PER_CLIENT_PROCESS = 15_000;
+const CHANNEL = 'bench';
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLIENT_PATH = fileURLToPath(new URL('./scale-client.js', import.meta.url));
+const WS_SERVER_PATH = fileURLToPath(new URL('./ws-server.js', import.meta.url));
+
+/** What one row measured. */
+export interface ScaleRow {
+  row: string;
+  sessions: number;
+  clientProcesses: number;
+  connectMs: number;
+  handshakesPerSec: number;
+  /** Server CPU (whole tree) during the connect burst, per session, µs. */
+  cpuPerHandshakeMicros: number;
+  rssStartBytes: number;
+  rssIdleBytes: number;
+  rssPerSessionBytes: number;
+  idleCpuPercent: number;
+  idleMs: number;
+  /** Time from the broadcast's send to its last recipient, ms, one per broadcast. */
+  broadcastSpreadMs: number[];
+  droppedByServer: number;
+  /** Session rows still open once every client closed (zenconn rows; null for ws). */
+  openRowsAfterClose: number | null;
+  sessionRows: number | null;
+  rssAfterCloseBytes: number;
+  /** The second round of connects and closes (--rounds 2): its connect time and RSS after it closed. */
+  round2: { connectMs: number; sessions: number; rssAfterCloseBytes: number } | null;
+  notes: string[];
+}
+
+interface Client {
+  child: ChildProcess;
+  target: Target;
+  count: number;
+  waiters: Array<{ ev: FromScaleClient['ev']; resolve: (m: FromScaleClient) => void }>;
+}
+
+function next<E extends FromScaleClient['ev']>(client: Client, ev: E, timeoutMs: number): Promise<Extract<FromScaleClient, { ev: E }>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`client process on ${client.target.host}: no ${ev} in ${timeoutMs} ms`)), timeoutMs);
+    client.waiters.push({
+      ev,
+      resolve: (m) => {
+        clearTimeout(timer);
+        resolve(m as Extract<FromScaleClient, { ev: E }>);
+      }
+    });
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitUntil(check: () => boolean, timeoutMs: number, stepMs = 250): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (check()) return true;
+    await sleep(stepMs);
+  }
+  return check();
+}
+
+function openRows(dbPath: string): { open: number; total: number } {
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const r = db.prepare('SELECT count(*) AS total, sum(CASE WHEN disconnected_at IS NULL THEN 1 ELSE 0 END) AS open FROM sessions').get() as { total: number; open: number | null };
+    return { open: r.open ?? 0, total: r.total };
+  } finally {
+    db.close();
+  }
+}
+
+async function runRow(row: string, sessions: number): Promise<ScaleRow> {
+  const dir = mkdtempSync(join(tmpdir(), `zenconn-scale-${row}-`));
+  const secret = newSecret();
+  const ctx = { tmpdir: dir, secret, root: ROOT };
+  const clientProcesses = Math.max(Number(values['client-procs'] ?? 4), Math.ceil(sessions / PER_CLIENT_PROCESS), 1);
+  const limits = ['--max-connections-per-ip', '0', '--handshake-rate-per-ip', '0', '--ping-interval-ms', values['ping-interval-ms']!, '--idle-timeout-ms', String(Number(values['ping-interval-ms']) * 3), '--no-audit', '--host', '0.0.0.0'];
+  let spec: ServerSpec;
+  if (row === 'agent') spec = zenconnSpec(ctx, 'agent', [...limits, '--workers', values.workers!, '--max-connections', String(sessions + 1000)]);
+  else if (row === 'serve') spec = zenconnSpec(ctx, 'serve', [...limits, '--max-connections', '0']);
+  else if (row === 'ws') spec = { label: 'ws', command: process.execPath, args: [WS_SERVER_PATH, '--port', '0', '--host', '0.0.0.0'] };
+  else throw new Error(`unknown row ${row} (agent, serve, ws)`);
+  spec.startTimeoutMs = 60_000;
+  const notes: string[] = [];
+  const server = await ServerProcess.start(spec);
+  const port = server.address.port;
+  const clients: Client[] = [];
+  try {
+    await sleep(1500);
+    const start = memoryStatus([server.pid]);
+    const perProcess = Math.floor(sessions / clientProcesses);
+    const send = (c: Client, m: ToScaleClient): void => void c.child.send(m);
+    /** Forks the client processes and has them all connect; resolves once every one is done. */
+    const connectRound = async (): Promise<{ ok: number; connectMs: number; cpuMicros: number }> => {
+      for (const c of clients.splice(0)) c.child.kill('SIGKILL');
+      for (let i = 0; i < clientProcesses; i++) {
+        const count = perProcess + (i < sessions % clientProcesses ? 1 : 0);
+        const child = fork(CLIENT_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+        const client: Client = { child, target: { host: `127.0.0.${i + 1}`, port }, count, waiters: [] };
+        child.on('message', (m: FromScaleClient) => {
+          const at = client.waiters.findIndex((w) => w.ev === m.ev);
+          if (at >= 0) client.waiters.splice(at, 1)[0]!.resolve(m);
+        });
+        clients.push(client);
+      }
+      const cpuBefore = cpuMicros([server.pid]);
+      const started = performance.now();
+      const connected = await Promise.all(
+        clients.map((c) => {
+          const done = next(c, 'connected', 600_000);
+          send(c, { cmd: 'connect', target: c.target, channel: CHANNEL, count: c.count, concurrency: Number(values.concurrency) });
+          return done;
+        })
+      );
+      const connectMs = performance.now() - started;
+      const failed = connected.reduce((n, c) => n + c.failed, 0);
+      if (failed > 0) notes.push(`${failed} sessions failed: ${connected.find((c) => c.firstError)?.firstError}`);
+      return { ok: connected.reduce((n, c) => n + c.ok, 0), connectMs, cpuMicros: cpuMicros([server.pid]) - cpuBefore };
+    };
+    /** Closes every session from the client side; then waits for the server's sockets and session rows. */
+    const closeRound = async (): Promise<{ droppedByServer: number; rows: { open: number; total: number } | null; rssAfter: number }> => {
+      const closed = await Promise.all(clients.map((c) => { const done = next(c, 'closed', 120_000); send(c, { cmd: 'close' }); return done; }));
+      if (!(await waitUntil(() => memoryStatus([server.pid]).fds <= start.fds + 20, 60_000))) notes.push(`server fds ${memoryStatus([server.pid]).fds} vs ${start.fds} at start`);
+      let rows: { open: number; total: number } | null = null;
+      if (row !== 'ws') {
+        const dbPath = join(dir, 'bench.db');
+        await waitUntil(() => openRows(dbPath).open === 0, 60_000, 500);
+        rows = openRows(dbPath);
+      }
+      // No forced GC (the servers have no hook for it): 10 s idle lets V8's memory reducer run.
+      await sleep(10_000);
+      return { droppedByServer: closed.reduce((n, c) => n + c.droppedByServer, 0), rows, rssAfter: memoryStatus([server.pid]).rssBytes };
+    };
+    const { ok, connectMs, cpuMicros: connectCpuMicros } = await connectRound();
+    process.stdout.write(`  ${row}: ${ok} sessions in ${(connectMs / 1000).toFixed(1)} s\n`);
+    await sleep(3000);
+    const idle = memoryStatus([server.pid]);
+
+    const idleMs = Number(values['idle-ms']);
+    const cpuBefore = cpuMicros([server.pid]);
+    const idleStarted = performance.now();
+    await sleep(idleMs);
+    const idleCpuPercent = ((cpuMicros([server.pid]) - cpuBefore) / ((performance.now() - idleStarted) * 1000)) * 100;
+
+    // Broadcast to everyone: arm every client, send, wait for each client's last recipient.
+    const spreads: number[] = [];
+    const token = row === 'ws' ? undefined : await signToken(secret, 'publisher', ['publish']);
+    const publisher =
+      row === 'ws'
+        ? await connectPublisher({ target: { host: '127.0.0.1', port }, protocol: 'json', channel: CHANNEL, onFailure: (m) => notes.push(m) })
+        : undefined;
+    for (let b = 0; b < Number(values.broadcasts); b++) {
+      await Promise.all(clients.map((c) => { const armed = next(c, 'armed', 30_000); send(c, { cmd: 'arm', seq: b }); return armed; }));
+      const delivered = Promise.all(clients.map((c) => next(c, 'delivered', 60_000)));
+      const payload = makePayload(b, true);
+      if (publisher !== undefined) publisher.publish(payload, () => {});
+      else {
+        const res = await fetch(`http://127.0.0.1:${port}/api/broadcast`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ channel: CHANNEL, data: payload })
+        });
+        const body = (await res.json()) as { count?: number };
+        if (res.status !== 200 || body.count !== ok) notes.push(`broadcast ${b}: ${res.status} count ${body.count}`);
+      }
+      try {
+        const got = await delivered;
+        spreads.push(Math.max(...got.map((g) => g.lastAt)) - payload.t);
+      } catch (err) {
+        notes.push(`broadcast ${b}: ${(err as Error).message}`);
+      }
+      await sleep(500);
+    }
+    publisher?.close();
+
+    // Close everything; then the server's sockets, the session rows and the memory.
+    const first = await closeRound();
+    let second: { connectMs: number; ok: number; rows: { open: number; total: number } | null; rssAfter: number } | null = null;
+    if (Number(values.rounds) >= 2) {
+      // Round 2: every client again at once (a reconnect storm), then all closed again.
+      const again = await connectRound();
+      process.stdout.write(`  ${row}: round 2, ${again.ok} sessions in ${(again.connectMs / 1000).toFixed(1)} s\n`);
+      const closedAgain = await closeRound();
+      second = { connectMs: again.connectMs, ok: again.ok, rows: closedAgain.rows, rssAfter: closedAgain.rssAfter };
+    }
+    const droppedByServer = first.droppedByServer;
+    const rows = second?.rows ?? first.rows;
+    return {
+      row,
+      sessions: ok,
+      clientProcesses,
+      connectMs,
+      handshakesPerSec: ok / (connectMs / 1000),
+      cpuPerHandshakeMicros: connectCpuMicros / Math.max(1, ok),
+      rssStartBytes: start.rssBytes,
+      rssIdleBytes: idle.rssBytes,
+      rssPerSessionBytes: (idle.rssBytes - start.rssBytes) / Math.max(1, ok),
+      idleCpuPercent,
+      idleMs,
+      broadcastSpreadMs: spreads,
+      droppedByServer,
+      openRowsAfterClose: rows === null ? null : rows.open,
+      sessionRows: rows === null ? null : rows.total,
+      rssAfterCloseBytes: first.rssAfter,
+      round2: second === null ? null : { connectMs: second.connectMs, sessions: second.ok, rssAfterCloseBytes: second.rssAfter },
+      notes
+    };
+  } finally {
+    for (const c of clients) c.child.kill('SIGKILL');
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const MiB = 1024 * 1024;
+const results: ScaleRow[] = [];
+for (const row of values.rows!.split(',')) {
+  const total = Number(values.sessions);
+  const sessions = row === 'agent' ? total : Math.min(total, Number(values['serve-sessions']));
+  process.stdout.write(`${row}: ${sessions} sessions\n`);
+  try {
+    const r = await runRow(row, sessions);
+    results.push(r);
+    const spread = r.broadcastSpreadMs.map((ms) => ms.toFixed(0)).join(' / ');
+    process.stdout.write(
+      `  handshakes/s ${r.handshakesPerSec.toFixed(0)} (server CPU ${r.cpuPerHandshakeMicros.toFixed(0)} µs each) | RSS/session ${(r.rssPerSessionBytes / 1024).toFixed(1)} KiB (${(r.rssStartBytes / MiB).toFixed(0)} → ${(r.rssIdleBytes / MiB).toFixed(0)} MiB) | ` +
+        `broadcast to all ${spread} ms | idle CPU ${r.idleCpuPercent.toFixed(1)} % of a core over ${(r.idleMs / 1000).toFixed(0)} s | ` +
+        `after close: open rows ${r.openRowsAfterClose ?? 'n/a'} of ${r.sessionRows ?? 'n/a'}, RSS ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${(((r.rssAfterCloseBytes - r.rssStartBytes) / r.rssStartBytes) * 100).toFixed(0)} % vs start)` +
+        (r.round2 === null ? '' : ` | round 2: ${r.round2.sessions} in ${(r.round2.connectMs / 1000).toFixed(1)} s, RSS after close ${(r.round2.rssAfterCloseBytes / MiB).toFixed(0)} MiB`) +
+        (r.droppedByServer > 0 ? ` | ${r.droppedByServer} dropped by the server` : '') +
+        (r.notes.length > 0 ? `\n  notes: ${r.notes.join('; ')}` : '') +
+        '\n'
+    );
+  } catch (err) {
+    process.stdout.write(`  ${row} failed: ${(err as Error).message}\n`);
+  }
+}
+if (values.json !== undefined) writeFileSync(values.json, JSON.stringify({ at: new Date().toISOString(), results }, null, 2));
