@@ -6,6 +6,23 @@ import { newEpoch } from './memory-log.js';
 import type { EventFrame, Position } from '../protocol/frames.js';
 
 /**
+ * Lua: `e` = the channel's epoch (KEYS[2]); a missing one (first use, or Redis lost its
+ * data) starts a new sequence: a new epoch from the prefix in ARGV[prefixArg] and the
+ * Redis clock, the counter (KEYS[1]) at 0 and the window (KEYS[3]) emptied.
+ */
+function ensureEpoch(prefixArg: number): string {
+  return `local e = redis.call('GET', KEYS[2])
+if not e then
+  local t = redis.call('TIME')
+  e = ARGV[${prefixArg}] .. t[1] .. t[2]
+  redis.call('SET', KEYS[2], e)
+  redis.call('SET', KEYS[1], 0)
+  redis.call('DEL', KEYS[3])
+end
+`;
+}
+
+/**
  * Gives an event its position and publishes it, in one script: Redis is the sequencer.
  * KEYS: seq, epoch, hist. ARGV: the record `[origin, exclude, frame]` (a MessagePack
  * fixarray of 3), an epoch prefix, history size, history TTL ms, the pub/sub channel.
@@ -14,15 +31,7 @@ import type { EventFrame, Position } from '../protocol/frames.js';
  * the script answers `[offset, epoch]`.
  */
 const APPEND = `
-local e = redis.call('GET', KEYS[2])
-if not e then
-  local t = redis.call('TIME')
-  e = ARGV[2] .. t[1] .. t[2]
-  redis.call('SET', KEYS[2], e)
-  redis.call('SET', KEYS[1], 0)
-  redis.call('DEL', KEYS[3])
-end
-local off = redis.call('INCR', KEYS[1])
+${ensureEpoch(2)}local off = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local rec = string.char(0x96) .. string.sub(ARGV[1], 2) .. cmsgpack.pack(off, e, now)
@@ -38,15 +47,7 @@ return {off, e}
 
 /** Reads a channel's position and window at once (creating its epoch when missing). */
 const READ = `
-local e = redis.call('GET', KEYS[2])
-if not e then
-  local t = redis.call('TIME')
-  e = ARGV[1] .. t[1] .. t[2]
-  redis.call('SET', KEYS[2], e)
-  redis.call('SET', KEYS[1], 0)
-  redis.call('DEL', KEYS[3])
-end
-local off = tonumber(redis.call('GET', KEYS[1]) or '0')
+${ensureEpoch(1)}local off = tonumber(redis.call('GET', KEYS[1]) or '0')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return {e, off, now, redis.call('LRANGE', KEYS[3], 0, -1)}

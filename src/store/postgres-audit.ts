@@ -24,6 +24,24 @@ interface AuditDbRow {
   recipients: number | null;
 }
 
+/** An audit row as the store reads it. */
+function recordOf(r: AuditDbRow): AuditRecord {
+  return {
+    id: r.id,
+    messageId: r.message_id,
+    at: r.at,
+    serverId: r.server_id,
+    sessionId: r.session_id,
+    userId: r.user_id,
+    direction: r.direction,
+    type: r.type,
+    channel: r.channel,
+    recipients: r.recipients,
+    payload: r.payload,
+    payloadBin: r.payload_bin
+  };
+}
+
 export async function writeAuditRows(db: () => Pool, rows: readonly AuditRecord[]): Promise<void> {
   if (rows.length === 0) return;
   // One statement is one transaction: a single round trip per batch. Named: parsed and
@@ -60,22 +78,7 @@ export async function readAuditEvents(db: () => Pool, channel: string, epoch: st
       ORDER BY event_offset LIMIT $4`,
     [channel, epoch, after, Math.max(0, Math.floor(limit))]
   );
-  return rows.map((r) => ({
-    id: r.id,
-    messageId: r.message_id,
-    at: r.at,
-    serverId: r.server_id,
-    sessionId: r.session_id,
-    userId: r.user_id,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
-    recipients: r.recipients,
-    payload: r.payload,
-    payloadBin: r.payload_bin,
-    eventOffset: Number(r.event_offset),
-    eventEpoch: r.event_epoch
-  }));
+  return rows.map((r) => ({ ...recordOf(r), eventOffset: Number(r.event_offset), eventEpoch: r.event_epoch }));
 }
 
 export async function queryAuditRows(db: () => Pool, q: AuditQuery): Promise<AuditRecord[]> {
@@ -110,20 +113,7 @@ export async function queryAuditRows(db: () => Pool, q: AuditQuery): Promise<Aud
       ORDER BY at ${dir}, id ${dir} LIMIT ${add(Math.max(0, Math.floor(q.limit)))}`,
     params
   );
-  return rows.map((r) => ({
-    id: r.id,
-    messageId: r.message_id,
-    at: r.at,
-    serverId: r.server_id,
-    sessionId: r.session_id,
-    userId: r.user_id,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
-    recipients: r.recipients,
-    payload: r.payload,
-    payloadBin: r.payload_bin
-  }));
+  return rows.map(recordOf);
 }
 
 export async function deleteAuditRowsBefore(db: () => Pool, before: Date, limit: number): Promise<number> {

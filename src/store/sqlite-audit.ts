@@ -23,6 +23,24 @@ interface AuditDbRow {
   recipients: number | null;
 }
 
+/** An audit row as the store reads it. */
+function recordOf(r: AuditDbRow): AuditRecord {
+  return {
+    id: r.id,
+    messageId: r.message_id,
+    at: new Date(r.at),
+    serverId: r.server_id,
+    sessionId: r.session_id,
+    userId: r.user_id,
+    direction: r.direction,
+    type: r.type,
+    channel: r.channel,
+    recipients: r.recipients,
+    payload: r.payload,
+    payloadBin: r.payload_bin
+  };
+}
+
 /** ISO-8601, UTC, milliseconds: the on-disk timestamp format (it sorts as text). */
 export function iso(at: Date): string {
   return at.toISOString();
@@ -112,22 +130,7 @@ export function readAuditEvents(db: Database.Database, channel: string, epoch: s
        FROM audit WHERE channel = ? AND event_epoch = ? AND event_offset > ? AND event_offset IS NOT NULL
       ORDER BY event_offset LIMIT ?`
   ).all(channel, epoch, after, Math.max(0, Math.floor(limit))) as Array<AuditDbRow & { event_offset: number; event_epoch: string }>;
-  return rows.map((r) => ({
-    id: r.id,
-    messageId: r.message_id,
-    at: new Date(r.at),
-    serverId: r.server_id,
-    sessionId: r.session_id,
-    userId: r.user_id,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
-    recipients: r.recipients,
-    payload: r.payload,
-    payloadBin: r.payload_bin,
-    eventOffset: r.event_offset,
-    eventEpoch: r.event_epoch
-  }));
+  return rows.map((r) => ({ ...recordOf(r), eventOffset: r.event_offset, eventEpoch: r.event_epoch }));
 }
 
 /** The rows of an audit query (Store.queryAudit); `cache` keeps the prepared statement of each filter combination. */
@@ -140,18 +143,5 @@ export function queryAuditRows(db: Database.Database, cache: Map<string, Databas
     if (cache.size < 256) cache.set(sql, stmt);
   }
   const rows = stmt.all(...params) as AuditDbRow[];
-  return rows.map((r) => ({
-    id: r.id,
-    messageId: r.message_id,
-    at: new Date(r.at),
-    serverId: r.server_id,
-    sessionId: r.session_id,
-    userId: r.user_id,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
-    recipients: r.recipients,
-    payload: r.payload,
-    payloadBin: r.payload_bin
-  }));
+  return rows.map(recordOf);
 }
