@@ -186,12 +186,13 @@ const KEY_S = Buffer.from([0xa1, 0x73]);
 const KEY_M = Buffer.from([0xa1, 0x6d]);
 
 /**
- * t, s and m of an event `[8, channel, {t, s, m, p}, from, id]` in MessagePack, read in
- * place. Undefined (so the caller unpacks it all) unless the frame is a 5-array of kind 8
- * and each value has a form read here: t a float64, s an unsigned int, m a fixint.
+ * t, s and m of an event `[8, channel, {t, s, m, p}, from, id]` (or with its position,
+ * `[…, offset, epoch]`) in MessagePack, read in place. Undefined (so the caller unpacks
+ * it all) unless the frame is a 5- or 7-array of kind 8 and each value has a form read
+ * here: t a float64, s an unsigned int, m a fixint.
  */
 function scanBinaryPayload(raw: Buffer): Delivery | undefined {
-  if (raw[0] !== 0x95 || raw[1] !== BIN_EVENT) return undefined;
+  if ((raw[0] !== 0x95 && raw[0] !== 0x97) || raw[1] !== BIN_EVENT) return undefined;
   const ti = raw.indexOf(KEY_T, 2);
   if (ti < 0 || raw[ti + 2] !== 0xcb) return undefined;
   const si = raw.indexOf(KEY_S, ti + 11);
