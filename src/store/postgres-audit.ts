@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { AUDIT_BULK_TYPES, auditMessageWindow } from './store.js';
 import type { AuditQuery, AuditRecord } from './store.js';
+import { auditRecordOf, type AuditDbRow as AuditDbRowOf } from './audit-row.js';
 
 /**
  * The audit table on PostgreSQL: the batch insert, the reads (the `GET /api/audit`
@@ -9,37 +10,11 @@ import type { AuditQuery, AuditRecord } from './store.js';
  * the store is not open), called where the method called it.
  */
 
-interface AuditDbRow {
-  id: string;
-  message_id: string | null;
-  at: Date;
-  server_id: string;
-  session_id: string | null;
-  user_id: string | null;
-  direction: string;
-  type: string;
-  channel: string | null;
-  payload: string | null;
-  payload_bin: Buffer | null;
-  recipients: number | null;
-}
+type AuditDbRow = AuditDbRowOf<Date>;
 
 /** An audit row as the store reads it. */
 function recordOf(r: AuditDbRow): AuditRecord {
-  return {
-    id: r.id,
-    messageId: r.message_id,
-    at: r.at,
-    serverId: r.server_id,
-    sessionId: r.session_id,
-    userId: r.user_id,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
-    recipients: r.recipients,
-    payload: r.payload,
-    payloadBin: r.payload_bin
-  };
+  return auditRecordOf(r, r.at);
 }
 
 export async function writeAuditRows(db: () => Pool, rows: readonly AuditRecord[]): Promise<void> {

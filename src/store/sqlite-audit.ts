@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import { AUDIT_BULK_TYPES, auditMessageWindow } from './store.js';
 import type { AuditQuery, AuditRecord } from './store.js';
+import { auditRecordOf, type AuditDbRow as AuditDbRowOf } from './audit-row.js';
 
 /**
  * The audit table on SQLite: the write and delete statements (shared with the audit
@@ -8,37 +9,11 @@ import type { AuditQuery, AuditRecord } from './store.js';
  * events by position). SqliteStore (sqlite-store.ts) calls these on its connection.
  */
 
-interface AuditDbRow {
-  id: string;
-  message_id: string | null;
-  at: string;
-  server_id: string;
-  session_id: string | null;
-  user_id: string | null;
-  direction: string;
-  type: string;
-  channel: string | null;
-  payload: string | null;
-  payload_bin: Buffer | null;
-  recipients: number | null;
-}
+type AuditDbRow = AuditDbRowOf<string>;
 
 /** An audit row as the store reads it. */
 function recordOf(r: AuditDbRow): AuditRecord {
-  return {
-    id: r.id,
-    messageId: r.message_id,
-    at: new Date(r.at),
-    serverId: r.server_id,
-    sessionId: r.session_id,
-    userId: r.user_id,
-    direction: r.direction,
-    type: r.type,
-    channel: r.channel,
-    recipients: r.recipients,
-    payload: r.payload,
-    payloadBin: r.payload_bin
-  };
+  return auditRecordOf(r, new Date(r.at));
 }
 
 /** ISO-8601, UTC, milliseconds: the on-disk timestamp format (it sorts as text). */
