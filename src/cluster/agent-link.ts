@@ -18,13 +18,20 @@ export const MAX_PENDING_REQUESTS = 256;
 /** How long a request waits for the agent's answer. */
 export const REQUEST_TIMEOUT_MS = 5000;
 
+/** Items that nothing waits on (REGISTRY_COALESCE_MS in ipc-batcher.ts). */
+const REGISTRY_ITEMS: ReadonlySet<WorkerItem['t']> = new Set(['open', 'close', 'sub', 'unsub', 'settled', 'stats']);
+
 /**
- * A worker's end of the IPC channel to its agent. Items queued during a turn go out as
- * one `batch` on `process.nextTick` — before the turn's socket writes (uncorked on
- * setImmediate), so the agent hears of a subscription before the client sees
- * `subscribed`. Count updates are coalesced per channel and lead the batch. A batch of
- * published messages alone waits until PUBLISH_COALESCE_MS after the previous batch
- * (the batching itself is ipc-batcher.ts, shared with the agent's end).
+ * A worker's end of the IPC channel to its agent. Queued items go out as one `batch`,
+ * as soon as the most urgent of them asks (ipc-batcher.ts, shared with the agent's end):
+ * - prompt (a sync, a request, an answer, the lifecycle): at the end of the event-loop
+ *   iteration (`setImmediate`);
+ * - registry (sessions opened, closed, subscribed; counts, coalesced per channel and
+ *   leading the batch; stats): within REGISTRY_COALESCE_MS, so a connect burst costs
+ *   the agent one wake-up per few milliseconds, not one per session. The agent's view
+ *   (presence, the dashboard, placement) lags by that much; routing does not, since a
+ *   member is in effect only once a prompt `sync` that follows its count was answered;
+ * - messages (`publish`, `sequence`): PUBLISH_COALESCE_MS after the previous batch.
  */
 export class AgentLink implements IpcPort {
   private readonly batcher: IpcBatcher<WorkerItem>;
@@ -61,6 +68,11 @@ export class AgentLink implements IpcPort {
 
   get connected(): boolean {
     return this.proc.connected === true;
+  }
+
+  /** Batches handed to `process.send` so far. */
+  get writes(): number {
+    return this.batcher.written;
   }
 
   /** Batches handed to `process.send` and not yet written to the pipe. */
@@ -107,7 +119,7 @@ export class AgentLink implements IpcPort {
       this.dropped++;
       return false;
     }
-    this.batcher.push(item, !message);
+    this.batcher.push(item, message ? 'message' : REGISTRY_ITEMS.has(item.t) ? 'registry' : 'prompt');
     this.schedule();
     return true;
   }
@@ -191,8 +203,8 @@ export class AgentLink implements IpcPort {
     this.syncs.clear();
   }
 
-  /** The turn's flush, unless an explicit `flush()` already sent the batch. */
-  private readonly onTick = (): void => {
+  /** The iteration's flush, unless an explicit `flush()` already sent the batch. */
+  private readonly onImmediate = (): void => {
     if (this.scheduled) this.flush();
   };
 
@@ -201,7 +213,7 @@ export class AgentLink implements IpcPort {
     const wait = this.batcher.waitMs();
     if (wait <= 0) {
       this.scheduled = true;
-      process.nextTick(this.onTick);
+      setImmediate(this.onImmediate);
     } else if (this.timer === null) {
       this.timer = setTimeout(this.flush, wait);
     }

@@ -7,6 +7,7 @@ import type { ChannelLog, LogRead } from '../bus/channel-log.js';
 import { ALL_CHANNEL, type Position } from '../protocol/frames.js';
 import { PeerLink, type PeerControl } from './peer-link.js';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
+import { RoundTrips } from './round-trips.js';
 
 /** A confirmation round in flight for one channel: every peer (and the agent when asked) reads this worker's counts up to `count`. */
 interface Sync {
@@ -25,6 +26,8 @@ interface Peer {
   ready: boolean;
   /** This worker's syncs it has not answered yet. */
   readonly syncs: Map<number, () => void>;
+  /** The sync rounds to it, one at a time (round-trips.ts). */
+  readonly rounds: RoundTrips;
 }
 
 /**
@@ -42,9 +45,11 @@ interface Peer {
  * - `whenSubscribed`: a new member is in effect once every peer has read this worker's
  *   new count (it routes AND counts by it), and, for a channel new to this worker or on a
  *   Redis bus, once the agent has too (and, on a Redis bus, once its subscription is
- *   acknowledged and the other nodes were told the count): one `sync` round trip to
- *   each, in parallel, per turn in which the count grew. A peer that exits meanwhile no
- *   longer needs to know.
+ *   acknowledged and the other nodes were told the count): a `sync` round trip with
+ *   each, in parallel. Rounds are group-committed (round-trips.ts): one in flight per
+ *   peer (per channel with the agent), and every member that joins meanwhile rides the
+ *   next one, so a connect burst costs a peer one `sync` per round-trip time, not one
+ *   per session. A peer that exits meanwhile no longer needs to know.
  * - A new worker is linked to every worker alive when it starts and reads each one's
  *   whole table before it takes connections (`whenPeersReady`): a message it publishes
  *   reaches every member that was already told `subscribed`.
@@ -79,6 +84,8 @@ export class IpcBus implements Bus {
   private readonly confirmed = new Map<string, number>();
   /** The latest confirmation round, per channel. */
   private readonly syncing = new Map<string, Sync>();
+  /** The agent's sync rounds per channel (round-trips.ts), while one is in flight. */
+  private readonly agentRounds = new Map<string, RoundTrips>();
   private readonly peers = new Map<number, Peer>();
   private readonly peerWaiters = new Set<() => void>();
   /** Workers the agent said exited (a link to one of them is not waited for). */
@@ -189,8 +196,8 @@ export class IpcBus implements Bus {
       return pending.promise;
     }
     // The agent routes by the first member; with --bus the other nodes count by every one.
-    const answers: Array<Promise<boolean>> = known === undefined || this.viaAgent ? [this.port.sync(channel)] : [];
-    for (const peer of this.peers.values()) answers.push(this.syncPeer(peer));
+    const answers: Array<Promise<boolean>> = known === undefined || this.viaAgent ? [this.agentRound(channel)] : [];
+    for (const peer of this.peers.values()) answers.push(peer.rounds.ask());
     if (answers.length === 0) {
       // Nobody else counts this worker's members.
       this.confirmed.set(channel, count);
@@ -275,7 +282,7 @@ export class IpcBus implements Bus {
         this.wakePeerWaiters();
       }
     });
-    const peer: Peer = { link, counts, ready: false, syncs };
+    const peer: Peer = { link, counts, ready: false, syncs, rounds: new RoundTrips(() => this.syncPeer(peer), () => link.writes) };
     if (link.closed) return;
     this.peers.set(key, peer);
     for (const [channel, count] of this.local) link.control({ t: 'count', channel, count });
@@ -339,6 +346,21 @@ export class IpcBus implements Bus {
     for (const peer of this.peers.values()) peer.link.close();
     this.peers.clear();
     for (const w of [...this.peerWaiters]) w();
+  }
+
+  /** A sync round with the agent for `channel`: one in flight at a time, the asks meanwhile share the next. */
+  private agentRound(channel: string): Promise<boolean> {
+    let rounds = this.agentRounds.get(channel);
+    if (rounds === undefined) {
+      rounds = new RoundTrips(() => this.port.sync(channel), () => this.port.writes);
+      this.agentRounds.set(channel, rounds);
+    }
+    const answer = rounds.ask();
+    const r = rounds;
+    void answer.then(() => {
+      if (r.idle && this.agentRounds.get(channel) === r) this.agentRounds.delete(channel);
+    });
+    return answer;
   }
 
   /** Asks a peer to confirm it read this worker's counts; false after SYNC_TIMEOUT_MS. */

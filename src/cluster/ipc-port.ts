@@ -16,6 +16,8 @@ export interface IpcPort {
   sync(channel: string): Promise<boolean>;
   /** Asks the agent (its answer, or 503 when it cannot); absent on ports without an agent behind (tests). */
   request?(query: AgentQuery): Promise<AgentAnswer>;
+  /** Batches written to the agent so far (an item queued since is still unwritten). */
+  readonly writes: number;
   /** Whether the channel to the agent is open. */
   readonly connected: boolean;
 }

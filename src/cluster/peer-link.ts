@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { serialize, deserialize } from 'node:v8';
+import { REGISTRY_COALESCE_MS } from './ipc-batcher.js';
 
 /** Writes to a peer not yet taken by the kernel above which deliveries to it are dropped (it stopped reading). */
 export const MAX_PEER_UNSENT_BATCHES = 4096;
@@ -39,9 +40,12 @@ export interface PeerLinkHandler {
  *
  * - Framing: records of `u32 length, u8 kind, body`; kind 1 = a serialized `BusMessage`
  *   (the same bytes for every peer), kind 2 = a serialized `PeerControl`.
- * - Writes: records queued during a turn go out as one write on `process.nextTick`,
- *   count updates (coalesced per channel) first, then the rest in order; the stream is
- *   FIFO, so a peer reads a worker's messages in the order they were published.
+ * - Writes: records queued during a loop iteration go out as one write on
+ *   `setImmediate`, count updates (coalesced per channel) first, then the rest in order;
+ *   the stream is FIFO, so a peer reads a worker's messages in the order they were
+ *   published. Count updates alone wait up to REGISTRY_COALESCE_MS for others (a connect
+ *   burst costs a peer one wake-up per few milliseconds, not one per session); a `sync`
+ *   takes them along at once, so a count a member waits on is never late.
  * - Bound: `saturated` once MAX_PEER_UNSENT_BATCHES writes wait for the kernel (the
  *   peer stopped reading); the bus then drops what it would send to that peer.
  * - A record longer than MAX_PEER_RECORD_BYTES, of an unknown kind, or a control record
@@ -54,7 +58,9 @@ export class PeerLink {
   private bytes = 0;
   private counts = new Map<string, number>();
   private scheduled = false;
+  private countsTimer: NodeJS.Timeout | null = null;
   private unsent = 0;
+  private flushes = 0;
   /** Chunks of a record not yet whole, their bytes, and the bytes that record needs (0 = header not read yet). */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -81,6 +87,11 @@ export class PeerLink {
     return this.unsent >= MAX_PEER_UNSENT_BATCHES;
   }
 
+  /** Writes made so far (a record queued since is still unwritten). */
+  get writes(): number {
+    return this.flushes;
+  }
+
   /** Writes not yet taken by the kernel. */
   get unsentBatches(): number {
     return this.unsent;
@@ -93,7 +104,7 @@ export class PeerLink {
   control(item: PeerControl): void {
     if (item.t === 'count') {
       this.counts.set(item.channel, item.count);
-      this.schedule();
+      if (!this.scheduled && this.countsTimer === null) this.countsTimer = setTimeout(this.flush, REGISTRY_COALESCE_MS);
       return;
     }
     this.push(CONTROL, serialize(item));
@@ -102,6 +113,10 @@ export class PeerLink {
   /** Writes what is queued now (normally done at the end of the turn). */
   readonly flush = (): void => {
     this.scheduled = false;
+    if (this.countsTimer !== null) {
+      clearTimeout(this.countsTimer);
+      this.countsTimer = null;
+    }
     if (this.isClosed || (this.records.length === 0 && this.counts.size === 0)) return;
     const parts: Uint8Array[] = [];
     let bytes = 0;
@@ -115,6 +130,7 @@ export class PeerLink {
     bytes += this.bytes;
     this.records = [];
     this.bytes = 0;
+    this.flushes++;
     this.unsent++;
     this.socket.write(Buffer.concat(parts, bytes), () => {
       this.unsent--;
@@ -138,7 +154,7 @@ export class PeerLink {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    process.nextTick(this.flush);
+    setImmediate(this.flush);
   }
 
   private onData(chunk: Buffer): void {
@@ -189,6 +205,8 @@ export class PeerLink {
   private onClose(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    if (this.countsTimer !== null) clearTimeout(this.countsTimer);
+    this.countsTimer = null;
     this.records = [];
     this.counts.clear();
     this.pending = [];

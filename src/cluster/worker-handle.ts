@@ -50,7 +50,7 @@ export class WorkerHandle implements RouteTarget {
       this.dropped++;
       return;
     }
-    this.batcher.push(position === undefined ? { t: 'deliver', payload } : { t: 'deliver', payload, offset: position.offset, epoch: position.epoch }, false);
+    this.batcher.push(position === undefined ? { t: 'deliver', payload } : { t: 'deliver', payload, offset: position.offset, epoch: position.epoch }, 'message');
     this.markDirty(this);
   }
 
@@ -60,7 +60,7 @@ export class WorkerHandle implements RouteTarget {
   }
 
   push(item: AgentItem): void {
-    this.batcher.push(item, true);
+    this.batcher.push(item, 'prompt');
     this.markDirty(this);
   }
 

@@ -8,7 +8,7 @@ import { waitFor } from '../helpers/wait.js';
 import { FakeProcess, tick } from './fake-process.js';
 
 describe('AgentLink (a worker end of the IPC channel)', () => {
-  test('a batch of published messages alone waits until 1 ms after the previous batch; registry items never wait', async () => {
+  test('a batch of published messages alone waits until 1 ms after the previous batch; registry items wait for the registry window', async () => {
     const msg: BusMessage = { channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null };
     let proc: FakeProcess, link: AgentLink, bus: IpcBus;
     // Within the millisecond after that batch (synchronous code: microseconds later,
@@ -32,9 +32,21 @@ describe('AgentLink (a worker end of the IPC channel)', () => {
     assert.equal(proc.sent[1]!.items.length, 2);
     bus.publish(msg);
     link.send({ t: 'sub', session: 's', channel: 'c' });
-    await new Promise<void>((r) => process.nextTick(r));
-    assert.equal(proc.sent.length, 3, 'a registry item takes the waiting messages along at once');
+    await tick();
+    assert.equal(proc.sent.length, 3, 'a registry item takes the waiting messages along with the iteration\'s write');
     assert.deepEqual(proc.sent[2]!.items.map((i) => i.t), ['sequence', 'sub']);
+    // Registry items wait for others (REGISTRY_COALESCE_MS); a prompt item (a sync) takes them along at the iteration's end.
+    link.send({ t: 'sub', session: 's2', channel: 'c' });
+    link.send({ t: 'unsub', session: 's2', channel: 'c' });
+    await tick();
+    assert.equal(proc.sent.length, 3, 'registry items wait');
+    await waitFor('the registry batch', () => proc.sent.length === 4);
+    assert.deepEqual(proc.sent[3]!.items.map((i) => i.t), ['sub', 'unsub']);
+    link.send({ t: 'sub', session: 's3', channel: 'c' });
+    void link.sync('c');
+    await tick();
+    assert.equal(proc.sent.length, 5);
+    assert.deepEqual(proc.sent[4]!.items.map((i) => i.t), ['sub', 'sync']);
   });
 
   test('requests get the agent answer, or 503 when it does not come', async () => {

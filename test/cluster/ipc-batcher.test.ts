@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { IpcBatcher, BatchFlusher, PUBLISH_COALESCE_MS, type BatchSink } from '../../src/cluster/ipc-batcher.js';
+import { IpcBatcher, BatchFlusher, PUBLISH_COALESCE_MS, REGISTRY_COALESCE_MS, type BatchSink } from '../../src/cluster/ipc-batcher.js';
 import type { IpcBatch } from '../../src/cluster/ipc-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -33,9 +33,9 @@ describe('IpcBatcher (the batch of one end of the IPC channel)', () => {
   test('counts coalesced per channel lead the batch, then the items in order; nothing twice', () => {
     const s = sink();
     const b = new IpcBatcher<Item>(s, countItem);
-    b.push({ t: 'msg', n: 1 }, false);
+    b.push({ t: 'msg', n: 1 }, 'message');
     b.setCount('c', 1);
-    b.push({ t: 'ctl', n: 2 }, true);
+    b.push({ t: 'ctl', n: 2 }, 'prompt');
     b.setCount('c', 3);
     b.flush();
     b.flush();
@@ -44,30 +44,46 @@ describe('IpcBatcher (the batch of one end of the IPC channel)', () => {
 
   test('messages alone wait until PUBLISH_COALESCE_MS after the last batch; anything urgent does not', () => {
     const b = new IpcBatcher<Item>(sink(), countItem);
-    b.push({ t: 'msg', n: 1 }, false);
+    b.push({ t: 'msg', n: 1 }, 'message');
     b.flush();
     const now = performance.now();
-    b.push({ t: 'msg', n: 2 }, false);
+    b.push({ t: 'msg', n: 2 }, 'message');
     assert.ok(b.waitMs(now) > 0 && b.waitMs(now) <= PUBLISH_COALESCE_MS);
     assert.equal(b.waitMs(now + PUBLISH_COALESCE_MS), 0);
-    b.push({ t: 'ctl', n: 3 }, true);
-    assert.equal(b.urgent, true);
+    b.push({ t: 'ctl', n: 3 }, 'prompt');
     assert.equal(b.waitMs(now), 0);
+  });
+
+  test('registry items and counts wait up to REGISTRY_COALESCE_MS from the first of them; a prompt item takes them along', () => {
+    const s = sink();
+    const b = new IpcBatcher<Item>(s, countItem);
+    b.setCount('c', 1);
+    const t0 = performance.now();
+    const first = b.waitMs(t0);
+    assert.ok(first > 0 && first <= REGISTRY_COALESCE_MS, `waits (${first} ms)`);
+    b.push({ t: 'ctl', n: 1 }, 'registry');
+    assert.ok(b.waitMs(t0 + REGISTRY_COALESCE_MS / 2) <= first - REGISTRY_COALESCE_MS / 2 + 0.001, 'counted from the first registry item, not the last');
+    assert.equal(b.waitMs(t0 + REGISTRY_COALESCE_MS + 1), 0);
+    b.push({ t: 'ctl', n: 2 }, 'prompt');
+    assert.equal(b.waitMs(t0), 0, 'a prompt item goes at once');
+    b.flush();
+    assert.deepEqual(s.batches, [[{ t: 'count', channel: 'c', count: 1 }, { t: 'ctl', n: 1 }, { t: 'ctl', n: 2 }]]);
+    assert.equal(b.written, 1);
   });
 
   test('counts the batches not yet written; a closed end drops the batch', () => {
     const s = sink();
     s.hold = true;
     const b = new IpcBatcher<Item>(s, countItem);
-    b.push({ t: 'msg', n: 1 }, false);
+    b.push({ t: 'msg', n: 1 }, 'message');
     b.flush();
-    b.push({ t: 'msg', n: 2 }, false);
+    b.push({ t: 'msg', n: 2 }, 'message');
     b.flush();
     assert.equal(b.unsentBatches, 2);
     s.release();
     assert.equal(b.unsentBatches, 0);
     s.open = false;
-    b.push({ t: 'msg', n: 3 }, true);
+    b.push({ t: 'msg', n: 3 }, 'prompt');
     b.flush();
     assert.equal(s.batches.length, 2);
     assert.equal(b.unsentBatches, 0);
@@ -75,7 +91,7 @@ describe('IpcBatcher (the batch of one end of the IPC channel)', () => {
 
   test('a send that throws (the channel closed) is not counted as unsent', () => {
     const b = new IpcBatcher<Item>({ writable: () => true, send: () => { throw new Error('closed'); } }, countItem);
-    b.push({ t: 'ctl', n: 1 }, true);
+    b.push({ t: 'ctl', n: 1 }, 'prompt');
     b.flush();
     assert.equal(b.unsentBatches, 0);
   });
@@ -88,10 +104,10 @@ describe('BatchFlusher (the agent turn over its workers)', () => {
     const a = { batcher: new IpcBatcher<Item>(sa, countItem) };
     const b = { batcher: new IpcBatcher<Item>(sb, countItem) };
     const flusher = new BatchFlusher<typeof a>();
-    b.batcher.push({ t: 'msg', n: 0 }, false);
+    b.batcher.push({ t: 'msg', n: 0 }, 'message');
     b.batcher.flush();
-    a.batcher.push({ t: 'ctl', n: 1 }, true);
-    b.batcher.push({ t: 'msg', n: 2 }, false);
+    a.batcher.push({ t: 'ctl', n: 1 }, 'prompt');
+    b.batcher.push({ t: 'msg', n: 2 }, 'message');
     flusher.markDirty(a);
     flusher.markDirty(b);
     await waitFor('both batches', () => sa.batches.length === 1 && sb.batches.length === 2);
@@ -103,15 +119,15 @@ describe('BatchFlusher (the agent turn over its workers)', () => {
     const a = { batcher: new IpcBatcher<Item>(s, countItem) };
     const gone = { batcher: new IpcBatcher<Item>(sink(), countItem) };
     const flusher = new BatchFlusher<typeof a>();
-    a.batcher.push({ t: 'msg', n: 1 }, false);
+    a.batcher.push({ t: 'msg', n: 1 }, 'message');
     a.batcher.flush();
-    a.batcher.push({ t: 'msg', n: 2 }, false);
-    gone.batcher.push({ t: 'ctl', n: 3 }, true);
+    a.batcher.push({ t: 'msg', n: 2 }, 'message');
+    gone.batcher.push({ t: 'ctl', n: 3 }, 'prompt');
     flusher.markDirty(a);
     flusher.markDirty(gone);
     flusher.forget(gone);
     flusher.flushAll();
     assert.equal(s.batches.length, 2);
-    assert.equal(gone.batcher.urgent, true, 'still pending');
+    assert.equal(gone.batcher.written, 0, 'still pending');
   });
 });

@@ -68,7 +68,7 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     bus.setLocalCount('c', 1);
     assert.equal(bus.publish({ channel: 'c', frame: { type: 'joined', channel: 'c', data: { session: 's', user: null } }, exclude: null }), true);
     assert.equal(bus.publish({ channel: '*', frame: { type: 'event', channel: '*', data: 1, from: null, id: 'x' }, exclude: null }), true);
-    await tick();
+    await waitFor('the count (a registry item: it waits for others a moment)', () => proc.items().length === 1);
     assert.deepEqual(proc.items().map((i) => i.t), ['count']);
     assert.equal(bus.publish({ channel: 'c', frame: { type: 'event', channel: 'c', data: 1, from: null, id: 'x' }, exclude: null }), true);
     // Channel messages alone are gathered for a moment (agent-link.ts).
@@ -102,8 +102,18 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     bus.setLocalCount('a', 4);
     const third = bus.whenSubscribed('a');
     assert.ok(third instanceof Promise && third !== second, 'a later turn needs its own sync');
+    await tick();
+    assert.equal(proc.items().filter((i) => i.t === 'sync').length, 1, 'group commit: no second sync while the first is in flight');
+    bus.setLocalCount('a', 5);
+    const fourth = bus.whenSubscribed('a');
+    assert.ok(fourth instanceof Promise && fourth !== third);
     await confirm();
-    await Promise.all([second, third]);
+    await second;
+    await tick();
+    assert.deepEqual(proc.items(), [{ t: 'count', channel: 'a', count: 5 }, proc.items()[1]], 'the next round goes once the first is answered, after the latest count');
+    assert.equal(proc.items()[1]!.t, 'sync', 'one sync for both later turns');
+    await confirm();
+    await Promise.all([third, fourth]);
     assert.equal(bus.whenSubscribed('a'), null);
     bus.setLocalCount('a', 2);
     assert.equal(bus.whenSubscribed('a'), null, 'fewer members: nothing to confirm');

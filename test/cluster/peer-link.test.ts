@@ -224,6 +224,44 @@ describe('IpcBus over peer links', () => {
     sa.destroy();
   });
 
+  test('group commit: members that join while a sync is in flight, each in its own turn, share the next one; every count is read before its sync', async () => {
+    const [sa, sb] = await socketPair();
+    const b = new IpcBus(new AgentLink(new AgentFake()));
+    b.addPeer(1, sb);
+    const raw = recorder();
+    const peer = new PeerLink(2, sa, raw);
+    peer.control({ t: 'table-end' });
+    assert.equal(await b.whenPeersReady([1], 2000), true);
+    const syncs = (): Array<{ t: 'sync'; id: number; at: number }> =>
+      raw.controls.flatMap((c, at) => (c.t === 'sync' ? [{ ...c, at }] : []));
+    const done: number[] = [];
+    const join = (n: number): void => {
+      b.setLocalCount('c', n);
+      void b.whenSubscribed('c')!.then(() => done.push(n));
+    };
+    join(1);
+    await waitFor('the first sync', () => syncs().length === 1);
+    // 20 members, each in a turn of its own, while the first sync is unanswered.
+    for (let n = 2; n <= 21; n++) {
+      await tick();
+      join(n);
+    }
+    await waitFor('the count of 21', () => raw.controls.some((c) => c.t === 'count' && c.count === 21));
+    assert.equal(syncs().length, 1, 'no sync per member while one is in flight');
+    peer.control({ t: 'synced', id: syncs()[0]!.id });
+    await waitFor('the first member', () => done.includes(1));
+    await waitFor('the next round', () => syncs().length === 2);
+    assert.deepEqual(done, [1], 'the others wait for the round that follows their counts');
+    const second = syncs()[1]!;
+    const lastCount = raw.controls.map((c) => c.t === 'count' && c.count === 21).lastIndexOf(true);
+    assert.ok(lastCount < second.at, 'the second sync follows every count it vouches for');
+    peer.control({ t: 'synced', id: second.id });
+    await waitFor('all 21', () => done.length === 21);
+    assert.equal(syncs().length, 2, 'two syncs for 21 members');
+    assert.equal(b.whenSubscribed('c'), null, 'confirmed at 21');
+    sa.destroy();
+  });
+
   test('a new peer is sent the whole table first; a peer that closes stops being waited for', async () => {
     const a = new IpcBus(new AgentLink(new AgentFake()));
     a.setLocalCount('x', 3);
