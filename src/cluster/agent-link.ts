@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
-import { IpcBatcher } from './ipc-batcher.js';
+import { IpcBatcher, type Urgency } from './ipc-batcher.js';
 import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, MetricsQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
 
 /** The IPC side of a process (`process` in a forked worker); a fake in unit tests. */
@@ -24,8 +24,9 @@ const REGISTRY_ITEMS: ReadonlySet<WorkerItem['t']> = new Set(['open', 'close', '
 /**
  * A worker's end of the IPC channel to its agent. Queued items go out as one `batch`,
  * as soon as the most urgent of them asks (ipc-batcher.ts, shared with the agent's end):
- * - prompt (a sync, a request, an answer, the lifecycle): at the end of the event-loop
- *   iteration (`setImmediate`);
+ * - prompt (a sync, a request, an answer, a place freed, the lifecycle): at the end of
+ *   the turn (`process.nextTick`), before the turn's socket writes (uncorked on
+ *   setImmediate);
  * - registry (sessions opened, closed, subscribed; counts, coalesced per channel and
  *   leading the batch; stats): within REGISTRY_COALESCE_MS, so a connect burst costs
  *   the agent one wake-up per few milliseconds, not one per session. The agent's view
@@ -112,14 +113,15 @@ export class AgentLink implements IpcPort {
     for (const [key, socket] of early) handler(key, socket);
   }
 
-  send(item: WorkerItem): boolean {
+  /** Queues an item; its urgency is its kind's (see the class comment) unless given. */
+  send(item: WorkerItem, urgency?: Urgency): boolean {
     // Channel messages (`publish`, and `sequence`: events the agent sequences) are bounded and coalesced.
     const message = item.t === 'publish' || item.t === 'sequence';
     if (message && this.batcher.unsentBatches >= MAX_UNSENT_TO_AGENT_BATCHES) {
       this.dropped++;
       return false;
     }
-    this.batcher.push(item, message ? 'message' : REGISTRY_ITEMS.has(item.t) ? 'registry' : 'prompt');
+    this.batcher.push(item, urgency ?? (message ? 'message' : REGISTRY_ITEMS.has(item.t) ? 'registry' : 'prompt'));
     this.schedule();
     return true;
   }
@@ -203,8 +205,8 @@ export class AgentLink implements IpcPort {
     this.syncs.clear();
   }
 
-  /** The iteration's flush, unless an explicit `flush()` already sent the batch. */
-  private readonly onImmediate = (): void => {
+  /** The turn's flush, unless an explicit `flush()` already sent the batch. */
+  private readonly onTick = (): void => {
     if (this.scheduled) this.flush();
   };
 
@@ -213,7 +215,7 @@ export class AgentLink implements IpcPort {
     const wait = this.batcher.waitMs();
     if (wait <= 0) {
       this.scheduled = true;
-      setImmediate(this.onImmediate);
+      process.nextTick(this.onTick);
     } else if (this.timer === null) {
       this.timer = setTimeout(this.flush, wait);
     }

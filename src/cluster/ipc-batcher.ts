@@ -10,8 +10,8 @@ export const PUBLISH_COALESCE_MS = 1;
 
 /**
  * Longest a registry item (a session opened, closed, subscribed; a count; stats) waits
- * for others to share its write. In a connect burst a worker's sessions each come in an
- * event-loop iteration of their own: writing each one's items at once costs the agent
+ * for others to share its write. In a connect burst a worker's sessions each come in a
+ * turn of their own: writing each one's items at once costs the agent
  * (and on 2 cores, the worker) a wake-up and a context switch per session, which was
  * most of a handshake's cost through the agent. Nothing waits on these items: whatever
  * must be in effect before a client is told (a member the agent or a peer routes by) is
@@ -20,9 +20,10 @@ export const PUBLISH_COALESCE_MS = 1;
 export const REGISTRY_COALESCE_MS = 5;
 
 /**
- * How soon a queued item goes: `prompt` at the end of the event-loop iteration (someone
- * waits on it: a sync, a request, an answer), `registry` within REGISTRY_COALESCE_MS,
- * `message` PUBLISH_COALESCE_MS after the previous batch.
+ * How soon a queued item goes: `prompt` at the end of the turn (someone waits on it: a
+ * sync, a request, an answer), `registry` within REGISTRY_COALESCE_MS, `message`
+ * PUBLISH_COALESCE_MS after the previous batch. When it goes is its owner's loop's call
+ * (`waitMs`).
  */
 export type Urgency = 'prompt' | 'registry' | 'message';
 

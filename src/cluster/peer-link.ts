@@ -40,8 +40,8 @@ export interface PeerLinkHandler {
  *
  * - Framing: records of `u32 length, u8 kind, body`; kind 1 = a serialized `BusMessage`
  *   (the same bytes for every peer), kind 2 = a serialized `PeerControl`.
- * - Writes: records queued during a loop iteration go out as one write on
- *   `setImmediate`, count updates (coalesced per channel) first, then the rest in order;
+ * - Writes: records queued during a turn go out as one write on `process.nextTick`,
+ *   count updates (coalesced per channel) first, then the rest in order;
  *   the stream is FIFO, so a peer reads a worker's messages in the order they were
  *   published. Count updates alone wait up to REGISTRY_COALESCE_MS for others (a connect
  *   burst costs a peer one wake-up per few milliseconds, not one per session); a `sync`
@@ -154,7 +154,7 @@ export class PeerLink {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    setImmediate(this.flush);
+    process.nextTick(this.flush);
   }
 
   private onData(chunk: Buffer): void {

@@ -49,8 +49,11 @@ export async function runWorker(): Promise<void> {
   // Handed-over sockets count as load for the agent's placement until they are settled:
   // at their first plain request, when a session opens (right after the `open` item, in
   // the same batch, so the agent never sees the load dip), or when they close.
-  const pendingConns = new WeakMap<Socket, () => void>();
-  const upgrading = new Set<() => void>();
+  // A session's settle rides its `open` (registry items wait REGISTRY_COALESCE_MS, the
+  // agent counts the socket as load meanwhile); a plain request's or a closed socket's
+  // goes at once: the place it frees under --max-connections is free for the next one.
+  const pendingConns = new WeakMap<Socket, (prompt: boolean) => void>();
+  const upgrading = new Set<(prompt: boolean) => void>();
   const observer: HubObserver<Session> = {
     sessionOpened: (s) => {
       link.send({
@@ -59,7 +62,7 @@ export async function runWorker(): Promise<void> {
       });
       // Which upgrading socket it was does not matter for the count: each settles once.
       for (const settle of upgrading) {
-        settle();
+        settle(false);
         break;
       }
     },
@@ -168,7 +171,7 @@ export async function runWorker(): Promise<void> {
 
   // The raw socket behind a request (a TLS socket wraps the handed-over one).
   const rawSocket = (req: IncomingMessage): Socket => ((req.socket as { _parent?: Socket })._parent ?? req.socket) as Socket;
-  const onRequest = (req: IncomingMessage): void => pendingConns.get(rawSocket(req))?.();
+  const onRequest = (req: IncomingMessage): void => pendingConns.get(rawSocket(req))?.(true);
   const onUpgrade = (req: IncomingMessage): void => {
     const settle = pendingConns.get(rawSocket(req));
     if (settle === undefined) return;
@@ -177,15 +180,15 @@ export async function runWorker(): Promise<void> {
   };
   link.onConnection((conn, socket) => {
     let settled = false;
-    const settle = (): void => {
+    const settle = (prompt: boolean): void => {
       if (settled) return;
       settled = true;
       pendingConns.delete(socket);
       upgrading.delete(settle);
-      link.send({ t: 'settled', conn });
+      link.send({ t: 'settled', conn }, prompt ? 'prompt' : 'registry');
     };
     pendingConns.set(socket, settle);
-    socket.once('close', settle);
+    socket.once('close', () => settle(true));
     if (stopping || !started) {
       socket.destroy();
       return;

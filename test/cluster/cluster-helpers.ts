@@ -208,9 +208,13 @@ export function sqliteRows(database: string): {
 
 /** The pid of the worker that holds each client's session. */
 export async function placement(agent: AgentUnderTest, clients: TestClient[]): Promise<number[]> {
-  const sessions = await agent.sessions();
-  const byId = new Map(sessions.map((s) => [s.id, s.pid]));
-  return clients.map((c) => byId.get(c.sessionId) ?? -1);
+  // The agent hears of a session with its worker's next registry batch (REGISTRY_COALESCE_MS).
+  let byId = new Map<string, number>();
+  await waitFor('the agent to list every session', async () => {
+    byId = new Map((await agent.sessions()).map((s) => [s.id, s.pid]));
+    return clients.every((c) => byId.has(c.sessionId));
+  });
+  return clients.map((c) => byId.get(c.sessionId)!);
 }
 
 /**
