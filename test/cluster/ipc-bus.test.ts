@@ -109,8 +109,9 @@ describe('IpcBus (the bus of a worker, over its AgentLink)', () => {
     assert.ok(fourth instanceof Promise && fourth !== third);
     await confirm();
     await second;
-    await tick();
-    assert.deepEqual(proc.items(), [{ t: 'count', channel: 'a', count: 5 }, proc.items()[1]], 'the next round goes once the first is answered, after the latest count');
+    // The next round goes once the first is answered and SYNC_ROUND_INTERVAL_MS after it began.
+    await waitFor('the next round', () => proc.items().some((i) => i.t === 'sync'));
+    assert.deepEqual(proc.items(), [{ t: 'count', channel: 'a', count: 5 }, proc.items()[1]], 'after the latest count');
     assert.equal(proc.items()[1]!.t, 'sync', 'one sync for both later turns');
     await confirm();
     await Promise.all([third, fourth]);
