@@ -116,6 +116,8 @@ export interface ProcessRss {
   anonBytes: number;
   /** Resident file-backed mappings (code, shared libraries, SQLite's shared memory). */
   fileBytes: number;
+  /** Proportional set size: RSS with pages shared between processes (the node binary's code) split among them. */
+  pssBytes: number;
 }
 
 /** VmRSS of every live process in the tree rooted at `root`, the root first, then by pid. */
@@ -135,8 +137,8 @@ export function rssByProcess(root: number): ProcessRss[] {
 }
 
 /** Resident bytes of `pid`'s mappings by kind, from /proc/<pid>/smaps. */
-function mappings(pid: number): { brkBytes: number; anonBytes: number; fileBytes: number } {
-  const out = { brkBytes: 0, anonBytes: 0, fileBytes: 0 };
+function mappings(pid: number): { brkBytes: number; anonBytes: number; fileBytes: number; pssBytes: number } {
+  const out = { brkBytes: 0, anonBytes: 0, fileBytes: 0, pssBytes: 0 };
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
@@ -151,7 +153,8 @@ function mappings(pid: number): { brkBytes: number; anonBytes: number; fileBytes
       kind = name === '[heap]' ? 'brkBytes' : name === '' ? 'anonBytes' : name.startsWith('/') ? 'fileBytes' : null;
       continue;
     }
-    if (kind !== null && line.startsWith('Rss:')) out[kind] += Number(/(\d+)/.exec(line)![1]) * 1024;
+    if (line.startsWith('Pss:')) out.pssBytes += Number(/(\d+)/.exec(line)![1]) * 1024;
+    else if (kind !== null && line.startsWith('Rss:')) out[kind] += Number(/(\d+)/.exec(line)![1]) * 1024;
   }
   return out;
 }
@@ -160,5 +163,6 @@ function mappings(pid: number): { brkBytes: number; anonBytes: number; fileBytes
 export function formatByProcess(list: readonly ProcessRss[]): string {
   let worker = 0;
   const mib = (n: number): string => (n / (1024 * 1024)).toFixed(0);
-  return list.map((p) => `${p.role === 'root' ? 'root' : `w${++worker}`} ${mib(p.rssBytes)} [brk ${mib(p.brkBytes)} anon ${mib(p.anonBytes)} file ${mib(p.fileBytes)}]`).join(' | ');
+  const line = list.map((p) => `${p.role === 'root' ? 'root' : `w${++worker}`} ${mib(p.rssBytes)} [brk ${mib(p.brkBytes)} anon ${mib(p.anonBytes)} file ${mib(p.fileBytes)}]`).join(' | ');
+  return list.length > 1 ? `${line} | PSS of all ${mib(list.reduce((n, p) => n + p.pssBytes, 0))}` : line;
 }

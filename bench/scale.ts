@@ -58,6 +58,7 @@ const { values } = parseArgs({
     broadcasts: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
     gc: { type: 'string', default: 'on' },
+    'hold-ms': { type: 'string', default: '0' },
     json: { type: 'string' }
   }
 });
@@ -234,6 +235,11 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       const rssAfter = memoryStatus([server.pid]).rssBytes;
       const byProcess = rssByProcess(server.pid);
       const gc = await gcNow();
+      // --hold-ms: time to look into the processes (gdb, smaps) before the next round.
+      if (Number(values['hold-ms']) > 0) {
+        process.stdout.write(`  ${row}: holding ${values['hold-ms']} ms after close (pids ${rssByProcess(server.pid).map((p) => p.pid).join(' ')})\n`);
+        await sleep(Number(values['hold-ms']));
+      }
       return { droppedByServer: closed.reduce((n, c) => n + c.droppedByServer, 0), rows, rssAfter, byProcess, gc };
     };
     const { ok, connectMs, cpuMicros: connectCpuMicros } = await connectRound();
