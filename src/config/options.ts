@@ -135,9 +135,9 @@ export interface Config {
   workerHeartbeatTimeoutMs: number;
   /**
    * Agent: each worker is started with `--max-semi-space-size` of this many MiB (0 = Node's
-   * default, 16; a flag given to the agent itself or in NODE_OPTIONS wins). Default 2: at
-   * 19,000 sessions the workers' malloc heap after a connect-all/close-all went 74 → 21 MiB
-   * each (#15, docs/benchmarks.md).
+   * default, 16; a flag given to the agent itself or in NODE_OPTIONS wins). Default 4: at
+   * 19,000 sessions the workers' malloc heap after a connect-all/close-all went ~72 → ~22 MiB
+   * each, with no change in CPU per handshake (2 MiB cost 4–12 % more; #15, docs/benchmarks.md).
    */
   workerSemiSpaceMib: number;
   /** Keep the audit trail (every message in the `audit` table). Default true. */
@@ -264,7 +264,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
   workerSemiSpaceMib: {
     type: 'integer',
-    default: 2,
+    default: 4,
     min: 0,
     max: 256,
     doc: "agent: each worker's V8 young generation (--max-semi-space-size), MiB; small lets socket read buffers go back to malloc between scavenges instead of piling up and fragmenting it (0 = Node's default, 16)"
