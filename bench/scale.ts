@@ -19,10 +19,15 @@
  *
  * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
  *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
- *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2] [--json FILE]
+ *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2|N] [--gc on|off] [--json FILE]
  *
- * `--rounds 2` connects every client again once the first round closed (a reconnect
- * storm: all of them at once) and closes them again: session rows and RSS after each.
+ * `--rounds 2` (or more) connects every client again once the previous round closed (a
+ * reconnect storm: all of them at once) and closes them again: session rows and RSS after each.
+ *
+ * `--gc on` (the default) starts every server process with `--inspect=0` and forces a
+ * full GC in each over the inspector (scale-gc.ts) before the start figure, after the
+ * idle window and after each close, so RSS is compared after GC, not at V8's whim. RSS
+ * is reported per process too (root: the agent or the one server; w1, w2…: workers).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,6 +40,7 @@ import { connectPublisher, type Target } from './client-protocols.js';
 import { newSecret, signToken } from './jwt.js';
 import { makePayload } from './payload.js';
 import { cpuMicros, memoryStatus } from './proc-stats.js';
+import { collectGarbage, formatByProcess, GC_NODE_ARGS, inspectorUrls, rssByProcess, type GcAnswer, type ProcessRss } from './scale-gc.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
 import type { FromScaleClient, ToScaleClient } from './scale-client.js';
 import { zenconnSpec } from './zenconn-server.js';
@@ -51,6 +57,8 @@ const { values } = parseArgs({
     'ping-interval-ms': { type: 'string', default: '25000' },
     broadcasts: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
+    gc: { type: 'string', default: 'on' },
+    'hold-ms': { type: 'string', default: '0' },
     json: { type: 'string' }
   }
 });
@@ -85,7 +93,28 @@ export interface ScaleRow {
   rssAfterCloseBytes: number;
   /** The second round of connects and closes (--rounds 2): its connect time and RSS after it closed. */
   round2: { connectMs: number; sessions: number; rssAfterCloseBytes: number } | null;
+  /** RSS of the tree after a forced GC (--gc on; null with --gc off): at start, idle, after each round's close. */
+  rssStartGcBytes: number | null;
+  rssIdleGcBytes: number | null;
+  /** Per process (root first): before the first client, idle, idle after GC. */
+  byProcess: { start: ProcessRss[]; idle: ProcessRss[]; idleGc: ProcessRss[] | null };
+  /** V8 heap per process after the GC at start and after the idle GC (--gc on). */
+  heapStartGc: GcAnswer[] | null;
+  heapIdleGc: GcAnswer[] | null;
+  /** Every round (the first included): connect time, sessions, RSS 10 s after close, after close + GC, per process. */
+  rounds: RoundFigures[];
   notes: string[];
+}
+
+/** One round of connect-all / close-all. */
+export interface RoundFigures {
+  connectMs: number;
+  sessions: number;
+  rssAfterCloseBytes: number;
+  rssAfterGcBytes: number | null;
+  byProcessAfterClose: ProcessRss[];
+  byProcessAfterGc: ProcessRss[] | null;
+  heapAfterGc: GcAnswer[] | null;
 }
 
 interface Client {
@@ -140,16 +169,28 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
   let spec: ServerSpec;
   if (row === 'agent') spec = zenconnSpec(ctx, 'agent', [...limits, '--workers', values.workers!, '--max-connections', String(sessions + 1000)]);
   else if (row === 'serve') spec = zenconnSpec(ctx, 'serve', [...limits, '--max-connections', '0']);
-  else if (row === 'ws') spec = { label: 'ws', command: process.execPath, args: [WS_SERVER_PATH, '--port', '0', '--host', '0.0.0.0'] };
+  else if (row === 'ws') spec = { label: 'ws', command: process.execPath, args: [WS_SERVER_PATH, '--port', '0', '--host', '0.0.0.0', '--ping-interval-ms', values['ping-interval-ms']!] };
   else throw new Error(`unknown row ${row} (agent, serve, ws)`);
   spec.startTimeoutMs = 60_000;
+  const withGc = values.gc !== 'off';
+  if (withGc) spec.args = [...GC_NODE_ARGS, ...spec.args];
   const notes: string[] = [];
   const server = await ServerProcess.start(spec);
   const port = server.address.port;
   const clients: Client[] = [];
+  const urls = new Set<string>();
+  /** Full GC in every process of the tree (null with --gc off), then its RSS, total and per process. */
+  const gcNow = async (): Promise<{ rss: number; byProcess: ProcessRss[]; heap: GcAnswer[] } | null> => {
+    if (!withGc) return null;
+    const heap = await collectGarbage(inspectorUrls(server.output, urls));
+    await sleep(500);
+    return { rss: memoryStatus([server.pid]).rssBytes, byProcess: rssByProcess(server.pid), heap };
+  };
   try {
     await sleep(1500);
+    const startGc = await gcNow();
     const start = memoryStatus([server.pid]);
+    const startByProcess = rssByProcess(server.pid);
     const perProcess = Math.floor(sessions / clientProcesses);
     const send = (c: Client, m: ToScaleClient): void => void c.child.send(m);
     /** Forks the client processes and has them all connect; resolves once every one is done. */
@@ -180,7 +221,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       return { ok: connected.reduce((n, c) => n + c.ok, 0), connectMs, cpuMicros: cpuMicros([server.pid]) - cpuBefore };
     };
     /** Closes every session from the client side; then waits for the server's sockets and session rows. */
-    const closeRound = async (): Promise<{ droppedByServer: number; rows: { open: number; total: number } | null; rssAfter: number }> => {
+    const closeRound = async (): Promise<{ droppedByServer: number; rows: { open: number; total: number } | null; rssAfter: number; byProcess: ProcessRss[]; gc: Awaited<ReturnType<typeof gcNow>> }> => {
       const closed = await Promise.all(clients.map((c) => { const done = next(c, 'closed', 120_000); send(c, { cmd: 'close' }); return done; }));
       if (!(await waitUntil(() => memoryStatus([server.pid]).fds <= start.fds + 20, 60_000))) notes.push(`server fds ${memoryStatus([server.pid]).fds} vs ${start.fds} at start`);
       let rows: { open: number; total: number } | null = null;
@@ -189,20 +230,30 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
         await waitUntil(() => openRows(dbPath).open === 0, 60_000, 500);
         rows = openRows(dbPath);
       }
-      // No forced GC (the servers have no hook for it): 10 s idle lets V8's memory reducer run.
+      // 10 s idle lets V8's memory reducer run; then (--gc on) a forced GC in every process.
       await sleep(10_000);
-      return { droppedByServer: closed.reduce((n, c) => n + c.droppedByServer, 0), rows, rssAfter: memoryStatus([server.pid]).rssBytes };
+      const rssAfter = memoryStatus([server.pid]).rssBytes;
+      const byProcess = rssByProcess(server.pid);
+      const gc = await gcNow();
+      // --hold-ms: time to look into the processes (gdb, smaps) before the next round.
+      if (Number(values['hold-ms']) > 0) {
+        process.stdout.write(`  ${row}: holding ${values['hold-ms']} ms after close (pids ${rssByProcess(server.pid).map((p) => p.pid).join(' ')})\n`);
+        await sleep(Number(values['hold-ms']));
+      }
+      return { droppedByServer: closed.reduce((n, c) => n + c.droppedByServer, 0), rows, rssAfter, byProcess, gc };
     };
     const { ok, connectMs, cpuMicros: connectCpuMicros } = await connectRound();
     process.stdout.write(`  ${row}: ${ok} sessions in ${(connectMs / 1000).toFixed(1)} s\n`);
     await sleep(3000);
     const idle = memoryStatus([server.pid]);
+    const idleByProcess = rssByProcess(server.pid);
 
     const idleMs = Number(values['idle-ms']);
     const cpuBefore = cpuMicros([server.pid]);
     const idleStarted = performance.now();
     await sleep(idleMs);
     const idleCpuPercent = ((cpuMicros([server.pid]) - cpuBefore) / ((performance.now() - idleStarted) * 1000)) * 100;
+    const idleGc = await gcNow();
 
     // Broadcast to everyone: arm every client, send, wait for each client's last recipient.
     const spreads: number[] = [];
@@ -237,16 +288,30 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
 
     // Close everything; then the server's sockets, the session rows and the memory.
     const first = await closeRound();
-    let second: { connectMs: number; ok: number; rows: { open: number; total: number } | null; rssAfter: number } | null = null;
-    if (Number(values.rounds) >= 2) {
-      // Round 2: every client again at once (a reconnect storm), then all closed again.
+    const rounds: RoundFigures[] = [];
+    const figures = (connect: { ok: number; connectMs: number }, closed: Awaited<ReturnType<typeof closeRound>>): RoundFigures => ({
+      connectMs: connect.connectMs,
+      sessions: connect.ok,
+      rssAfterCloseBytes: closed.rssAfter,
+      rssAfterGcBytes: closed.gc?.rss ?? null,
+      byProcessAfterClose: closed.byProcess,
+      byProcessAfterGc: closed.gc?.byProcess ?? null,
+      heapAfterGc: closed.gc?.heap ?? null
+    });
+    rounds.push(figures({ ok, connectMs }, first));
+    process.stdout.write(`  ${row}: round 1 closed: ${roundLine(rounds[0]!)}\n`);
+    let rows = first.rows;
+    for (let n = 2; n <= Number(values.rounds); n++) {
+      // Every client again at once (a reconnect storm), then all closed again.
       const again = await connectRound();
-      process.stdout.write(`  ${row}: round 2, ${again.ok} sessions in ${(again.connectMs / 1000).toFixed(1)} s\n`);
+      process.stdout.write(`  ${row}: round ${n}, ${again.ok} sessions in ${(again.connectMs / 1000).toFixed(1)} s\n`);
       const closedAgain = await closeRound();
-      second = { connectMs: again.connectMs, ok: again.ok, rows: closedAgain.rows, rssAfter: closedAgain.rssAfter };
+      rows = closedAgain.rows;
+      rounds.push(figures(again, closedAgain));
+      process.stdout.write(`  ${row}: round ${n} closed: ${roundLine(rounds[n - 1]!)}\n`);
     }
+    const second = rounds[1];
     const droppedByServer = first.droppedByServer;
-    const rows = second?.rows ?? first.rows;
     return {
       row,
       sessions: ok,
@@ -264,7 +329,13 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       openRowsAfterClose: rows === null ? null : rows.open,
       sessionRows: rows === null ? null : rows.total,
       rssAfterCloseBytes: first.rssAfter,
-      round2: second === null ? null : { connectMs: second.connectMs, sessions: second.ok, rssAfterCloseBytes: second.rssAfter },
+      round2: second === undefined ? null : { connectMs: second.connectMs, sessions: second.sessions, rssAfterCloseBytes: second.rssAfterCloseBytes },
+      rssStartGcBytes: startGc?.rss ?? null,
+      rssIdleGcBytes: idleGc?.rss ?? null,
+      byProcess: { start: startByProcess, idle: idleByProcess, idleGc: idleGc?.byProcess ?? null },
+      heapStartGc: startGc?.heap ?? null,
+      heapIdleGc: idleGc?.heap ?? null,
+      rounds,
       notes
     };
   } finally {
@@ -275,6 +346,15 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
 }
 
 const MiB = 1024 * 1024;
+
+/** `RSS 10 s after close 300 MiB (root 80 | w1 110 | w2 110); after GC 250 MiB (…), heap 12/30/31 MiB`. */
+function roundLine(r: RoundFigures): string {
+  const gc = r.rssAfterGcBytes === null || r.byProcessAfterGc === null
+    ? ''
+    : `; after GC ${(r.rssAfterGcBytes / MiB).toFixed(0)} MiB (${formatByProcess(r.byProcessAfterGc)}), V8 heap used ${(r.heapAfterGc ?? []).map((h) => (h.heapUsedBytes / MiB).toFixed(1)).join(' / ')} MiB`;
+  return `RSS 10 s after close ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${formatByProcess(r.byProcessAfterClose)})${gc}`;
+}
+
 const results: ScaleRow[] = [];
 for (const row of values.rows!.split(',')) {
   const total = Number(values.sessions);
@@ -289,6 +369,13 @@ for (const row of values.rows!.split(',')) {
         `broadcast to all ${spread} ms | idle CPU ${r.idleCpuPercent.toFixed(1)} % of a core over ${(r.idleMs / 1000).toFixed(0)} s | ` +
         `after close: open rows ${r.openRowsAfterClose ?? 'n/a'} of ${r.sessionRows ?? 'n/a'}, RSS ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${(((r.rssAfterCloseBytes - r.rssStartBytes) / r.rssStartBytes) * 100).toFixed(0)} % vs start)` +
         (r.round2 === null ? '' : ` | round 2: ${r.round2.sessions} in ${(r.round2.connectMs / 1000).toFixed(1)} s, RSS after close ${(r.round2.rssAfterCloseBytes / MiB).toFixed(0)} MiB`) +
+        `\n  RSS per process (MiB): start ${formatByProcess(r.byProcess.start)}; idle ${formatByProcess(r.byProcess.idle)}` +
+        (r.byProcess.idleGc === null || r.rssStartGcBytes === null || r.rssIdleGcBytes === null
+          ? ''
+          : `; idle after GC ${formatByProcess(r.byProcess.idleGc)} (${((r.rssIdleGcBytes - r.rssStartGcBytes) / r.sessions / 1024).toFixed(1)} KiB/session after GC; V8 heap used ${(r.heapStartGc ?? []).map((h) => (h.heapUsedBytes / MiB).toFixed(1)).join(' / ')} → ${(r.heapIdleGc ?? []).map((h) => (h.heapUsedBytes / MiB).toFixed(1)).join(' / ')} MiB)` +
+            ` | RSS after GC: start ${(r.rssStartGcBytes / MiB).toFixed(0)} → idle ${(r.rssIdleGcBytes / MiB).toFixed(0)} → ` +
+            r.rounds.map((x, i) => `after close ${i + 1} ${((x.rssAfterGcBytes ?? 0) / MiB).toFixed(0)}`).join(' → ') +
+            ` MiB (${((((r.rounds[r.rounds.length - 1]!.rssAfterGcBytes ?? 0) - r.rssStartGcBytes) / r.rssStartGcBytes) * 100).toFixed(0)} % vs start)`) +
         (r.droppedByServer > 0 ? ` | ${r.droppedByServer} dropped by the server` : '') +
         (r.notes.length > 0 ? `\n  notes: ${r.notes.join('; ')}` : '') +
         '\n'

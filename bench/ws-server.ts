@@ -14,7 +14,12 @@
  * unmasked) and written straight to each recipient's net.Socket, skipping ws's Sender
  * per recipient: the floor under the floor, to show what per-recipient framing costs.
  *
- * Usage: node dist/bench/ws-server.js --port 0 --host 127.0.0.1 [--frame-once]
+ * With `--ping-interval-ms N` (0: none, the default) it pings every socket every N ms
+ * the way zenconn does: one sweep timer for all (not a timer per socket), and a socket
+ * that did not answer the previous ping is terminated. The scale bench passes its
+ * `--ping-interval-ms`, so the ws row's idle CPU is the floor for that ping cadence.
+ *
+ * Usage: node dist/bench/ws-server.js --port 0 --host 127.0.0.1 [--frame-once] [--ping-interval-ms 25000]
  * Prints `listening on http://HOST:PORT` when ready.
  */
 import { randomUUID } from 'node:crypto';
@@ -27,7 +32,8 @@ const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
     host: { type: 'string', default: '127.0.0.1' },
-    'frame-once': { type: 'boolean', default: false }
+    'frame-once': { type: 'boolean', default: false },
+    'ping-interval-ms': { type: 'string', default: '0' }
   }
 });
 const frameOnce = values['frame-once'];
@@ -91,8 +97,31 @@ const http = createServer((_req, res) => {
 });
 const wss = new WebSocketServer({ server: http, perMessageDeflate: false, clientTracking: false });
 
+/** Open sockets and whether each answered its last ping (only with --ping-interval-ms). */
+const alive = new Map<WebSocket, boolean>();
+const pingIntervalMs = Number(values['ping-interval-ms']);
+if (pingIntervalMs > 0) {
+  setInterval(() => {
+    for (const [ws, answered] of alive) {
+      if (!answered) {
+        ws.terminate();
+        continue;
+      }
+      alive.set(ws, false);
+      ws.ping();
+    }
+  }, pingIntervalMs).unref();
+}
+function pong(this: WebSocket): void {
+  alive.set(this, true);
+}
+
 wss.on('connection', (ws) => {
   const id = randomUUID();
+  if (pingIntervalMs > 0) {
+    alive.set(ws, true);
+    ws.on('pong', pong);
+  }
   const joined = new Set<string>();
   ws.send(JSON.stringify({ type: 'accepted', data: id }));
 
@@ -150,6 +179,7 @@ wss.on('connection', (ws) => {
   });
 
   ws.on('close', () => {
+    alive.delete(ws);
     for (const channel of joined) leave(ws, channel);
     joined.clear();
   });

@@ -3,11 +3,71 @@ import type { SessionInfo, WorkerStats, WorkerTotals } from './ipc-messages.js';
 /** Lifecycle of a worker as the agent sees it; a worker that exited leaves the registry. */
 export type WorkerState = 'starting' | 'ready' | 'draining';
 
-/** One session, as its worker reported it. */
-export interface SessionEntry extends SessionInfo {
-  /** The registry key of the worker that holds it. */
-  worker: number;
-  channels: Set<string>;
+/**
+ * One session, as its worker reported it. The agent holds one per session of every
+ * worker, so it is kept small (#15): a class of fixed shape, and its channels as one
+ * inline name plus a Set only from the second channel on (most sessions join one, and
+ * a Set with its table costs ~200 bytes).
+ */
+export class SessionEntry implements SessionInfo {
+  readonly id: string;
+  readonly remoteAddr: string;
+  readonly user: string | null;
+  readonly protocol: SessionInfo['protocol'];
+  readonly connectedAt: number;
+  private first: string | null = null;
+  private more: Set<string> | null = null;
+
+  constructor(
+    info: SessionInfo,
+    /** The registry key of the worker that holds it. */
+    readonly worker: number
+  ) {
+    this.id = info.id;
+    this.remoteAddr = info.remoteAddr;
+    this.user = info.user;
+    this.protocol = info.protocol;
+    this.connectedAt = info.connectedAt;
+  }
+
+  /** The channels it is a member of (a fresh array). */
+  get channels(): string[] {
+    const out = this.first === null ? [] : [this.first];
+    if (this.more !== null) out.push(...this.more);
+    return out;
+  }
+
+  has(channel: string): boolean {
+    return this.first === channel || (this.more?.has(channel) ?? false);
+  }
+
+  /** Adds `channel`; false when it was there already. */
+  add(channel: string): boolean {
+    if (this.has(channel)) return false;
+    if (this.first === null) this.first = channel;
+    else (this.more ??= new Set()).add(channel);
+    return true;
+  }
+
+  /** Removes `channel`; false when it was not there. */
+  delete(channel: string): boolean {
+    if (this.first === channel) {
+      this.first = null;
+      if (this.more !== null) {
+        // Keep the inline slot filled while there are channels, so `more` empties first.
+        const next = this.more.values().next();
+        if (next.done !== true) {
+          this.first = next.value;
+          this.more.delete(next.value);
+        }
+        if (this.more.size === 0) this.more = null;
+      }
+      return true;
+    }
+    if (this.more === null || !this.more.delete(channel)) return false;
+    if (this.more.size === 0) this.more = null;
+    return true;
+  }
 }
 
 interface WorkerEntry {
@@ -135,7 +195,7 @@ export class Registry {
   sessionOpened(key: number, info: SessionInfo): void {
     const w = this.workersByKey.get(key);
     if (!w || this.sessionsById.has(info.id)) return;
-    const entry: SessionEntry = { ...info, worker: key, channels: new Set() };
+    const entry = new SessionEntry(info, key);
     this.sessionsById.set(info.id, entry);
     w.sessions.add(entry);
     this.opened++;
@@ -152,8 +212,7 @@ export class Registry {
 
   subscribed(key: number, sessionId: string, channel: string): void {
     const s = this.sessionsById.get(sessionId);
-    if (!s || s.worker !== key || s.channels.has(channel)) return;
-    s.channels.add(channel);
+    if (!s || s.worker !== key || !s.add(channel)) return;
     let members = this.byChannel.get(channel);
     if (!members) {
       members = new Set();
@@ -165,7 +224,7 @@ export class Registry {
 
   unsubscribed(key: number, sessionId: string, channel: string): void {
     const s = this.sessionsById.get(sessionId);
-    if (!s || s.worker !== key || !s.channels.delete(channel)) return;
+    if (!s || s.worker !== key || !s.delete(channel)) return;
     this.leaveIndex(s, channel);
   }
 
@@ -297,7 +356,7 @@ export class Registry {
       user: s.user,
       protocol: s.protocol,
       connectedAt: new Date(s.connectedAt).toISOString(),
-      channels: [...s.channels]
+      channels: s.channels
     };
   }
 

@@ -60,13 +60,15 @@ export class StatsCollector {
     const totalOut = totals.messagesOut;
     const now = performance.now();
     const secs = Math.max(0.001, (now - this.lastAt) / 1000);
+    // One read of the process's memory (memoryUsage() reads the RSS too; .rss() again was a second /proc read).
+    const memory = process.memoryUsage();
     const stats: WorkerStats = {
       sessions: hub?.sessions.size ?? 0,
       channels: hub?.channels.size ?? 0,
       messagesInPerSec: Math.max(0, Math.round((totalIn - this.lastIn) / secs)),
       messagesOutPerSec: Math.max(0, Math.round((totalOut - this.lastOut) / secs)),
-      heapUsedBytes: process.memoryUsage().heapUsed,
-      rssBytes: process.memoryUsage.rss(),
+      heapUsedBytes: memory.heapUsed,
+      rssBytes: memory.rss,
       loopLagMs: Math.round(Math.max(this.worstLagMs, performance.now() - this.loopExpected, 0) * 100) / 100,
       peers,
       refused: { ...refused },

@@ -168,6 +168,7 @@ export class Supervisor {
   private spawn(slot: number): WorkerHandle {
     const key = this.nextKey++;
     const child = fork(this.entry, [], {
+      execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS, this.config.workerSemiSpaceMib),
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     });
@@ -249,4 +250,17 @@ export class Supervisor {
       h.push({ t: 'release-port' });
     });
   }
+}
+
+/**
+ * The node flags of a worker: the agent's own, plus `--max-semi-space-size=<semiSpaceMib>`
+ * unless that is 0 or the flag is given already (to the agent or in NODE_OPTIONS). A small
+ * young generation is scavenged more often, so the dead socket read buffers (64 KiB each,
+ * malloc'd, freed only when their ArrayBuffer is collected) go back to malloc before the
+ * next ones are taken, rather than thousands at once interleaved with live allocations,
+ * which left the malloc heap fragmented and grown after every connect burst (#15).
+ */
+export function workerExecArgv(agentExecArgv: readonly string[], nodeOptions: string | undefined, semiSpaceMib: number): string[] {
+  const given = [...agentExecArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
+  return semiSpaceMib === 0 || given ? [...agentExecArgv] : [...agentExecArgv, `--max-semi-space-size=${semiSpaceMib}`];
 }

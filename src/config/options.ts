@@ -133,6 +133,13 @@ export interface Config {
   workerPorts: number | null;
   /** Agent: a worker whose IPC heartbeat (sent every second) stops for this long is killed and replaced. Default 10000. */
   workerHeartbeatTimeoutMs: number;
+  /**
+   * Agent: each worker is started with `--max-semi-space-size` of this many MiB (0 = Node's
+   * default, 16; a flag given to the agent itself or in NODE_OPTIONS wins). Default 4: at
+   * 19,000 sessions the workers' malloc heap after a connect-all/close-all went ~72 → ~22 MiB
+   * each, with no change in CPU per handshake (2 MiB cost 4–12 % more; #15, docs/benchmarks.md).
+   */
+  workerSemiSpaceMib: number;
   /** Keep the audit trail (every message in the `audit` table). Default true. */
   audit: boolean;
   /** `ack`: `received`/200 only once the audit rows are durable; `async`: don't wait. Default `ack`. */
@@ -255,6 +262,13 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
     doc: 'agent: worker processes (0 = serve in the agent; auto = enough for --max-connections under the open-file limit, at least the CPU count, at most 64)'
   },
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
+  workerSemiSpaceMib: {
+    type: 'integer',
+    default: 4,
+    min: 0,
+    max: 256,
+    doc: "agent: each worker's V8 young generation (--max-semi-space-size), MiB; small lets socket read buffers go back to malloc between scavenges instead of piling up and fragmenting it (0 = Node's default, 16)"
+  },
   workerHeartbeatTimeoutMs: { type: 'integer', default: 10000, min: 500, max: 600000, doc: 'agent: kill and replace a worker whose heartbeat stopped this long' },
   audit: { type: 'boolean', default: true, doc: 'keep the audit trail of every message' },
   auditDurability: { type: 'string', default: 'ack', choices: ['ack', 'async'], doc: 'ack: answer senders once audit rows are durable; async: do not wait' },

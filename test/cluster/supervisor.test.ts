@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { agentForceExitMs, restartDelayMs, statsIntervalMs, workersStopMs, MAX_RESTART_DELAY_MS } from '../../src/cluster/supervisor.js';
+import { agentForceExitMs, restartDelayMs, statsIntervalMs, workerExecArgv, workersStopMs, MAX_RESTART_DELAY_MS } from '../../src/cluster/supervisor.js';
 
 describe('supervisor policies', () => {
   test('restart backoff: at once, then 1 s doubling, capped at 30 s', () => {
@@ -8,6 +8,13 @@ describe('supervisor policies', () => {
     assert.equal(restartDelayMs(1000), MAX_RESTART_DELAY_MS);
   });
 
+
+  test("workers get a small young generation unless it is 0 or the agent's own flags or NODE_OPTIONS set one", () => {
+    assert.deepEqual(workerExecArgv(['--enable-source-maps'], undefined, 2), ['--enable-source-maps', '--max-semi-space-size=2']);
+    assert.deepEqual(workerExecArgv([], '', 0), []);
+    assert.deepEqual(workerExecArgv(['--max-semi-space-size=8'], undefined, 2), ['--max-semi-space-size=8']);
+    assert.deepEqual(workerExecArgv([], '--max-old-space-size=4096 --max-semi-space-size=1', 2), []);
+  });
 
   test('workers report every second, or 4 times per heartbeat timeout when it is short', () => {
     assert.equal(statsIntervalMs(10000), 1000);
