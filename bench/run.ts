@@ -37,6 +37,7 @@ import { cpuMicros, machineBusyMicros, rssBytes } from './proc-stats.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
 import { zenconnSpec, type ZenconnContext } from './zenconn-server.js';
 import { measureSizeRatio } from './size-corpus.js';
+import { loadUws } from './uws-load.js';
 
 /** The repository root (run.js is at dist/bench/run.js). */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,10 +50,10 @@ export type RowContext = ZenconnContext;
 export interface Row {
   name: string;
   /**
-   * zenconn rows are checked against the targets; the first `socketio` and the first `ws`
+   * zenconn rows are checked against the targets; the first `socketio`, `ws` and `uws`
    * row are the references they are compared with; `other` rows are shown, not compared.
    */
-  kind: 'zenconn' | 'socketio' | 'ws' | 'other' | 'variant';
+  kind: 'zenconn' | 'socketio' | 'ws' | 'uws' | 'other' | 'variant';
   protocol: Protocol;
   /**
    * A `variant` row (a zenconn deployment: agent, audit backend, nodes) is checked for
@@ -64,6 +65,8 @@ export interface Row {
   servers(ctx: RowContext): ServerSpec[];
   /** The publisher's token (zenconn: a token with the `publish` grant). */
   publisherToken?(ctx: RowContext): Promise<string>;
+  /** Why the row cannot run on this machine (it is skipped with this note), or null. */
+  unavailable?(): string | null;
 }
 
 /** A zenconn row's servers: one `zenconn <command> …the bench's flags… <flags>` (see zenconn-server.ts). */
@@ -180,8 +183,17 @@ export const ROWS: Row[] = [
   // { name: 'socket.io 4 (official client)', kind: 'socketio', protocol: 'socketio-official',
   //   servers: reference('socketio-server.js') },
   { name: 'bare ws loop', kind: 'ws', protocol: 'json', servers: reference('ws-server.js') },
-  { name: 'bare ws, frame once', kind: 'other', protocol: 'json', servers: reference('ws-server.js', ['--frame-once']) }
+  { name: 'bare ws, frame once', kind: 'other', protocol: 'json', servers: reference('ws-server.js', ['--frame-once']) },
+  // The limit (#15 §8): the same frames with the sockets and the fan-out in C++ (uWS pub/sub).
+  // Its binaries are for Node 20 and older: elsewhere the row is skipped with a note.
+  { name: 'uWebSockets.js pub/sub', kind: 'uws', protocol: 'json', servers: reference('uws-server.js'), unavailable: uwsUnavailable }
 ];
+
+/** Why uWebSockets.js cannot run here (uws-load.ts), or null. */
+function uwsUnavailable(): string | null {
+  const loaded = loadUws();
+  return 'reason' in loaded ? loaded.reason : null;
+}
 
 /** Targets, checked for every zenconn row. */
 const TARGETS = {
@@ -189,10 +201,15 @@ const TARGETS = {
   cpuVsSocketIo: 1 / 3,
   /** zenconn CPU per delivery ÷ the bare ws loop's, at most. */
   cpuVsWs: 1.2,
+  /** zenconn CPU per delivery ÷ uWebSockets.js pub/sub's, at most (#15 §8). */
+  cpuVsUws: 1.3,
   /** RSS per idle subscribed connection at this size, at most (KiB). */
   rssPerConnKiB: 12,
   rssAtSize: 5000
 };
+
+/** How the checks name each reference row. */
+const REFERENCE_LABEL = { socketio: 'Socket.IO', ws: 'bare ws loop', uws: 'uWebSockets.js' } as const;
 
 /** Other processes' CPU during a measured window above which the row gets a warning. */
 const OTHER_LOAD_WARN_CORES = 0.1;
@@ -404,14 +421,17 @@ function checks(outcomes: Outcome[], sizes: number[]): Check[] {
     const mine = o.ok ? o.server!.cpuMicrosPerDelivery : null;
     for (const [kind, target, label] of [
       ['socketio', TARGETS.cpuVsSocketIo, '≤ 0.33'],
-      ['ws', TARGETS.cpuVsWs, `≤ ${TARGETS.cpuVsWs}`]
+      ['ws', TARGETS.cpuVsWs, `≤ ${TARGETS.cpuVsWs}`],
+      ['uws', TARGETS.cpuVsUws, `≤ ${TARGETS.cpuVsUws}`]
     ] as const) {
       const ref = find(kind, o.subscribers);
+      // uWS is skipped where it does not load: no check rather than an n/a line.
+      if (kind === 'uws' && ref === undefined) continue;
       const value = mine !== null && ref !== undefined ? mine / ref.server!.cpuMicrosPerDelivery : null;
       out.push({
         row: o.row,
         subscribers: o.subscribers,
-        what: `CPU/delivery ÷ ${kind === 'ws' ? 'bare ws loop' : 'Socket.IO'}`,
+        what: `CPU/delivery ÷ ${REFERENCE_LABEL[kind]}`,
         value,
         target: label,
         met: value === null ? null : value <= target
@@ -522,12 +542,23 @@ async function main(): Promise<void> {
   const s = settings();
   // `--rows a,b`: rows whose name contains a or b; `=name`: that row alone.
   const pick = (r: Row, f: string): boolean => (f.startsWith('=') ? r.name.toLowerCase() === f.slice(1) : r.name.toLowerCase().includes(f));
-  const rows = s.rows.length === 0 ? ROWS : ROWS.filter((r) => s.rows.some((f) => pick(r, f)));
+  const picked = s.rows.length === 0 ? ROWS : ROWS.filter((r) => s.rows.some((f) => pick(r, f)));
   if (s.list) {
-    for (const r of ROWS) console.log(`${r.name} (${r.kind}, ${r.protocol})`);
+    for (const r of ROWS) {
+      const why = r.unavailable?.() ?? null;
+      console.log(`${r.name} (${r.kind}, ${r.protocol})${why === null ? '' : `: skipped here, ${why}`}`);
+    }
     return;
   }
-  if (rows.length === 0) throw new Error(`no row matches --rows ${s.rows.join(',')}`);
+  if (picked.length === 0) throw new Error(`no row matches --rows ${s.rows.join(',')}`);
+  // A row that cannot run on this machine (uWS on a Node it has no binary for) is skipped with a note.
+  const skipped: Array<{ row: string; reason: string }> = [];
+  const rows = picked.filter((r) => {
+    const reason = r.unavailable?.() ?? null;
+    if (reason !== null) skipped.push({ row: r.name, reason });
+    return reason === null;
+  });
+  for (const k of skipped) console.log(`${k.row}: skipped, ${k.reason}`);
   console.log(
     `zenconn bench: ${rows.length} rows × sizes ${s.sizes.join(', ')}; warm-up ${s.warmupMs} ms, measured ${s.measureMs} ms; ` +
       `window ${s.window}, max lag ${s.maxLag}, ${s.clientProcesses} client processes` +
@@ -550,6 +581,7 @@ async function main(): Promise<void> {
     }
   }
   printTable(outcomes);
+  for (const k of skipped) console.log(`\nSkipped: ${k.row}: ${k.reason}`);
   const list = checks(outcomes, s.sizes);
   printChecks(list);
   const corpus = measureSizeRatio();
@@ -561,6 +593,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, cpuModel, kernel: release(), node: process.version },
     settings: { ...s, out: undefined },
     outcomes,
+    skipped,
     targets: list,
     sizeCorpus: corpus
   };

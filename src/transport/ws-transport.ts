@@ -5,13 +5,19 @@ import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import { WebSocketServer, WebSocket } from 'ws';
 import type { Connection, ConnectionHandler, PreparedFrame, Transport, TransportOptions } from './transport.js';
+import { FrameRun } from './frame-run.js';
 
 /** A frame already laid out on the wire (header + payload), shared by every recipient. */
 class WsFrame implements PreparedFrame {
+  /** The frame as the start of a turn's run (frame-run.ts). */
+  readonly run: FrameRun;
+
   constructor(
-    readonly bytes: Buffer,
+    bytes: Buffer,
     readonly length: number
-  ) {}
+  ) {
+    this.run = FrameRun.of(bytes);
+  }
 }
 
 /** ws's frame builder (exported by ws at runtime, not declared by @types/ws). */
@@ -39,12 +45,17 @@ function onWsClose(this: WebSocket, code: number): void {
   (this as OwnedWebSocket)[CONNECTION].ended(code);
 }
 
+/** A corked connection's run before its first frame. */
+const CORKED = FrameRun.of(Buffer.alloc(0));
+
 /** A `ws` socket behind the `Connection` interface. */
 class WsConnection implements Connection {
   readonly remoteAddress: string;
   private readonly socket: Socket;
   private handler: ConnectionHandler = NOOP_HANDLER;
   private closed = false;
+  /** Corked: the frames sent since (CORKED: none yet); null: not corked, frames go straight out. */
+  private run: FrameRun | null = null;
 
   constructor(private readonly ws: WebSocket) {
     // ws keeps the net.Socket private; corking it and writing pre-framed bytes to it is
@@ -80,7 +91,7 @@ class WsConnection implements Connection {
   }
 
   get bufferedAmount(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + (this.run === null ? 0 : this.run.length);
   }
 
   setHandler(handler: ConnectionHandler): void {
@@ -89,17 +100,24 @@ class WsConnection implements Connection {
 
   send(frame: PreparedFrame): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
+    const run = (frame as WsFrame).run;
     // With permessage-deflate off, ws's Sender writes synchronously, so whole frames
     // written here never interleave with its pings or its close frame.
-    this.socket.write((frame as WsFrame).bytes);
+    if (this.run === null) this.socket.write(run.bytes());
+    else this.run = this.run === CORKED ? run : this.run.then(run);
   }
 
+  /** Until `uncork`, frames are kept as a run shared with the turn's other recipients (frame-run.ts). */
   cork(): void {
-    this.socket.cork();
+    this.run ??= CORKED;
   }
 
+  /** Writes the run, one buffer; not after ws began closing (a close frame went out already). */
   uncork(): void {
-    this.socket.uncork();
+    const run = this.run;
+    this.run = null;
+    if (run === null || run === CORKED || this.ws.readyState !== WebSocket.OPEN) return;
+    this.socket.write(run.bytes());
   }
 
   ping(): void {
