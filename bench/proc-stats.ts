@@ -48,6 +48,33 @@ export function cpuMicros(roots: readonly number[]): number {
   return (ticks * 1e6) / CLOCK_TICKS_PER_SECOND;
 }
 
+/** CPU time and context switches of one process so far. */
+export interface ProcessCpu {
+  pid: number;
+  /** User + system, µs. */
+  cpuMicros: number;
+  /** Voluntary + involuntary context switches (/proc/<pid>/status): wake-ups and preemptions. */
+  contextSwitches: number;
+}
+
+/** CPU and context switches of each live process in the trees rooted at `roots`. */
+export function cpuByProcess(roots: readonly number[]): ProcessCpu[] {
+  const out: ProcessCpu[] = [];
+  for (const pid of processTree(roots)) {
+    const stat = readStat(pid);
+    if (stat === undefined) continue;
+    let switches = 0;
+    try {
+      const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+      for (const m of text.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm)) switches += Number(m[1]);
+    } catch {
+      // Exited between the two reads.
+    }
+    out.push({ pid, cpuMicros: ((stat.utime + stat.stime) * 1e6) / CLOCK_TICKS_PER_SECOND, contextSwitches: switches });
+  }
+  return out;
+}
+
 /** Memory figures of one process, in bytes, from /proc/<pid>/status (0 when absent). */
 export interface MemoryStatus {
   /** Resident set size (VmRSS). */

@@ -39,7 +39,7 @@ import Database from 'better-sqlite3';
 import { connectPublisher, type Target } from './client-protocols.js';
 import { newSecret, signToken } from './jwt.js';
 import { makePayload } from './payload.js';
-import { cpuMicros, memoryStatus } from './proc-stats.js';
+import { cpuByProcess, cpuMicros, memoryStatus, type ProcessCpu } from './proc-stats.js';
 import { collectGarbage, formatByProcess, GC_NODE_ARGS, inspectorUrls, rssByProcess, type GcAnswer, type ProcessRss } from './scale-gc.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
 import type { FromScaleClient, ToScaleClient } from './scale-client.js';
@@ -79,6 +79,8 @@ export interface ScaleRow {
   handshakesPerSec: number;
   /** Server CPU (whole tree) during the connect burst, per session, µs. */
   cpuPerHandshakeMicros: number;
+  /** The connect burst per server process (root first): CPU µs and context switches per session. */
+  connectByProcess: Array<{ pid: number; cpuMicrosPerSession: number; switchesPerSession: number }>;
   rssStartBytes: number;
   rssIdleBytes: number;
   rssPerSessionBytes: number;
@@ -194,7 +196,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
     const perProcess = Math.floor(sessions / clientProcesses);
     const send = (c: Client, m: ToScaleClient): void => void c.child.send(m);
     /** Forks the client processes and has them all connect; resolves once every one is done. */
-    const connectRound = async (): Promise<{ ok: number; connectMs: number; cpuMicros: number }> => {
+    const connectRound = async (): Promise<{ ok: number; connectMs: number; cpuMicros: number; byProcess: ScaleRow['connectByProcess'] }> => {
       for (const c of clients.splice(0)) c.child.kill('SIGKILL');
       for (let i = 0; i < clientProcesses; i++) {
         const count = perProcess + (i < sessions % clientProcesses ? 1 : 0);
@@ -207,6 +209,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
         clients.push(client);
       }
       const cpuBefore = cpuMicros([server.pid]);
+      const byProcessBefore = cpuByProcess([server.pid]);
       const started = performance.now();
       const connected = await Promise.all(
         clients.map((c) => {
@@ -218,7 +221,8 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       const connectMs = performance.now() - started;
       const failed = connected.reduce((n, c) => n + c.failed, 0);
       if (failed > 0) notes.push(`${failed} sessions failed: ${connected.find((c) => c.firstError)?.firstError}`);
-      return { ok: connected.reduce((n, c) => n + c.ok, 0), connectMs, cpuMicros: cpuMicros([server.pid]) - cpuBefore };
+      const ok = connected.reduce((n, c) => n + c.ok, 0);
+      return { ok, connectMs, cpuMicros: cpuMicros([server.pid]) - cpuBefore, byProcess: perSession(byProcessBefore, cpuByProcess([server.pid]), ok) };
     };
     /** Closes every session from the client side; then waits for the server's sockets and session rows. */
     const closeRound = async (): Promise<{ droppedByServer: number; rows: { open: number; total: number } | null; rssAfter: number; byProcess: ProcessRss[]; gc: Awaited<ReturnType<typeof gcNow>> }> => {
@@ -242,7 +246,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       }
       return { droppedByServer: closed.reduce((n, c) => n + c.droppedByServer, 0), rows, rssAfter, byProcess, gc };
     };
-    const { ok, connectMs, cpuMicros: connectCpuMicros } = await connectRound();
+    const { ok, connectMs, cpuMicros: connectCpuMicros, byProcess: connectByProcess } = await connectRound();
     process.stdout.write(`  ${row}: ${ok} sessions in ${(connectMs / 1000).toFixed(1)} s\n`);
     await sleep(3000);
     const idle = memoryStatus([server.pid]);
@@ -319,6 +323,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       connectMs,
       handshakesPerSec: ok / (connectMs / 1000),
       cpuPerHandshakeMicros: connectCpuMicros / Math.max(1, ok),
+      connectByProcess,
       rssStartBytes: start.rssBytes,
       rssIdleBytes: idle.rssBytes,
       rssPerSessionBytes: (idle.rssBytes - start.rssBytes) / Math.max(1, ok),
@@ -347,6 +352,15 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
 
 const MiB = 1024 * 1024;
 
+/** Each process's CPU and context switches between two readings, per session (root first, as read). */
+function perSession(before: ProcessCpu[], after: ProcessCpu[], sessions: number): ScaleRow['connectByProcess'] {
+  const n = Math.max(1, sessions);
+  return after.map((a) => {
+    const b = before.find((x) => x.pid === a.pid);
+    return { pid: a.pid, cpuMicrosPerSession: (a.cpuMicros - (b?.cpuMicros ?? 0)) / n, switchesPerSession: (a.contextSwitches - (b?.contextSwitches ?? 0)) / n };
+  });
+}
+
 /** `RSS 10 s after close 300 MiB (root 80 | w1 110 | w2 110); after GC 250 MiB (…), heap 12/30/31 MiB`. */
 function roundLine(r: RoundFigures): string {
   const gc = r.rssAfterGcBytes === null || r.byProcessAfterGc === null
@@ -369,6 +383,7 @@ for (const row of values.rows!.split(',')) {
         `broadcast to all ${spread} ms | idle CPU ${r.idleCpuPercent.toFixed(1)} % of a core over ${(r.idleMs / 1000).toFixed(0)} s | ` +
         `after close: open rows ${r.openRowsAfterClose ?? 'n/a'} of ${r.sessionRows ?? 'n/a'}, RSS ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${(((r.rssAfterCloseBytes - r.rssStartBytes) / r.rssStartBytes) * 100).toFixed(0)} % vs start)` +
         (r.round2 === null ? '' : ` | round 2: ${r.round2.sessions} in ${(r.round2.connectMs / 1000).toFixed(1)} s, RSS after close ${(r.round2.rssAfterCloseBytes / MiB).toFixed(0)} MiB`) +
+        `\n  connect per process (CPU µs / context switches per session): ${r.connectByProcess.map((p) => `${p.cpuMicrosPerSession.toFixed(0)}/${p.switchesPerSession.toFixed(1)}`).join(' | ')}` +
         `\n  RSS per process (MiB): start ${formatByProcess(r.byProcess.start)}; idle ${formatByProcess(r.byProcess.idle)}` +
         (r.byProcess.idleGc === null || r.rssStartGcBytes === null || r.rssIdleGcBytes === null
           ? ''
