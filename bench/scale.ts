@@ -3,7 +3,8 @@
  * connect, what each costs, how fast one broadcast reaches all of them, what they cost
  * idle, and whether everything is given back when they close.
  *
- * Rows: `agent` (zenconn agent, `--workers auto` unless `--workers N`), `serve` (one
+ * Rows: `agent` (zenconn agent, `--workers auto` unless `--workers N`), `agent-shared`
+ * (the same with `--accept shared`: the workers accept on the agent's port), `serve` (one
  * zenconn process, at most `--serve-sessions`, the largest size one process may hold
  * under a 20,000 open-file limit), `ws` (the bare `ws` loop, bench/ws-server.ts, at the
  * same size as `serve`). Every server listens on 0.0.0.0; client process i dials
@@ -169,10 +170,13 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
   const clientProcesses = Math.max(Number(values['client-procs'] ?? 4), Math.ceil(sessions / PER_CLIENT_PROCESS), 1);
   const limits = ['--max-connections-per-ip', '0', '--handshake-rate-per-ip', '0', '--ping-interval-ms', values['ping-interval-ms']!, '--idle-timeout-ms', String(Number(values['ping-interval-ms']) * 3), '--no-audit', '--host', '0.0.0.0'];
   let spec: ServerSpec;
-  if (row === 'agent') spec = zenconnSpec(ctx, 'agent', [...limits, '--workers', values.workers!, '--max-connections', String(sessions + 1000)]);
+  if (row === 'agent' || row === 'agent-shared') {
+    const accept = row === 'agent' ? [] : ['--accept', 'shared'];
+    spec = zenconnSpec(ctx, 'agent', [...limits, ...accept, '--workers', values.workers!, '--max-connections', String(sessions + 1000)]);
+  }
   else if (row === 'serve') spec = zenconnSpec(ctx, 'serve', [...limits, '--max-connections', '0']);
   else if (row === 'ws') spec = { label: 'ws', command: process.execPath, args: [WS_SERVER_PATH, '--port', '0', '--host', '0.0.0.0', '--ping-interval-ms', values['ping-interval-ms']!] };
-  else throw new Error(`unknown row ${row} (agent, serve, ws)`);
+  else throw new Error(`unknown row ${row} (agent, agent-shared, serve, ws)`);
   spec.startTimeoutMs = 60_000;
   const withGc = values.gc !== 'off';
   if (withGc) spec.args = [...GC_NODE_ARGS, ...spec.args];
@@ -372,7 +376,7 @@ function roundLine(r: RoundFigures): string {
 const results: ScaleRow[] = [];
 for (const row of values.rows!.split(',')) {
   const total = Number(values.sessions);
-  const sessions = row === 'agent' ? total : Math.min(total, Number(values['serve-sessions']));
+  const sessions = row.startsWith('agent') ? total : Math.min(total, Number(values['serve-sessions']));
   process.stdout.write(`${row}: ${sessions} sessions\n`);
   try {
     const r = await runRow(row, sessions);

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
 import { IpcBatcher, type Urgency } from './ipc-batcher.js';
-import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, MetricsQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
+import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, ForwardMessage, MetricsQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
+import type { NativeHandle } from './shared-port.js';
 
 /** The IPC side of a process (`process` in a forked worker); a fake in unit tests. */
 export interface IpcProcess {
@@ -49,6 +50,7 @@ export class AgentLink implements IpcPort {
   private earlyItems: AgentItem[] | null = [];
   private itemHandler: (item: AgentItem) => void = (item) => this.earlyItems?.push(item);
   private connHandler: (conn: number, socket: Socket) => void = (_c, s) => s.destroy();
+  private listenHandler: (handle: NativeHandle) => void = () => undefined;
   /** Links that came before `onPeer` (they follow `init` at once). */
   private earlyPeers: Array<[number, Socket]> | null = [];
   private peerHandler: (key: number, socket: Socket) => void = (k, s) => this.earlyPeers?.push([k, s]);
@@ -98,6 +100,29 @@ export class AgentLink implements IpcPort {
     const early = this.earlyItems ?? [];
     this.earlyItems = null;
     for (const item of early) handler(item);
+  }
+
+  /** Listens on the agent's shared port (`--accept shared`). */
+  onListen(handler: (handle: NativeHandle) => void): void {
+    this.listenHandler = handler;
+  }
+
+  /**
+   * Sends a connection this worker will not serve to the agent to place: its raw handle,
+   * so that nothing of it is read on the way (a `net.Socket` would start reading where it
+   * lands). This process's copy closes once the message is written.
+   */
+  forward(socket: Socket): void {
+    const handle = (socket as unknown as { _handle?: object | null })._handle;
+    if (!this.connected || this.proc.send === undefined || !handle) {
+      socket.destroy();
+      return;
+    }
+    try {
+      this.proc.send({ t: 'forward' } satisfies ForwardMessage as never, handle as never, undefined, () => socket.destroy());
+    } catch {
+      socket.destroy();
+    }
   }
 
   /** Handles each connection the agent hands over. */
@@ -233,6 +258,9 @@ export class AgentLink implements IpcPort {
         return;
       case 'peer':
         if (handle) this.peerHandler(message.key, handle as Socket);
+        return;
+      case 'listen':
+        if (handle) this.listenHandler(handle as NativeHandle);
         return;
       case 'batch':
         for (const item of message.items) {

@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
@@ -17,6 +17,7 @@ import { Webhooks } from '../webhooks/webhooks.js';
 import { BusRouter } from './bus-router.js';
 import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
+import { SharedPort } from './shared-port.js';
 import { AgentSequencer } from './agent-sequencer.js';
 import { RedisBridge } from './redis-bridge.js';
 import { WorkerLinks } from './worker-links.js';
@@ -51,7 +52,9 @@ const DEFAULT_WORKER_ENTRY = fileURLToPath(new URL('./worker-entry.js', import.m
  *
  * - supervision (supervisor.ts): fork, watchdog, restart with backoff, rolling restart;
  * - placement (placement.ts): each accepted socket, paused, goes to the least-loaded
- *   ready worker, which does the HTTP, TLS and WebSocket work;
+ *   ready worker, which does the HTTP, TLS and WebSocket work; with `--accept shared`
+ *   the workers accept on the agent's bound socket themselves (shared-port.ts) and only
+ *   those a worker at its share forwards are placed here;
  * - the registry (registry.ts): workers report session and membership events as they
  *   happen and their figures every second; `GET /agent/*` on any worker asks here
  *   (agent-answers.ts);
@@ -96,6 +99,8 @@ export class Agent {
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
   private audit: AuditSink | null = null;
   private server: Server | null = null;
+  /** `--accept shared`: the port every ready worker listens on (instead of `server`). */
+  private sharedPort: SharedPort | null = null;
   /** The port the agent is bound to (its workers' address too, when they have no direct port). */
   private boundPort: number | null = null;
   /** The local control socket (`/agent/*` as admin, for `zenconn status`); null when off. */
@@ -118,7 +123,7 @@ export class Agent {
     this.supervisor = new Supervisor(this.config, this.logger, options.workerEntry ?? DEFAULT_WORKER_ENTRY, (h) => this.flusher.markDirty(h), {
       ready: () => this.state === 'ready',
       started: (h, peers) => this.onWorkerStarted(h, peers),
-      message: (h, m) => this.onWorkerMessage(h, m),
+      message: (h, m, handle) => this.onWorkerMessage(h, m, handle),
       exited: (h, crashed, code, signal) => this.onWorkerExit(h, crashed, code, signal),
       draining: (h) => this.registry.setState(h.key, 'draining')
     });
@@ -190,16 +195,23 @@ export class Agent {
     await this.redisBridge?.start();
 
     try {
+      // Bound before the workers start: they learn the port with `init`, and a port in use fails before any fork.
+      if (c.accept === 'shared') this.sharedPort = SharedPort.bind(c.host, c.port);
+      this.boundPort = this.sharedPort?.address.port ?? null;
       await this.supervisor.startAll();
-      const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
-      this.server = server;
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(c.port, c.host, () => {
-          server.off('error', reject);
-          resolve();
+      if (this.sharedPort !== null) {
+        for (const h of this.supervisor.workers()) this.shareListener(h);
+      } else {
+        const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
+        this.server = server;
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(c.port, c.host, () => {
+            server.off('error', reject);
+            resolve();
+          });
         });
-      });
+      }
       if (c.metricsPort) this.metricsListener = await startMetricsListener(c.metricsHost, c.metricsPort, () => this.metrics.scrape());
       const controlPath = controlSocketPath(c);
       if (controlPath !== null) this.control = await startControlSocket(controlPath, async (query) => this.answer(query), this.logger);
@@ -207,7 +219,7 @@ export class Agent {
       await this.stop();
       throw err;
     }
-    const address = this.server.address() as AddressInfo;
+    const address = this.sharedPort?.address ?? (this.server!.address() as AddressInfo);
     // The workers started before the port was bound: their rows learn it now (later ones from `init`).
     this.boundPort = address.port;
     for (const h of this.supervisor.workers()) h.push({ t: 'agent-port', port: address.port });
@@ -250,6 +262,7 @@ export class Agent {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
     this.server?.close();
+    this.sharedPort?.close();
     await this.metricsListener?.close();
     await this.control?.close();
     this.links.close();
@@ -303,9 +316,24 @@ export class Agent {
     for (const p of peers) this.links.link(h, p);
   }
 
-  private onWorkerMessage(h: WorkerHandle, message: WorkerMessage): void {
-    if (message.t !== 'batch') return;
+  private onWorkerMessage(h: WorkerHandle, message: WorkerMessage, handle: unknown): void {
+    if (message.t === 'forward') {
+      // The raw handle, unread: wrapped paused, as the agent's own listener would give it.
+      if (handle) this.onConnection(new Socket({ handle, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0]), h);
+      return;
+    }
     for (const item of message.items) this.onItem(h, item);
+  }
+
+  /** `--accept shared`: a ready worker listens on the agent's port too. */
+  private shareListener(h: WorkerHandle): void {
+    const handle = this.sharedPort?.handle;
+    if (handle === null || handle === undefined || h.exited || !h.child.connected) return;
+    try {
+      h.child.send({ t: 'listen' }, handle as Parameters<typeof h.child.send>[1]);
+    } catch (err) {
+      this.logger.error({ err, slot: h.slot }, 'could not give the shared port to a worker');
+    }
   }
 
   private onItem(h: WorkerHandle, item: WorkerItem): void {
@@ -359,6 +387,8 @@ export class Agent {
         h.markReady();
         this.registry.setState(h.key, 'ready', item.port);
         this.logger.info({ slot: h.slot, pid: h.child.pid, workerId: h.serverId, directPort: item.port }, 'worker ready');
+        // At start every worker gets the shared port once all are ready; a replacement as soon as it is.
+        if (this.state === 'ready') this.shareListener(h);
         this.placement.serveWaiting();
         return;
       case 'request':
@@ -400,13 +430,14 @@ export class Agent {
     }
   }
 
-  private onConnection(socket: Socket): void {
+  /** A connection to place: accepted here, or forwarded by worker `from` at its share (`--accept shared`). */
+  private onConnection(socket: Socket, from: WorkerHandle | null = null): void {
     socket.on('error', () => socket.destroy());
     if (this.state !== 'ready') {
       socket.destroy();
       return;
     }
-    this.placement.place(socket);
+    this.placement.place(socket, from);
   }
 
   private track(p: Promise<unknown>): void {

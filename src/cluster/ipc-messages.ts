@@ -170,7 +170,17 @@ export interface PeerMessage {
   key: number;
 }
 
+/** `--accept shared`: listen on the agent's port too; its bound socket travels as the message's handle (shared-port.ts). */
+export interface ListenMessage {
+  t: 'listen';
+}
+
+/** `--accept shared`: a connection the worker will not serve (it is at its share), for the agent to place; its raw handle travels with it. */
+export interface ForwardMessage {
+  t: 'forward';
+}
+
 /** Everything the agent sends on the IPC channel. */
-export type AgentMessage = WorkerInit | IpcBatch<AgentItem> | ConnMessage | PeerMessage;
+export type AgentMessage = WorkerInit | IpcBatch<AgentItem> | ConnMessage | PeerMessage | ListenMessage;
 /** Everything a worker sends on the IPC channel. */
-export type WorkerMessage = IpcBatch<WorkerItem>;
+export type WorkerMessage = IpcBatch<WorkerItem> | ForwardMessage;

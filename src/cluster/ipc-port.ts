@@ -2,6 +2,12 @@ import type { AgentAnswer, AgentQuery, WorkerItem } from './ipc-messages.js';
 
 /** How long a `sync` waits for its answer (the agent's, or a peer's) before the subscription is answered anyway. */
 export const SYNC_TIMEOUT_MS = 5000;
+/**
+ * How long a retiring worker's connections that came in just before have to send their
+ * first request before it drains: those the agent handed over (the supervisor waits) and,
+ * under `--accept shared`, those it took itself (the worker waits).
+ */
+export const HANDOFF_SETTLE_MS = 2000;
 
 /** The worker's end of the IPC channel, as the bus uses it (see cluster/agent-link.ts). */
 export interface IpcPort {

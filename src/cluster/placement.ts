@@ -52,9 +52,14 @@ export class Placement {
     return n;
   }
 
-  /** Places an accepted socket (or holds it until a worker is ready); over the cap, refuses it. */
-  place(socket: Socket): void {
-    if (this.cap.maxConnections > 0 && this.load >= this.cap.maxConnections) {
+  /**
+   * Places an accepted socket (or holds it until a worker is ready); over the cap, refuses
+   * it. `from`: the worker that forwarded it, at its share (`--accept shared`): it goes to
+   * another one, or is refused when there is none.
+   */
+  place(socket: Socket, from: WorkerHandle | null = null): void {
+    const w = this.pick(from);
+    if ((this.cap.maxConnections > 0 && this.load >= this.cap.maxConnections) || (from !== null && w === null)) {
       this.countRefused();
       if (this.cap.tls) {
         socket.destroy();
@@ -67,7 +72,6 @@ export class Placement {
       setTimeout(() => socket.destroy(), 5000).unref();
       return;
     }
-    const w = this.pick();
     if (w === null) {
       // Every worker is restarting: hold the connection (paused) until one is ready.
       if (this.waiting.length >= MAX_WAITING_SOCKETS) this.waiting.shift()!.destroy();
@@ -110,11 +114,11 @@ export class Placement {
    * The ready worker with the least load. During a rolling restart the old worker of a
    * slot stays a candidate until its replacement is ready.
    */
-  private pick(): WorkerHandle | null {
+  private pick(except: WorkerHandle | null = null): WorkerHandle | null {
     let best: WorkerHandle | null = null;
     let bestLoad = Infinity;
     for (const h of this.workers()) {
-      if (h.state !== 'ready' || !h.child.connected) continue;
+      if (h === except || h.state !== 'ready' || !h.child.connected) continue;
       const load = this.sessionCount(h) + h.inflight;
       if (load < bestLoad) {
         best = h;

@@ -3,13 +3,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
 import type { WorkerMessage } from './ipc-messages.js';
 import { WorkerHandle } from './worker-handle.js';
+import { HANDOFF_SETTLE_MS } from './ipc-port.js';
 
 /** Restart delay cap of a worker that keeps crashing. */
 export const MAX_RESTART_DELAY_MS = 30000;
 /** A worker that ran this long before it died starts the backoff from zero again. */
 export const STABLE_AFTER_MS = 30000;
-/** How long a rolling restart waits for a retiring worker's handed-over connections to send their request. */
-const HANDOFF_SETTLE_MS = 2000;
 /** A starting worker may be silent this long (module loading, database migration) before the watchdog kills it. */
 const STARTUP_SILENCE_MS = 30000;
 /** How long a worker may take to close its direct port when asked. */
@@ -51,7 +50,8 @@ export interface SupervisorHooks {
   ready(): boolean;
   /** A worker was forked: wire it (registry, routing, `init`, links to `peers`). */
   started(h: WorkerHandle, peers: WorkerHandle[]): void;
-  message(h: WorkerHandle, message: WorkerMessage): void;
+  /** A message from a worker; `handle`: what travelled with it (a forwarded connection's). */
+  message(h: WorkerHandle, message: WorkerMessage, handle: unknown): void;
   /** A worker exited (it has left the handles): clean up after it. `crashed`: it was not asked to stop. */
   exited(h: WorkerHandle, crashed: boolean, code: number | null, signal: NodeJS.Signals | null): void;
   /** A worker is draining (asked to, or by itself). */
@@ -176,9 +176,9 @@ export class Supervisor {
     const peers = [...this.handles.values()].filter((p) => !p.exited);
     this.handles.set(key, h);
     this.hooks.started(h, peers);
-    child.on('message', (m: WorkerMessage) => {
+    child.on('message', (m: WorkerMessage, handle: unknown) => {
       h.lastSeen = Date.now();
-      this.hooks.message(h, m);
+      this.hooks.message(h, m, handle);
     });
     child.on('error', (err) => this.logger.error({ err, slot, pid: child.pid }, 'worker process error'));
     child.once('exit', (code, signal) => this.onExit(h, code, signal));

@@ -8,7 +8,8 @@ import type { Session } from '../session/session.js';
 import { createLogger } from '../log.js';
 import { AgentLink } from './agent-link.js';
 import { workerPresence } from './worker-presence.js';
-import { SYNC_TIMEOUT_MS } from './ipc-port.js';
+import { HANDOFF_SETTLE_MS, SYNC_TIMEOUT_MS } from './ipc-port.js';
+import { SharedAccept, workerShare } from './shared-accept.js';
 import { registerAgentRoutes } from './agent-api.js';
 import { registerAdminRoutes } from './admin-api.js';
 import { closeByOperator } from './self-admin.js';
@@ -30,7 +31,8 @@ const LAST_WORDS_MS = 1000;
  *    heartbeat watchdog listens for them), `ready` once the node is started;
  * 4. takes the connections the agent hands over (`acceptConnection`), reporting each one
  *    `settled` once it carried a plain request, opened a session or closed (placement
- *    counts it as load until then);
+ *    counts it as load until then); under `--accept shared` it also listens on the
+ *    agent's port once the agent says `listen` (shared-accept.ts);
  * 5. stops (sessions closed with 1001, rows written, exit 0) on the agent's `drain`, on
  *    SIGTERM, or when the IPC channel closes: a worker never outlives its agent.
  */
@@ -73,8 +75,10 @@ export async function runWorker(): Promise<void> {
     subscribed: (s, channel) => link.send({ t: 'sub', session: s.id, channel }),
     unsubscribed: (s, channel) => link.send({ t: 'unsub', session: s.id, channel })
   };
+  // --accept shared: each worker's cap is its share of the agent-wide one (shared-accept.ts).
+  const share = config.accept === 'shared' ? workerShare(config.maxConnections, config.workers, slot) : null;
   const node = new ZenNode({
-    config,
+    config: share === null ? config : { ...config, maxConnections: share },
     logger,
     role: 'worker',
     parentId,
@@ -88,6 +92,17 @@ export async function runWorker(): Promise<void> {
   let started = false;
   const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}, bus.undeliverable) }), init.statsIntervalMs);
 
+  // --accept shared: the agent says `listen` (with its bound socket) once this worker is ready.
+  const shared =
+    config.accept === 'shared'
+      ? new SharedAccept({
+          share: share ?? 0,
+          open: () => node.admission.connections,
+          accept: (socket) => node.acceptConnection(socket),
+          forward: (socket) => link.forward(socket),
+          onError: (err) => logger.error({ err }, 'the shared port failed')
+        })
+      : null;
   let stopping = false;
   // Without a direct port the worker is reached on the agent's port, which a worker
   // started with the agent learns only after the agent bound it.
@@ -113,7 +128,10 @@ export async function runWorker(): Promise<void> {
       void lastWords(link, bus).then(() => process.exit(code));
     };
     if (!started) return done(0);
-    node.stop().then(
+    // No new connection lands here; those taken a moment ago make their request first.
+    shared?.close();
+    const settledHere = shared?.whenSettled(HANDOFF_SETTLE_MS) ?? Promise.resolve();
+    settledHere.then(() => node.stop()).then(
       () => done(0),
       (err: unknown) => {
         logger.error({ err }, 'stop failed');
@@ -171,8 +189,12 @@ export async function runWorker(): Promise<void> {
 
   // The raw socket behind a request (a TLS socket wraps the handed-over one).
   const rawSocket = (req: IncomingMessage): Socket => ((req.socket as { _parent?: Socket })._parent ?? req.socket) as Socket;
-  const onRequest = (req: IncomingMessage): void => pendingConns.get(rawSocket(req))?.(true);
+  const onRequest = (req: IncomingMessage): void => {
+    shared?.settled(rawSocket(req));
+    pendingConns.get(rawSocket(req))?.(true);
+  };
   const onUpgrade = (req: IncomingMessage): void => {
+    shared?.settled(rawSocket(req));
     const settle = pendingConns.get(rawSocket(req));
     if (settle === undefined) return;
     pendingConns.delete(rawSocket(req));
@@ -194,6 +216,10 @@ export async function runWorker(): Promise<void> {
       return;
     }
     node.acceptConnection(socket);
+  });
+
+  link.onListen((handle) => {
+    if (started && !stopping) shared?.listen(handle);
   });
 
   // Every worker alive says what it has members of before this one takes a connection.

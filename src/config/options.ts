@@ -129,6 +129,12 @@ export interface Config {
   controlSocket: string | null;
   /** Worker processes of `zenconn agent` (0 = the agent serves sessions itself; `auto` is resolved at load: see auto-workers.ts). Default: CPU count. */
   workers: number;
+  /**
+   * How an agent's connections reach its workers: `agent` (it accepts each one and hands
+   * it to the least-loaded worker) or `shared` (every worker listens on the agent's port
+   * and the kernel spreads the connections; see cluster/shared-port.ts). Default `agent`.
+   */
+  accept: 'agent' | 'shared';
   /** When set, worker i also listens on workerPorts + i. Default unset. */
   workerPorts: number | null;
   /** Agent: a worker whose IPC heartbeat (sent every second) stops for this long is killed and replaced. Default 10000. */
@@ -260,6 +266,12 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
     max: 256,
     words: ['auto'],
     doc: 'agent: worker processes (0 = serve in the agent; auto = enough for --max-connections under the open-file limit, at least the CPU count, at most 64)'
+  },
+  accept: {
+    type: 'string',
+    default: 'agent',
+    choices: ['agent', 'shared'],
+    doc: "agent: how connections reach the workers: agent = the agent accepts each and hands it to the least-loaded worker; shared = every worker accepts on the agent's port, the kernel spreads them (faster handshakes; see Agent and workers)"
   },
   workerPorts: { type: 'integer', default: null, min: 1, max: 65535, doc: 'agent: worker i also listens on this + i' },
   workerSemiSpaceMib: {

@@ -1,14 +1,14 @@
 import { EventEmitter } from 'node:events';
-import type { WorkerItem, WorkerMessage } from '../../src/cluster/ipc-messages.js';
+import type { IpcBatch, WorkerItem } from '../../src/cluster/ipc-messages.js';
 
 /** A process-like IPC endpoint that records what is sent; `hold` keeps send callbacks pending. */
 export class FakeProcess extends EventEmitter {
   connected = true;
   hold = false;
-  readonly sent: WorkerMessage[] = [];
+  readonly sent: Array<IpcBatch<WorkerItem>> = [];
   private held: Array<() => void> = [];
   send = (message: never, _h?: undefined, _o?: undefined, cb?: (err: Error | null) => void): boolean => {
-    this.sent.push(message as WorkerMessage);
+    this.sent.push(message as IpcBatch<WorkerItem>);
     if (this.hold) this.held.push(() => cb?.(null));
     else cb?.(null);
     return true;

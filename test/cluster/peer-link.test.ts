@@ -8,7 +8,7 @@ import { IpcBus } from '../../src/cluster/ipc-bus.js';
 import { AgentLink } from '../../src/cluster/agent-link.js';
 import { PeerLink, MAX_PEER_UNSENT_BATCHES, MAX_PEER_RECORD_BYTES, type PeerControl, type PeerLinkHandler } from '../../src/cluster/peer-link.js';
 import type { BusMessage } from '../../src/bus/bus.js';
-import type { WorkerMessage } from '../../src/cluster/ipc-messages.js';
+import type { IpcBatch, WorkerItem } from '../../src/cluster/ipc-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
 
@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/wait.js';
 class AgentFake extends EventEmitter {
   connected = true;
   send = (message: never, _h?: undefined, _o?: undefined, cb?: (err: Error | null) => void): boolean => {
-    const items = (message as WorkerMessage).items;
+    const items = (message as IpcBatch<WorkerItem>).items;
     const synced = items.filter((i) => i.t === 'sync').map((i) => ({ t: 'synced' as const, id: (i as { id: number }).id }));
     if (synced.length > 0) setImmediate(() => this.emit('message', { t: 'batch', items: synced }));
     cb?.(null);
