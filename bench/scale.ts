@@ -15,12 +15,14 @@
  * (proc-stats.ts: idle RSS minus RSS before the first client, over sessions), the spread
  * of a broadcast to everyone (from the POST /api/broadcast — for `ws`, the publisher's
  * frame — to the last recipient, on the shared clock), idle CPU over `--idle-ms` (with
- * pings every `--ping-interval-ms`), and after every client closed: open session rows
+ * pings every `--ping-interval-ms`, starting `--settle-ms` after the last subscribe: the
+ * time for what a burst leaves behind, session rows and V8's post-burst GC, to pass),
+ * and after every client closed: open session rows
  * in the database (zenconn) and RSS vs where it started.
  *
  * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
  *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
- *   [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2|N] [--gc on|off] [--json FILE]
+ *   [--settle-ms 3000] [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2|N] [--gc on|off] [--json FILE]
  *
  * `--rounds 2` (or more) connects every client again once the previous round closed (a
  * reconnect storm: all of them at once) and closes them again: session rows and RSS after each.
@@ -55,6 +57,7 @@ const { values } = parseArgs({
     workers: { type: 'string', default: 'auto' },
     concurrency: { type: 'string', default: '128' },
     'idle-ms': { type: 'string', default: '30000' },
+    'settle-ms': { type: 'string', default: '3000' },
     'ping-interval-ms': { type: 'string', default: '25000' },
     broadcasts: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
@@ -86,6 +89,8 @@ export interface ScaleRow {
   rssIdleBytes: number;
   rssPerSessionBytes: number;
   idleCpuPercent: number;
+  /** Idle CPU per server process (root first), % of a core. */
+  idleCpuByProcessPercent: number[];
   idleMs: number;
   /** Time from the broadcast's send to its last recipient, ms, one per broadcast. */
   broadcastSpreadMs: number[];
@@ -252,15 +257,18 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
     };
     const { ok, connectMs, cpuMicros: connectCpuMicros, byProcess: connectByProcess } = await connectRound();
     process.stdout.write(`  ${row}: ${ok} sessions in ${(connectMs / 1000).toFixed(1)} s\n`);
-    await sleep(3000);
+    await sleep(Number(values['settle-ms']));
     const idle = memoryStatus([server.pid]);
     const idleByProcess = rssByProcess(server.pid);
 
     const idleMs = Number(values['idle-ms']);
     const cpuBefore = cpuMicros([server.pid]);
+    const idleBefore = cpuByProcess([server.pid]);
     const idleStarted = performance.now();
     await sleep(idleMs);
-    const idleCpuPercent = ((cpuMicros([server.pid]) - cpuBefore) / ((performance.now() - idleStarted) * 1000)) * 100;
+    const idleWallMicros = (performance.now() - idleStarted) * 1000;
+    const idleCpuPercent = ((cpuMicros([server.pid]) - cpuBefore) / idleWallMicros) * 100;
+    const idleByProcessPercent = cpuByProcess([server.pid]).map((a) => ((a.cpuMicros - (idleBefore.find((b) => b.pid === a.pid)?.cpuMicros ?? 0)) / idleWallMicros) * 100);
     const idleGc = await gcNow();
 
     // Broadcast to everyone: arm every client, send, wait for each client's last recipient.
@@ -332,6 +340,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       rssIdleBytes: idle.rssBytes,
       rssPerSessionBytes: (idle.rssBytes - start.rssBytes) / Math.max(1, ok),
       idleCpuPercent,
+      idleCpuByProcessPercent: idleByProcessPercent,
       idleMs,
       broadcastSpreadMs: spreads,
       droppedByServer,
@@ -387,6 +396,7 @@ for (const row of values.rows!.split(',')) {
         `broadcast to all ${spread} ms | idle CPU ${r.idleCpuPercent.toFixed(1)} % of a core over ${(r.idleMs / 1000).toFixed(0)} s | ` +
         `after close: open rows ${r.openRowsAfterClose ?? 'n/a'} of ${r.sessionRows ?? 'n/a'}, RSS ${(r.rssAfterCloseBytes / MiB).toFixed(0)} MiB (${(((r.rssAfterCloseBytes - r.rssStartBytes) / r.rssStartBytes) * 100).toFixed(0)} % vs start)` +
         (r.round2 === null ? '' : ` | round 2: ${r.round2.sessions} in ${(r.round2.connectMs / 1000).toFixed(1)} s, RSS after close ${(r.round2.rssAfterCloseBytes / MiB).toFixed(0)} MiB`) +
+        `\n  idle CPU per process (% of a core): ${r.idleCpuByProcessPercent.map((p) => p.toFixed(1)).join(' | ')}` +
         `\n  connect per process (CPU µs / context switches per session): ${r.connectByProcess.map((p) => `${p.cpuMicrosPerSession.toFixed(0)}/${p.switchesPerSession.toFixed(1)}`).join(' | ')}` +
         `\n  RSS per process (MiB): start ${formatByProcess(r.byProcess.start)}; idle ${formatByProcess(r.byProcess.idle)}` +
         (r.byProcess.idleGc === null || r.rssStartGcBytes === null || r.rssIdleGcBytes === null
