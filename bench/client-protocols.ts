@@ -39,6 +39,8 @@ export interface SubscriberOptions {
   target: Target;
   protocol: Protocol;
   channel: string;
+  /** false: ready once `accepted`, without subscribing (json/binary only; to measure the session alone). Default true. */
+  subscribe?: boolean;
   /** Extra upgrade headers (json/binary only). */
   headers?: Record<string, string>;
   /** Give up on the handshake + subscribe after this long (default 15 s). */
@@ -333,7 +335,11 @@ function wsSubscriber(options: SubscriberOptions): Promise<Subscriber> {
           fail(`subscriber got an undecodable frame: ${preview(raw, protocol)}`);
           return;
         }
-        if (state === 'accepting' && frame.kind === 'accepted') {
+        if (state === 'accepting' && frame.kind === 'accepted' && options.subscribe === false) {
+          state = 'ready';
+          clearTimeout(timer);
+          resolve({ close: () => ws.close(1000), terminate: () => ws.terminate() });
+        } else if (state === 'accepting' && frame.kind === 'accepted') {
           state = 'subscribing';
           ws.send(encodeSubscribe(protocol, channel));
         } else if (state === 'subscribing' && frame.kind === 'subscribed' && frame.channel === channel) {

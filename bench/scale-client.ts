@@ -13,7 +13,7 @@ import { sharedNow } from './payload.js';
 
 /** Parent → scale client. */
 export type ToScaleClient =
-  | { cmd: 'connect'; target: Target; channel: string; count: number; concurrency: number }
+  | { cmd: 'connect'; target: Target; channel: string; /** false: sessions that do not subscribe (default true). */ subscribe?: boolean; count: number; concurrency: number }
   | { cmd: 'arm'; seq: number }
   | { cmd: 'close' };
 
@@ -51,6 +51,7 @@ async function connectAll(message: Extract<ToScaleClient, { cmd: 'connect' }>): 
           target: message.target,
           protocol: 'json',
           channel: message.channel,
+          subscribe: message.subscribe !== false,
           timeoutMs: 60_000,
           onEvent: (delivery) => {
             if (delivery.s !== armedSeq) return;

@@ -22,7 +22,10 @@
  *
  * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
  *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
- *   [--settle-ms 3000] [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2|N] [--gc on|off] [--json FILE]
+ *   [--subscribe on|off] [--settle-ms 3000] [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2|N] [--gc on|off] [--json FILE]
+ *
+ * `--subscribe off`: the sessions do not subscribe (the cost of a session alone; the
+ * broadcasts then reach nobody, so use `--broadcasts 0`).
  *
  * `--rounds 2` (or more) connects every client again once the previous round closed (a
  * reconnect storm: all of them at once) and closes them again: session rows and RSS after each.
@@ -58,6 +61,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '128' },
     'idle-ms': { type: 'string', default: '30000' },
     'settle-ms': { type: 'string', default: '3000' },
+    subscribe: { type: 'string', default: 'on' },
     'ping-interval-ms': { type: 'string', default: '25000' },
     broadcasts: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
@@ -223,7 +227,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       const connected = await Promise.all(
         clients.map((c) => {
           const done = next(c, 'connected', 600_000);
-          send(c, { cmd: 'connect', target: c.target, channel: CHANNEL, count: c.count, concurrency: Number(values.concurrency) });
+          send(c, { cmd: 'connect', target: c.target, channel: CHANNEL, subscribe: values.subscribe !== 'off', count: c.count, concurrency: Number(values.concurrency) });
           return done;
         })
       );
