@@ -1,16 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestClient } from '../helpers/client.js';
+import { TestClient, upgradeStatus } from '../helpers/client.js';
 import { waitFor } from '../helpers/wait.js';
 import { admin, httpGet, startAgent } from './cluster-helpers.js';
 
-async function upgradeStatus(port: number): Promise<{ status: number; client: TestClient | null }> {
-  try {
-    return { status: 101, client: await TestClient.connect(port) };
-  } catch (err) {
-    return { status: (err as { status?: number }).status ?? -1, client: null };
-  }
-}
 
 test('--max-connections under an agent caps all its workers together: the cap is accepted, one more gets 503, counted in /agent/workers', async () => {
   // Two workers take 2 + 2: neither reaches the cap of 4 alone, so the 503 is the agent's.

@@ -1,18 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestClient } from '../helpers/client.js';
+import { TestClient, upgradeStatus } from '../helpers/client.js';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
 import { placement, sqliteRows, startAgent, type AgentUnderTest } from './cluster-helpers.js';
 
-async function upgradeStatus(port: number): Promise<{ status: number; client: TestClient | null }> {
-  try {
-    return { status: 101, client: await TestClient.connect(port) };
-  } catch (err) {
-    return { status: (err as { status?: number }).status ?? -1, client: null };
-  }
-}
 
 interface View {
   agent: { refusedConnections: number };

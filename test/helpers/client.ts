@@ -185,3 +185,12 @@ export class TestClient {
     return this.closed();
   }
 }
+
+/** The status an upgrade gets: 101 with the connected client, or the refusal's status (-1: no HTTP answer). */
+export async function upgradeStatus(port: number, headers: Record<string, string> = {}): Promise<{ status: number; client: TestClient | null }> {
+  try {
+    return { status: 101, client: await TestClient.connect(port, { headers }) };
+  } catch (err) {
+    return { status: (err as { status?: number }).status ?? -1, client: null };
+  }
+}

@@ -4,18 +4,10 @@ import { connect, type Socket } from 'node:net';
 import pino from 'pino';
 import { Admission } from '../../src/http/admission.js';
 import { startServer } from '../helpers/server.js';
-import { TestClient } from '../helpers/client.js';
+import { TestClient, upgradeStatus } from '../helpers/client.js';
 import { waitFor } from '../helpers/wait.js';
 import { makeToken } from '../helpers/tokens.js';
 
-/** The status an upgrade gets: 101, or the refusal's status. */
-async function upgradeStatus(port: number, headers: Record<string, string> = {}): Promise<{ status: number; client: TestClient | null }> {
-  try {
-    return { status: 101, client: await TestClient.connect(port, { headers }) };
-  } catch (err) {
-    return { status: (err as { status?: number }).status ?? -1, client: null };
-  }
-}
 
 /** A raw socket and everything it received until it closed. */
 function rawSocket(port: number): { socket: Socket; received: () => string; closed: () => boolean } {
