@@ -1,4 +1,4 @@
-import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Config } from '../config/options.js';
@@ -17,7 +17,7 @@ import { Webhooks } from '../webhooks/webhooks.js';
 import { BusRouter } from './bus-router.js';
 import { BatchFlusher } from './ipc-batcher.js';
 import { Placement } from './placement.js';
-import { SharedPort } from './shared-port.js';
+import { AgentPort } from './agent-port.js';
 import { AgentSequencer } from './agent-sequencer.js';
 import { RedisBridge } from './redis-bridge.js';
 import { WorkerLinks } from './worker-links.js';
@@ -98,9 +98,8 @@ export class Agent {
   private presence: ServerPresence | null = null;
   /** The agent's own audit rows (what it says for a dead worker's sessions); null with --no-audit. */
   private audit: AuditSink | null = null;
-  private server: Server | null = null;
-  /** `--accept shared`: the port every ready worker listens on (instead of `server`). */
-  private sharedPort: SharedPort | null = null;
+  /** The public port (agent-port.ts): accepted here, or shared with the workers. */
+  private readonly port: AgentPort;
   /** The port the agent is bound to (its workers' address too, when they have no direct port). */
   private boundPort: number | null = null;
   /** The local control socket (`/agent/*` as admin, for `zenconn status`); null when off. */
@@ -119,6 +118,7 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.config = options.config;
     this.logger = options.logger.child({ serverId: this.serverId });
+    this.port = new AgentPort(this.config.accept, (socket, from) => this.onConnection(socket, from), this.logger);
     this.links = new WorkerLinks(() => this.state === 'draining' || this.state === 'closed', this.logger);
     this.supervisor = new Supervisor(this.config, this.logger, options.workerEntry ?? DEFAULT_WORKER_ENTRY, (h) => this.flusher.markDirty(h), {
       ready: () => this.state === 'ready',
@@ -194,24 +194,11 @@ export class Agent {
     this.watchdog.unref();
     await this.redisBridge?.start();
 
+    let address: AddressInfo;
     try {
-      // Bound before the workers start: they learn the port with `init`, and a port in use fails before any fork.
-      if (c.accept === 'shared') this.sharedPort = SharedPort.bind(c.host, c.port);
-      this.boundPort = this.sharedPort?.address.port ?? null;
+      this.boundPort = this.port.bindEarly(c.host, c.port);
       await this.supervisor.startAll();
-      if (this.sharedPort !== null) {
-        for (const h of this.supervisor.workers()) this.shareListener(h);
-      } else {
-        const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
-        this.server = server;
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
-          server.listen(c.port, c.host, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-      }
+      address = await this.port.open(c.host, c.port, this.supervisor.workers());
       if (c.metricsPort) this.metricsListener = await startMetricsListener(c.metricsHost, c.metricsPort, () => this.metrics.scrape());
       const controlPath = controlSocketPath(c);
       if (controlPath !== null) this.control = await startControlSocket(controlPath, async (query) => this.answer(query), this.logger);
@@ -219,7 +206,6 @@ export class Agent {
       await this.stop();
       throw err;
     }
-    const address = this.sharedPort?.address ?? (this.server!.address() as AddressInfo);
     // The workers started before the port was bound: their rows learn it now (later ones from `init`).
     this.boundPort = address.port;
     for (const h of this.supervisor.workers()) h.push({ t: 'agent-port', port: address.port });
@@ -261,8 +247,7 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.state === 'draining' || this.state === 'closed') return;
     this.state = 'draining';
-    this.server?.close();
-    this.sharedPort?.close();
+    this.port.close();
     await this.metricsListener?.close();
     await this.control?.close();
     this.links.close();
@@ -318,22 +303,10 @@ export class Agent {
 
   private onWorkerMessage(h: WorkerHandle, message: WorkerMessage, handle: unknown): void {
     if (message.t === 'forward') {
-      // The raw handle, unread: wrapped paused, as the agent's own listener would give it.
-      if (handle) this.onConnection(new Socket({ handle, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0]), h);
+      this.port.forwarded(h, handle);
       return;
     }
     for (const item of message.items) this.onItem(h, item);
-  }
-
-  /** `--accept shared`: a ready worker listens on the agent's port too. */
-  private shareListener(h: WorkerHandle): void {
-    const handle = this.sharedPort?.handle;
-    if (handle === null || handle === undefined || h.exited || !h.child.connected) return;
-    try {
-      h.child.send({ t: 'listen' }, handle as Parameters<typeof h.child.send>[1]);
-    } catch (err) {
-      this.logger.error({ err, slot: h.slot }, 'could not give the shared port to a worker');
-    }
   }
 
   private onItem(h: WorkerHandle, item: WorkerItem): void {
@@ -388,7 +361,7 @@ export class Agent {
         this.registry.setState(h.key, 'ready', item.port);
         this.logger.info({ slot: h.slot, pid: h.child.pid, workerId: h.serverId, directPort: item.port }, 'worker ready');
         // At start every worker gets the shared port once all are ready; a replacement as soon as it is.
-        if (this.state === 'ready') this.shareListener(h);
+        if (this.state === 'ready') this.port.share(h);
         this.placement.serveWaiting();
         return;
       case 'request':

@@ -1,0 +1,72 @@
+import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import type { Logger } from 'pino';
+import { SharedPort } from './shared-port.js';
+import type { WorkerHandle } from './worker-handle.js';
+
+/**
+ * The agent's public port, in either `--accept` mode:
+ *
+ * - `agent`: a listener that accepts each connection paused and gives it to the agent to
+ *   place (placement.ts);
+ * - `shared`: a socket bound here (shared-port.ts) that every ready worker listens on
+ *   (`share`); the agent only sees the connections a worker at its share forwards
+ *   (`forwarded`).
+ */
+export class AgentPort {
+  private server: Server | null = null;
+  private shared: SharedPort | null = null;
+
+  constructor(
+    private readonly mode: 'agent' | 'shared',
+    private readonly onConnection: (socket: Socket, from: WorkerHandle | null) => void,
+    private readonly logger: Logger
+  ) {}
+
+  /** `shared`: binds now, before the workers start, so they learn the port with `init` and a port in use fails before any fork. */
+  bindEarly(host: string, port: number): number | null {
+    if (this.mode !== 'shared') return null;
+    this.shared = SharedPort.bind(host, port);
+    return this.shared.address.port;
+  }
+
+  /** Opens the port for connections once every worker is ready: `agent` listens, `shared` gives the socket to each worker. */
+  async open(host: string, port: number, workers: Iterable<WorkerHandle>): Promise<AddressInfo> {
+    if (this.shared !== null) {
+      for (const h of workers) this.share(h);
+      return this.shared.address;
+    }
+    const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket, null));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return server.address() as AddressInfo;
+  }
+
+  /** `shared`: a ready worker listens on the port too (a replacement as soon as it is ready). */
+  share(h: WorkerHandle): void {
+    const handle = this.shared?.handle;
+    if (handle === null || handle === undefined || h.exited || !h.child.connected) return;
+    try {
+      h.child.send({ t: 'listen' }, handle as Parameters<typeof h.child.send>[1]);
+    } catch (err) {
+      this.logger.error({ err, slot: h.slot }, 'could not give the shared port to a worker');
+    }
+  }
+
+  /** `shared`: a connection worker `from` will not serve (at its share): its raw handle, unread, wrapped paused as this port's own listener would give it. */
+  forwarded(from: WorkerHandle, handle: unknown): void {
+    if (!handle) return;
+    this.onConnection(new Socket({ handle, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0]), from);
+  }
+
+  /** Stops accepting (`shared`: the agent's copy; each worker closes its own when it drains). */
+  close(): void {
+    this.server?.close();
+    this.shared?.close();
+  }
+}
