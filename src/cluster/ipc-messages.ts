@@ -42,6 +42,8 @@ export interface WorkerStats {
   refused?: Record<string, number>;
   /** Records from other workers or the agent dropped since start because they could not be read or delivered. */
   undeliverable: number;
+  /** `--accept shared`: connections it took at its share of `--max-connections` and passed to the agent to place, since start. */
+  forwarded?: number;
   /** Counters since the worker started (the dashboard computes rates from them). */
   totals?: WorkerTotals;
 }

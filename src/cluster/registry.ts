@@ -107,6 +107,8 @@ export interface WorkerView {
   refused?: Record<string, number>;
   /** Records from other processes the worker dropped as unreadable or undeliverable (from the last stats report). */
   undeliverable: number;
+  /** `--accept shared`: connections it took at its share of `--max-connections` and passed to the agent to place (from the last stats report). */
+  forwarded: number;
 }
 
 /** A session as `GET /agent/sessions` shows it. */
@@ -264,7 +266,8 @@ export class Registry {
         loopLagMs: w.stats?.loopLagMs ?? 0,
         peers: w.stats?.peers ?? 0,
         refused: w.stats?.refused ?? {},
-        undeliverable: w.stats?.undeliverable ?? 0
+        undeliverable: w.stats?.undeliverable ?? 0,
+        forwarded: w.stats?.forwarded ?? 0
       }));
   }
 

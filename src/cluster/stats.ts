@@ -52,9 +52,10 @@ export class StatsCollector {
   /**
    * The figures since the previous sample; `hub` is null before the node started; `peers`:
    * open links to other workers; `refused`: the node's flood-limit refusals so far;
-   * `undeliverable`: the bus's total of dropped records from other processes.
+   * `undeliverable`: the bus's total of dropped records from other processes; `forwarded`:
+   * connections it passed to the agent at its share (`--accept shared`).
    */
-  sample(hub: Hub<Session> | null, peers = 0, refused: Record<string, number> = {}, undeliverable = 0): WorkerStats {
+  sample(hub: Hub<Session> | null, peers = 0, refused: Record<string, number> = {}, undeliverable = 0, forwarded = 0): WorkerStats {
     const totals = this.totals(hub);
     const totalIn = totals.messagesIn;
     const totalOut = totals.messagesOut;
@@ -73,6 +74,7 @@ export class StatsCollector {
       peers,
       refused: { ...refused },
       undeliverable,
+      forwarded,
       totals
     };
     this.lastIn = totalIn;

@@ -89,9 +89,6 @@ export async function runWorker(): Promise<void> {
     presence: workerPresence((query) => link.request(query))
   });
   link.send({ t: 'hello', serverId: node.serverId, pid: process.pid });
-  let started = false;
-  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}, bus.undeliverable) }), init.statsIntervalMs);
-
   // --accept shared: the agent says `listen` (with its bound socket) once this worker is ready.
   const shared =
     config.accept === 'shared'
@@ -103,6 +100,9 @@ export async function runWorker(): Promise<void> {
           onError: (err) => logger.error({ err }, 'the shared port failed')
         })
       : null;
+  let started = false;
+  const heartbeat = setInterval(() => link.send({ t: 'stats', stats: stats.sample(started ? node.hub : null, bus.peerCount, started ? node.admission.refused : {}, bus.undeliverable, shared?.forwarded ?? 0) }), init.statsIntervalMs);
+
   let stopping = false;
   // Without a direct port the worker is reached on the agent's port, which a worker
   // started with the agent learns only after the agent bound it.
@@ -255,7 +255,7 @@ export async function runWorker(): Promise<void> {
   await recordAgentPort();
   if (stopping) return;
   link.send({ t: 'ready', port: address?.port ?? null });
-  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount, node.admission.refused, bus.undeliverable) });
+  link.send({ t: 'stats', stats: stats.sample(node.hub, bus.peerCount, node.admission.refused, bus.undeliverable, shared?.forwarded ?? 0) });
   logger.info({ directPort: address?.port ?? null }, 'worker ready');
 }
 

@@ -4,7 +4,7 @@ import { formatStatus } from '../../src/cli/status.js';
 
 describe('zenconn status', () => {
   test('zenconn status prints one row per worker and the totals', () => {
-    const w = { id: 'w', slot: 0, pid: 42, state: 'ready' as const, startedAt: '', uptimeMs: 65000, port: null, sessions: 5, channels: 1, messagesInPerSec: 3, messagesOutPerSec: 30, heapUsedBytes: 1048576, rssBytes: 10485760, loopLagMs: 1.25, peers: 1, undeliverable: 0 };
+    const w = { id: 'w', slot: 0, pid: 42, state: 'ready' as const, startedAt: '', uptimeMs: 65000, port: null, sessions: 5, channels: 1, messagesInPerSec: 3, messagesOutPerSec: 30, heapUsedBytes: 1048576, rssBytes: 10485760, loopLagMs: 1.25, peers: 1, undeliverable: 0, forwarded: 0 };
     const out = formatStatus({
       agent: { id: 'a', pid: 1, state: 'ready', uptimeMs: 70000, workers: 2 },
       workers: [w, { ...w, slot: 1, pid: 43 }],

@@ -1,15 +1,17 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient, upgradeStatus } from '../helpers/client.js';
+import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
+import { tempDir } from '../helpers/server.js';
 import { placement, sqliteRows, startAgent, type AgentUnderTest } from './cluster-helpers.js';
 
 
 interface View {
   agent: { refusedConnections: number };
-  workers: Array<{ sessions: number; refused?: { maxConnections?: number } }>;
+  workers: Array<{ pid: number; sessions: number; forwarded: number; refused?: { maxConnections?: number } }>;
 }
 
 /** `GET /agent/workers` over the agent's control socket: at the cap, a connection to its port is refused. */
@@ -106,6 +108,48 @@ describe('--accept shared: the workers accept on the agent port', () => {
       clients.push(again.client!);
       await waitSessions(agent, (ws) => ws.join() === '2,2');
     } finally {
+      for (const c of clients) c.ws.terminate();
+      await agent.cleanup();
+    }
+  });
+
+  // A forwarded connection whose first bytes were lost would hang its handshake: the timeout makes that a failure.
+  test('TLS: a connection forwarded by a worker at its share reaches the other one unread, and its handshake completes there', { timeout: 60_000 }, async () => {
+    const dir = tempDir();
+    const cert = join(dir, 'cert.pem');
+    const key = join(dir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    // Shares 1 + 1: whichever worker the kernel gives the second connection to, one of them must forward it.
+    const agent = await startAgent(['--workers', '2', '--max-connections', '2', '--accept', 'shared', '--tls-cert', cert, '--tls-key', key]);
+    const clients: TestClient[] = [];
+    let stopped = 0;
+    try {
+      clients.push(await TestClient.connect(agent.port, { tls: true }));
+      const first = await waitSessions(agent, (ws) => sum(ws) === 1);
+      const holder = first.workers.find((w) => w.sessions === 1)!;
+      const other = first.workers.find((w) => w.sessions === 0)!;
+      // With the empty worker stopped, only the one at its share accepts: it must forward the next connection.
+      stopped = other.pid;
+      process.kill(stopped, 'SIGSTOP');
+      const second = TestClient.connect(agent.port, { tls: true });
+      second.catch(() => undefined);
+      await waitFor('the worker at its share to forward a connection', async () => (await controlView(agent)).workers.find((w) => w.pid === holder.pid)?.forwarded === 1);
+      process.kill(stopped, 'SIGCONT');
+      stopped = 0;
+      clients.push(await second);
+      const view = await waitSessions(agent, (ws) => sum(ws) === 2);
+      assert.deepEqual(view.workers.map((w) => w.sessions), [1, 1], 'the forwarded connection is served by the other worker');
+      await clients[0]!.subscribe('tls');
+      await clients[1]!.subscribe('tls');
+      clients[1]!.send({ type: 'broadcast', channel: 'tls', data: 'over tls' });
+      assert.equal((await clients[0]!.nextOf('event')).data, 'over tls');
+      const over = await TestClient.connect(agent.port, { tls: true }).then(
+        (c) => (clients.push(c), 101),
+        () => -1
+      );
+      assert.equal(over, -1, 'over the cap under TLS: closed before any HTTP answer');
+    } finally {
+      if (stopped !== 0) process.kill(stopped, 'SIGCONT');
       for (const c of clients) c.ws.terminate();
       await agent.cleanup();
     }
