@@ -2,11 +2,10 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import Database from 'better-sqlite3';
 import { startZen, runZen } from '../helpers/process.js';
-import { tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
+import { selfSignedCert, tempDir, TEST_JWT_SECRET, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
 import { withSchema } from '../helpers/pg.js';
@@ -121,12 +120,8 @@ describe('zenconn serve (a real process)', () => {
 
   test('TLS: HTTPS and WSS on one port; SIGHUP reloads the certificate without dropping sessions', async () => {
     const dir = tempDir();
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    const mkcert = (cn: string): void => {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`], { stdio: 'ignore' });
-    };
-    mkcert('first.test');
+    const { cert, key } = selfSignedCert(dir, 'first.test');
+    const mkcert = (cn: string): void => void selfSignedCert(dir, cn);
     const zen = await startZen(['serve', '--port', '0', '--host', '127.0.0.1', '--public', join(dir, 'public'), '--database', `sqlite:${join(dir, 'z.db')}`, '--access-log', 'off', '--spool-dir', join(dir, 'spool'), '--tls-cert', cert, '--tls-key', key]);
     assert.match(zen.stdout(), /listening on https:/);
     const peerCN = (): Promise<string> =>

@@ -1,13 +1,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestClient } from '../helpers/client.js';
 import { runZen } from '../helpers/process.js';
 import { makeToken } from '../helpers/tokens.js';
-import { tempDir, TEST_CHANNEL_SECRET } from '../helpers/server.js';
+import { selfSignedCert, tempDir, TEST_CHANNEL_SECRET } from '../helpers/server.js';
 import { signChannel } from '../../src/auth/channel-signature.js';
 import type { ServerFrame } from '../../src/protocol/frames.js';
 import { admin, eventData, freePortRun, placement, sqliteRows, startAgent } from './cluster-helpers.js';
@@ -197,10 +196,7 @@ describe('zenconn agent: placement, registry and messaging across workers', () =
 
   test('TLS through the agent, and --worker-ports: a client may connect straight to a worker', async () => {
     const base = await freePortRun(2);
-    const dir = tempDir();
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    const { cert, key } = selfSignedCert(tempDir());
     const agent = await startAgent(['--workers', '2', '--worker-ports', String(base), '--tls-cert', cert, '--tls-key', key]);
     try {
       assert.match(agent.zen.stdout(), /listening on https:/);

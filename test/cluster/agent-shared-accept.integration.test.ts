@@ -1,11 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestClient, upgradeStatus } from '../helpers/client.js';
-import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { waitFor } from '../helpers/wait.js';
-import { tempDir } from '../helpers/server.js';
+import { selfSignedCert, tempDir } from '../helpers/server.js';
 import { placement, sqliteRows, startAgent, type AgentUnderTest } from './cluster-helpers.js';
 
 
@@ -115,10 +114,7 @@ describe('--accept shared: the workers accept on the agent port', () => {
 
   // A forwarded connection whose first bytes were lost would hang its handshake: the timeout makes that a failure.
   test('TLS: a connection forwarded by a worker at its share reaches the other one unread, and its handshake completes there', { timeout: 60_000 }, async () => {
-    const dir = tempDir();
-    const cert = join(dir, 'cert.pem');
-    const key = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+    const { cert, key } = selfSignedCert(tempDir());
     // Shares 1 + 1: whichever worker the kernel gives the second connection to, one of them must forward it.
     const agent = await startAgent(['--workers', '2', '--max-connections', '2', '--accept', 'shared', '--tls-cert', cert, '--tls-key', key]);
     const clients: TestClient[] = [];

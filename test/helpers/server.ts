@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,4 +54,15 @@ export async function startServer(flags: Record<string, string | boolean> = {}, 
   const node = new ZenNode({ config, logger: pino({ level: config.logLevel }), ...extra });
   const address = await node.start();
   return { node, port: address!.port, dir, config, stop: () => node.stop() };
+}
+
+/**
+ * Writes a self-signed certificate and its key (openssl, RSA 2048, one day) as
+ * `cert.pem` and `key.pem` in `dir`, overwriting them; returns their paths.
+ */
+export function selfSignedCert(dir: string, cn = 'localhost'): { cert: string; key: string } {
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', `/CN=${cn}`], { stdio: 'ignore' });
+  return { cert, key };
 }
