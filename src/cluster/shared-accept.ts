@@ -29,19 +29,13 @@ export interface SharedAcceptOptions {
  * that connected a moment before is not refused by the drain.
  */
 export class SharedAccept {
-  /** Connections served here and forwarded, since start. */
-  accepted = 0;
+  /** Connections forwarded to the agent since start (`/agent/workers` shows them). */
   forwarded = 0;
   private server: Server | null = null;
   private readonly unsettled = new Set<Socket>();
   private settleWaiters: Array<() => void> = [];
 
   constructor(private readonly o: SharedAcceptOptions) {}
-
-  /** Whether it is listening. */
-  get listening(): boolean {
-    return this.server?.listening === true;
-  }
 
   /** Listens on the agent's shared handle (a second `listen` while listening is ignored). */
   listen(handle: NativeHandle): void {
@@ -84,7 +78,6 @@ export class SharedAccept {
       this.o.forward(socket);
       return;
     }
-    this.accepted++;
     this.unsettled.add(socket);
     socket.once('close', () => this.settled(socket));
     this.o.accept(socket);

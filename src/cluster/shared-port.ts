@@ -62,7 +62,7 @@ export class SharedPort {
   }
 }
 
-/** The error `server.listen` would give: `listen EADDRINUSE: address already in use 0.0.0.0:8080`. */
+/** An error shaped as `server.listen`'s (`code`, `errno`, `syscall`, `address`, `port`): `listen EADDRINUSE: 0.0.0.0:8080`. */
 function listenError(errno: number, host: string, port: number): NodeJS.ErrnoException {
   const code = getSystemErrorName(errno);
   return Object.assign(new Error(`listen ${code}: ${host}:${port}`), { code, errno, syscall: 'listen', address: host, port });

@@ -190,14 +190,16 @@ export async function runWorker(): Promise<void> {
   // The raw socket behind a request (a TLS socket wraps the handed-over one).
   const rawSocket = (req: IncomingMessage): Socket => ((req.socket as { _parent?: Socket })._parent ?? req.socket) as Socket;
   const onRequest = (req: IncomingMessage): void => {
-    shared?.settled(rawSocket(req));
-    pendingConns.get(rawSocket(req))?.(true);
+    const socket = rawSocket(req);
+    shared?.settled(socket);
+    pendingConns.get(socket)?.(true);
   };
   const onUpgrade = (req: IncomingMessage): void => {
-    shared?.settled(rawSocket(req));
-    const settle = pendingConns.get(rawSocket(req));
+    const socket = rawSocket(req);
+    shared?.settled(socket);
+    const settle = pendingConns.get(socket);
     if (settle === undefined) return;
-    pendingConns.delete(rawSocket(req));
+    pendingConns.delete(socket);
     upgrading.add(settle);
   };
   link.onConnection((conn, socket) => {
