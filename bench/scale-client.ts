@@ -4,9 +4,13 @@
  * of ephemeral ports), tells the parent when the next broadcast reached all of them,
  * and closes them all on request, reporting once every close completed.
  *
- * Parent → child: `connect`, `arm` (count the next event per subscriber), `close`.
+ * Parent → child: `connect`, `arm` (count the next event per subscriber), `window`
+ * (count events `from` … `from + n - 1` per sequence number: the sustained-rate mode,
+ * scale-rate.ts), `report` (send that window's counts now), `close`.
  * Child → parent: `connected`, `armed`, `delivered` (when every subscriber got the
- * armed broadcast: the time the last one arrived, on the shared clock), `closed`.
+ * armed broadcast: the time the last one arrived, on the shared clock), `counted` (the
+ * window's deliveries and last arrival per sequence number: once all of them arrived,
+ * or on `report`), `closed`.
  */
 import { connectSubscriber, type Subscriber, type Target } from './client-protocols.js';
 import { sharedNow } from './payload.js';
@@ -15,6 +19,8 @@ import { sharedNow } from './payload.js';
 export type ToScaleClient =
   | { cmd: 'connect'; target: Target; channel: string; /** false: sessions that do not subscribe (default true). */ subscribe?: boolean; count: number; concurrency: number }
   | { cmd: 'arm'; seq: number }
+  | { cmd: 'window'; from: number; n: number }
+  | { cmd: 'report' }
   | { cmd: 'close' };
 
 /** Scale client → parent. */
@@ -22,6 +28,7 @@ export type FromScaleClient =
   | { ev: 'connected'; ok: number; failed: number; firstError?: string; ms: number }
   | { ev: 'armed' }
   | { ev: 'delivered'; seq: number; count: number; lastAt: number }
+  | { ev: 'counted'; complete: boolean; counts: number[]; lastAt: number[]; droppedByServer: number }
   | { ev: 'closed'; closed: number; droppedByServer: number };
 
 const subscribers: Subscriber[] = [];
@@ -32,6 +39,12 @@ let closing = false;
 let open = 0;
 let droppedByServer = 0;
 let closedAll: (() => void) | undefined;
+/** The sustained-rate window: sequence numbers `windowFrom` … `windowFrom + counts.length - 1`. */
+let windowFrom = 0;
+let counts = new Uint32Array(0);
+let lastAts = new Float64Array(0);
+let windowLeft = 0;
+let windowReported = true;
 
 function send(message: FromScaleClient): void {
   process.send?.(message);
@@ -54,6 +67,13 @@ async function connectAll(message: Extract<ToScaleClient, { cmd: 'connect' }>): 
           subscribe: message.subscribe !== false,
           timeoutMs: 60_000,
           onEvent: (delivery) => {
+            const i = delivery.s - windowFrom;
+            if (i >= 0 && i < counts.length) {
+              counts[i]!++;
+              lastAts[i] = sharedNow();
+              if (--windowLeft === 0) report(true);
+              return;
+            }
             if (delivery.s !== armedSeq) return;
             got++;
             lastAt = sharedNow();
@@ -80,6 +100,12 @@ async function connectAll(message: Extract<ToScaleClient, { cmd: 'connect' }>): 
   send({ ev: 'connected', ok: subscribers.length, failed, ms: performance.now() - started, ...(firstError === undefined ? {} : { firstError }) });
 }
 
+function report(complete: boolean): void {
+  if (windowReported) return;
+  windowReported = true;
+  send({ ev: 'counted', complete, counts: Array.from(counts), lastAt: Array.from(lastAts), droppedByServer });
+}
+
 process.on('message', (message: ToScaleClient) => {
   switch (message.cmd) {
     case 'connect':
@@ -89,6 +115,17 @@ process.on('message', (message: ToScaleClient) => {
       armedSeq = message.seq;
       got = 0;
       send({ ev: 'armed' });
+      break;
+    case 'window':
+      windowFrom = message.from;
+      counts = new Uint32Array(message.n);
+      lastAts = new Float64Array(message.n);
+      windowLeft = message.n * subscribers.length;
+      windowReported = false;
+      send({ ev: 'armed' });
+      break;
+    case 'report':
+      report(false);
       break;
     case 'close': {
       closing = true;

@@ -22,7 +22,12 @@
  *
  * Usage: npm run bench:scale -- --sessions 100000 [--rows agent,serve,ws]
  *   [--client-procs 4] [--serve-sessions 19000] [--workers auto|N] [--concurrency 128]
- *   [--subscribe on|off] [--settle-ms 3000] [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3] [--rounds 1|2|N] [--gc on|off] [--json FILE]
+ *   [--subscribe on|off] [--settle-ms 3000] [--idle-ms 30000] [--ping-interval-ms 25000] [--broadcasts 3]
+ *   [--rates 1,2,5,10] [--rate-seconds 10] [--rounds 1|2|N] [--gc on|off] [--json FILE]
+ *
+ * `--rates`: after the single broadcasts, broadcasts to everyone at each rate per second
+ * for `--rate-seconds`, on schedule, stopping at the first rate the server does not keep
+ * up with (scale-rate.ts says how that is judged).
  *
  * `--subscribe off`: the sessions do not subscribe (the cost of a session alone; the
  * broadcasts then reach nobody, so use `--broadcasts 0`).
@@ -35,20 +40,20 @@
  * idle window and after each close, so RSS is compared after GC, not at V8's whim. RSS
  * is reported per process too (root: the agent or the one server; w1, w2…: workers).
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { connectPublisher, type Target } from './client-protocols.js';
+import { connectPublisher } from './client-protocols.js';
 import { newSecret, signToken } from './jwt.js';
-import { makePayload } from './payload.js';
+import { makePayload, type Payload } from './payload.js';
 import { cpuByProcess, cpuMicros, memoryStatus, type ProcessCpu } from './proc-stats.js';
 import { collectGarbage, formatByProcess, GC_NODE_ARGS, inspectorUrls, rssByProcess, type GcAnswer, type ProcessRss } from './scale-gc.js';
+import { rateLine, sustainedBroadcasts, type RateFigures } from './scale-rate.js';
 import { ServerProcess, type ServerSpec } from './server-process.js';
-import type { FromScaleClient, ToScaleClient } from './scale-client.js';
+import { forkClient, next, send, sleep, waitUntil, type Client } from './scale-fleet.js';
 import { zenconnSpec } from './zenconn-server.js';
 
 const { values } = parseArgs({
@@ -64,6 +69,8 @@ const { values } = parseArgs({
     subscribe: { type: 'string', default: 'on' },
     'ping-interval-ms': { type: 'string', default: '25000' },
     broadcasts: { type: 'string', default: '3' },
+    rates: { type: 'string', default: '' },
+    'rate-seconds': { type: 'string', default: '10' },
     rounds: { type: 'string', default: '1' },
     gc: { type: 'string', default: 'on' },
     'hold-ms': { type: 'string', default: '0' },
@@ -75,7 +82,6 @@ const { values } = parseArgs({
 const PER_CLIENT_PROCESS = 15_000;
 const CHANNEL = 'bench';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLIENT_PATH = fileURLToPath(new URL('./scale-client.js', import.meta.url));
 const WS_SERVER_PATH = fileURLToPath(new URL('./ws-server.js', import.meta.url));
 
 /** What one row measured. */
@@ -98,6 +104,8 @@ export interface ScaleRow {
   idleMs: number;
   /** Time from the broadcast's send to its last recipient, ms, one per broadcast. */
   broadcastSpreadMs: number[];
+  /** Sustained broadcasts (--rates), one entry per rate run, in order. */
+  rates: RateFigures[];
   droppedByServer: number;
   /** Session rows still open once every client closed (zenconn rows; null for ws). */
   openRowsAfterClose: number | null;
@@ -127,39 +135,6 @@ export interface RoundFigures {
   byProcessAfterClose: ProcessRss[];
   byProcessAfterGc: ProcessRss[] | null;
   heapAfterGc: GcAnswer[] | null;
-}
-
-interface Client {
-  child: ChildProcess;
-  target: Target;
-  count: number;
-  waiters: Array<{ ev: FromScaleClient['ev']; resolve: (m: FromScaleClient) => void }>;
-}
-
-function next<E extends FromScaleClient['ev']>(client: Client, ev: E, timeoutMs: number): Promise<Extract<FromScaleClient, { ev: E }>> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`client process on ${client.target.host}: no ${ev} in ${timeoutMs} ms`)), timeoutMs);
-    client.waiters.push({
-      ev,
-      resolve: (m) => {
-        clearTimeout(timer);
-        resolve(m as Extract<FromScaleClient, { ev: E }>);
-      }
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitUntil(check: () => boolean, timeoutMs: number, stepMs = 250): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (check()) return true;
-    await sleep(stepMs);
-  }
-  return check();
 }
 
 function openRows(dbPath: string): { open: number; total: number } {
@@ -207,18 +182,12 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
     const start = memoryStatus([server.pid]);
     const startByProcess = rssByProcess(server.pid);
     const perProcess = Math.floor(sessions / clientProcesses);
-    const send = (c: Client, m: ToScaleClient): void => void c.child.send(m);
     /** Forks the client processes and has them all connect; resolves once every one is done. */
     const connectRound = async (): Promise<{ ok: number; connectMs: number; cpuMicros: number; byProcess: ScaleRow['connectByProcess'] }> => {
       for (const c of clients.splice(0)) c.child.kill('SIGKILL');
       for (let i = 0; i < clientProcesses; i++) {
         const count = perProcess + (i < sessions % clientProcesses ? 1 : 0);
-        const child = fork(CLIENT_PATH, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-        const client: Client = { child, target: { host: `127.0.0.${i + 1}`, port }, count, waiters: [] };
-        child.on('message', (m: FromScaleClient) => {
-          const at = client.waiters.findIndex((w) => w.ev === m.ev);
-          if (at >= 0) client.waiters.splice(at, 1)[0]!.resolve(m);
-        });
+        const client = forkClient({ host: `127.0.0.${i + 1}`, port }, count);
         clients.push(client);
       }
       const cpuBefore = cpuMicros([server.pid]);
@@ -282,20 +251,31 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       row === 'ws'
         ? await connectPublisher({ target: { host: '127.0.0.1', port }, protocol: 'json', channel: CHANNEL, onFailure: (m) => notes.push(m) })
         : undefined;
+    /** One broadcast to the channel (the publisher's frame for `ws`, the HTTP API for zenconn); an error text or undefined. */
+    const publish = async (payload: Payload): Promise<string | undefined> => {
+      try {
+        let count: number | undefined;
+        if (publisher !== undefined) count = await new Promise<number>((resolve) => publisher.publish(payload, resolve));
+        else {
+          const res = await fetch(`http://127.0.0.1:${port}/api/broadcast`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ channel: CHANNEL, data: payload })
+          });
+          count = ((await res.json()) as { count?: number }).count;
+          if (res.status !== 200) return `broadcast ${payload.s}: ${res.status}`;
+        }
+        return count === ok ? undefined : `broadcast ${payload.s}: count ${count} of ${ok}`;
+      } catch (err) {
+        return `broadcast ${payload.s}: ${(err as Error).message}`;
+      }
+    };
     for (let b = 0; b < Number(values.broadcasts); b++) {
       await Promise.all(clients.map((c) => { const armed = next(c, 'armed', 30_000); send(c, { cmd: 'arm', seq: b }); return armed; }));
       const delivered = Promise.all(clients.map((c) => next(c, 'delivered', 60_000)));
       const payload = makePayload(b, true);
-      if (publisher !== undefined) publisher.publish(payload, () => {});
-      else {
-        const res = await fetch(`http://127.0.0.1:${port}/api/broadcast`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ channel: CHANNEL, data: payload })
-        });
-        const body = (await res.json()) as { count?: number };
-        if (res.status !== 200 || body.count !== ok) notes.push(`broadcast ${b}: ${res.status} count ${body.count}`);
-      }
+      const failed = await publish(payload);
+      if (failed !== undefined) notes.push(failed);
       try {
         const got = await delivered;
         spreads.push(Math.max(...got.map((g) => g.lastAt)) - payload.t);
@@ -303,6 +283,17 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
         notes.push(`broadcast ${b}: ${(err as Error).message}`);
       }
       await sleep(500);
+    }
+    // Sustained broadcasts, each rate in turn, until one falls behind (scale-rate.ts).
+    const rates: RateFigures[] = [];
+    let firstSeq = Number(values.broadcasts);
+    for (const rate of (values.rates ?? '').split(',').filter((r) => r !== '').map(Number)) {
+      const figures = await sustainedBroadcasts({ clients, sessions: ok, serverPid: server.pid, rate, seconds: Number(values['rate-seconds']), firstSeq, publish });
+      firstSeq += figures.broadcasts;
+      rates.push(figures);
+      process.stdout.write(`  ${row}: ${rateLine(figures)}\n`);
+      if (!figures.keptUp) break;
+      await sleep(1000);
     }
     publisher?.close();
 
@@ -347,6 +338,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       idleCpuByProcessPercent: idleByProcessPercent,
       idleMs,
       broadcastSpreadMs: spreads,
+      rates,
       droppedByServer,
       openRowsAfterClose: rows === null ? null : rows.open,
       sessionRows: rows === null ? null : rows.total,
