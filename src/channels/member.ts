@@ -2,6 +2,7 @@ import type { PreparedFrame } from '../transport/transport.js';
 import type { Codec } from '../protocol/codec.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Identity } from '../auth/grants.js';
+import type { ChannelSet } from './channel-set.js';
 
 /**
  * What the hub needs of a channel member. The session layer implements it; channels/
@@ -16,7 +17,7 @@ export interface ChannelMember {
   /** Only `open` members are written to. */
   readonly state: 'open' | 'closing' | 'closed';
   /** Channels the member is in; the hub adds and deletes. */
-  readonly channels: Set<string>;
+  readonly channels: ChannelSet;
   /** The channel whose subscription the bus is confirming; null = none. Set by the hub. */
   subscribing: string | null;
   /** Encodes and sends one frame to this member alone. */

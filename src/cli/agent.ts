@@ -81,7 +81,7 @@ async function serveInAgent(config: Readonly<Config>): Promise<void> {
     logger,
     role: 'agent',
     observer: {
-      sessionOpened: (s) => registry.sessionOpened(SELF, { id: s.id, remoteAddr: s.init.remoteAddr, user: s.userId, protocol: s.protocol, connectedAt: s.connectedAt.getTime() }),
+      sessionOpened: (s) => registry.sessionOpened(SELF, { id: s.id, remoteAddr: s.init.remoteAddr, user: s.userId, protocol: s.protocol, connectedAt: s.connectedAtMs }),
       sessionClosed: (s) => {
         stats.sessionClosed(s);
         registry.sessionClosed(SELF, s.id);

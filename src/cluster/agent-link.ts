@@ -3,6 +3,7 @@ import { SYNC_TIMEOUT_MS, type IpcPort } from './ipc-port.js';
 import { IpcBatcher, type Urgency } from './ipc-batcher.js';
 import type { AgentAnswer, AgentItem, AgentMessage, AgentQuery, ForwardMessage, MetricsQuery, WorkerInit, WorkerItem } from './ipc-messages.js';
 import type { NativeHandle } from './shared-port.js';
+import { sendSocketHandle, socketFromHandle } from './socket-handle.js';
 
 /** The IPC side of a process (`process` in a forked worker); a fake in unit tests. */
 export interface IpcProcess {
@@ -113,16 +114,7 @@ export class AgentLink implements IpcPort {
    * lands). This process's copy closes once the message is written.
    */
   forward(socket: Socket): void {
-    const handle = (socket as unknown as { _handle?: object | null })._handle;
-    if (!this.connected || this.proc.send === undefined || !handle) {
-      socket.destroy();
-      return;
-    }
-    try {
-      this.proc.send({ t: 'forward' } satisfies ForwardMessage as never, handle as never, undefined, () => socket.destroy());
-    } catch {
-      socket.destroy();
-    }
+    sendSocketHandle(this.connected ? this.proc.send?.bind(this.proc) : undefined, { t: 'forward' } satisfies ForwardMessage, socket);
   }
 
   /** Handles each connection the agent hands over. */
@@ -254,7 +246,7 @@ export class AgentLink implements IpcPort {
         this.initWaiter = null;
         return;
       case 'conn':
-        if (handle) this.connHandler(message.conn, handle as Socket);
+        if (handle) this.connHandler(message.conn, socketFromHandle(handle, false));
         return;
       case 'peer':
         if (handle) this.peerHandler(message.key, handle as Socket);

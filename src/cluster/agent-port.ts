@@ -1,6 +1,7 @@
-import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { SharedPort } from './shared-port.js';
+import { socketFromHandle } from './socket-handle.js';
 import type { WorkerHandle } from './worker-handle.js';
 
 /**
@@ -61,7 +62,7 @@ export class AgentPort {
   /** `shared`: a connection worker `from` will not serve (at its share): its raw handle, unread, wrapped paused as this port's own listener would give it. */
   forwarded(from: WorkerHandle, handle: unknown): void {
     if (!handle) return;
-    this.onConnection(new Socket({ handle, readable: true, writable: true, pauseOnCreate: true } as ConstructorParameters<typeof Socket>[0]), from);
+    this.onConnection(socketFromHandle(handle, true), from);
   }
 
   /** Stops accepting (`shared`: the agent's copy; each worker closes its own when it drains). */

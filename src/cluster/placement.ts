@@ -129,17 +129,6 @@ export class Placement {
   }
 
   private handOff(w: WorkerHandle, socket: Socket): void {
-    const conn = this.nextConn++;
-    w.inflight++;
-    try {
-      w.child.send({ t: 'conn', conn }, socket, (err) => {
-        if (!err) return;
-        w.settleOne();
-        socket.destroy();
-      });
-    } catch {
-      w.settleOne();
-      socket.destroy();
-    }
+    w.handOver(this.nextConn++, socket);
   }
 }

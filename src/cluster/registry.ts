@@ -1,28 +1,27 @@
 import type { SessionInfo, WorkerStats, WorkerTotals } from './ipc-messages.js';
+import { ChannelSet } from '../channels/channel-set.js';
 
 /** Lifecycle of a worker as the agent sees it; a worker that exited leaves the registry. */
 export type WorkerState = 'starting' | 'ready' | 'draining';
 
 /**
  * One session, as its worker reported it. The agent holds one per session of every
- * worker, so it is kept small (#15): a class of fixed shape, and its channels as one
- * inline name plus a Set only from the second channel on (most sessions join one, and
- * a Set with its table costs ~200 bytes).
+ * worker, so it is kept small (#15): a class of fixed shape, and its channels inline
+ * (it is a ChannelSet: one name, a Set only from the second channel on).
  */
-export class SessionEntry implements SessionInfo {
+export class SessionEntry extends ChannelSet implements SessionInfo {
   readonly id: string;
   readonly remoteAddr: string;
   readonly user: string | null;
   readonly protocol: SessionInfo['protocol'];
   readonly connectedAt: number;
-  private first: string | null = null;
-  private more: Set<string> | null = null;
 
   constructor(
     info: SessionInfo,
     /** The registry key of the worker that holds it. */
     readonly worker: number
   ) {
+    super();
     this.id = info.id;
     this.remoteAddr = info.remoteAddr;
     this.user = info.user;
@@ -32,41 +31,7 @@ export class SessionEntry implements SessionInfo {
 
   /** The channels it is a member of (a fresh array). */
   get channels(): string[] {
-    const out = this.first === null ? [] : [this.first];
-    if (this.more !== null) out.push(...this.more);
-    return out;
-  }
-
-  has(channel: string): boolean {
-    return this.first === channel || (this.more?.has(channel) ?? false);
-  }
-
-  /** Adds `channel`; false when it was there already. */
-  add(channel: string): boolean {
-    if (this.has(channel)) return false;
-    if (this.first === null) this.first = channel;
-    else (this.more ??= new Set()).add(channel);
-    return true;
-  }
-
-  /** Removes `channel`; false when it was not there. */
-  delete(channel: string): boolean {
-    if (this.first === channel) {
-      this.first = null;
-      if (this.more !== null) {
-        // Keep the inline slot filled while there are channels, so `more` empties first.
-        const next = this.more.values().next();
-        if (next.done !== true) {
-          this.first = next.value;
-          this.more.delete(next.value);
-        }
-        if (this.more.size === 0) this.more = null;
-      }
-      return true;
-    }
-    if (this.more === null || !this.more.delete(channel)) return false;
-    if (this.more.size === 0) this.more = null;
-    return true;
+    return this.toArray();
   }
 }
 

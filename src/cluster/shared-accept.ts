@@ -1,6 +1,19 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { NativeHandle } from './shared-port.js';
 
+/** An accepted socket before its first request: its SharedAccept, for the one shared close listener (no closure per socket, #15). */
+const SHARED_ACCEPT = Symbol('zenconn.sharedAccept');
+type Unsettled = Socket & { [SHARED_ACCEPT]?: SharedAccept };
+
+function onUnsettledClose(this: Unsettled): void {
+  this[SHARED_ACCEPT]?.settled(this);
+}
+
+/** A socket's error listener until the HTTP server takes it over: drop the connection. */
+function destroyOnError(this: Socket): void {
+  this.destroy();
+}
+
 export interface SharedAcceptOptions {
   /** Connections this worker takes from the shared port before it sends the next ones to the agent (0 = no limit). */
   share: number;
@@ -49,6 +62,7 @@ export class SharedAccept {
   /** The connection made its first request (or upgrade): a drain need not wait for it. */
   settled(socket: Socket): void {
     if (!this.unsettled.delete(socket)) return;
+    socket.removeListener('close', onUnsettledClose);
     if (this.unsettled.size === 0) for (const w of this.settleWaiters.splice(0)) w();
   }
 
@@ -72,14 +86,15 @@ export class SharedAccept {
   }
 
   private onConnection(socket: Socket): void {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (this.o.share > 0 && this.o.open() >= this.o.share) {
       this.forwarded++;
       this.o.forward(socket);
       return;
     }
     this.unsettled.add(socket);
-    socket.once('close', () => this.settled(socket));
+    (socket as Unsettled)[SHARED_ACCEPT] = this;
+    socket.on('close', onUnsettledClose);
     this.o.accept(socket);
   }
 }

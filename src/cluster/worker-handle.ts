@@ -1,9 +1,11 @@
 import type { Position } from '../protocol/frames.js';
 import type { ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { IpcBatcher } from './ipc-batcher.js';
 import type { AgentItem } from './ipc-messages.js';
 import type { WorkerState } from './registry.js';
 import type { RouteTarget } from './bus-router.js';
+import { sendSocketHandle } from './socket-handle.js';
 
 /** Batches to one worker not yet written to its pipe above which deliveries to it are dropped. */
 export const MAX_UNSENT_TO_WORKER_BATCHES = 4096;
@@ -72,6 +74,12 @@ export class WorkerHandle implements RouteTarget {
   markReady(): void {
     this.state = 'ready';
     for (const w of this.readyWaiters.splice(0)) w(true);
+  }
+
+  /** Hands connection `conn` over (its raw handle, socket-handle.ts); it counts in `inflight` until it settles. */
+  handOver(conn: number, socket: Socket): void {
+    this.inflight++;
+    sendSocketHandle(this.child.send.bind(this.child), { t: 'conn', conn }, socket, () => this.settleOne());
   }
 
   /** One handed-over connection settled (or never got there). */

@@ -60,7 +60,7 @@ export async function runWorker(): Promise<void> {
     sessionOpened: (s) => {
       link.send({
         t: 'open',
-        session: { id: s.id, remoteAddr: s.init.remoteAddr, user: s.userId, protocol: s.protocol, connectedAt: s.connectedAt.getTime() }
+        session: { id: s.id, remoteAddr: s.init.remoteAddr, user: s.userId, protocol: s.protocol, connectedAt: s.connectedAtMs }
       });
       // Which upgrading socket it was does not matter for the count: each settles once.
       for (const settle of upgrading) {
@@ -204,15 +204,18 @@ export async function runWorker(): Promise<void> {
   };
   link.onConnection((conn, socket) => {
     let settled = false;
+    const onClose = (): void => settle(true);
     const settle = (prompt: boolean): void => {
       if (settled) return;
       settled = true;
       pendingConns.delete(socket);
       upgrading.delete(settle);
+      // Once settled, nothing here is needed for the socket's life: no listener keeps these closures (#15).
+      socket.removeListener('close', onClose);
       link.send({ t: 'settled', conn }, prompt ? 'prompt' : 'registry');
     };
     pendingConns.set(socket, settle);
-    socket.once('close', () => settle(true));
+    socket.once('close', onClose);
     if (stopping || !started) {
       socket.destroy();
       return;

@@ -44,6 +44,21 @@ export interface AdmissionOptions {
 
 const LOG_EVERY_MS = 10_000;
 
+/**
+ * What a counted socket carries for its one shared close listener (`onCountedClose`):
+ * no closure per socket, which held ~200 bytes for a session's whole life (#15).
+ */
+const ADMISSION = Symbol('zenconn.admission');
+/** Counted as open (connectionOpened). */
+const OPEN = Symbol('zenconn.admission.open');
+/** Counted against this client address (admitUpgrade). */
+const UPGRADE_ADDR = Symbol('zenconn.admission.addr');
+type Counted = Duplex & { [ADMISSION]?: Admission; [OPEN]?: boolean; [UPGRADE_ADDR]?: string };
+
+function onCountedClose(this: Counted): void {
+  this[ADMISSION]!.released(this[OPEN] === true, this[UPGRADE_ADDR]);
+}
+
 interface Bucket {
   tokens: number;
   at: number;
@@ -75,7 +90,7 @@ export class Admission {
   /** A connection arrived (the server's 'connection'): counted until it closes; over the cap it is marked. */
   connectionOpened(socket: Socket): void {
     this.open++;
-    socket.once('close', () => this.open--);
+    this.watch(socket)[OPEN] = true;
     if (this.o.maxConnections > 0 && this.open > this.o.maxConnections) this.over.add(socket);
   }
 
@@ -103,12 +118,27 @@ export class Admission {
       return { status: 429, body: '{"error":"too many connections from this address"}', headers: { 'Retry-After': '1' } };
     }
     this.upgrades.set(addr, n + 1);
-    socket.once('close', () => {
-      const left = (this.upgrades.get(addr) ?? 1) - 1;
-      if (left <= 0) this.upgrades.delete(addr);
-      else this.upgrades.set(addr, left);
-    });
+    this.watch(socket)[UPGRADE_ADDR] = addr;
     return null;
+  }
+
+  /** Gives `socket` the shared close listener once. */
+  private watch(socket: Duplex): Counted {
+    const counted = socket as Counted;
+    if (counted[ADMISSION] === undefined) {
+      counted[ADMISSION] = this;
+      socket.on('close', onCountedClose);
+    }
+    return counted;
+  }
+
+  /** A counted socket closed: it leaves the open count and its address's count. */
+  released(open: boolean, addr: string | undefined): void {
+    if (open) this.open--;
+    if (addr === undefined) return;
+    const left = (this.upgrades.get(addr) ?? 1) - 1;
+    if (left <= 0) this.upgrades.delete(addr);
+    else this.upgrades.set(addr, left);
   }
 
   /** A request's headers or body did not arrive in time (answered 408 by the server): counted. */

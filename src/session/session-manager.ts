@@ -11,7 +11,7 @@ import { InvalidTokenError, type TokenVerifier } from '../auth/tokens.js';
 import { RefreshReason } from '../protocol/frames.js';
 import { CorkScheduler } from './cork-scheduler.js';
 import { ExpirySchedule } from './expiry-schedule.js';
-import { Session, type SessionInit, type SessionLimits } from './session.js';
+import { Session, type SessionInit, type SessionLimits, type SessionShared } from './session.js';
 import type { PresenceSource } from '../channels/presence.js';
 import { answerPresence } from './presence-request.js';
 import { SessionCounters } from './session-counters.js';
@@ -64,8 +64,21 @@ export class SessionManager {
   /** Token expiries of every session with an `exp`, behind one timer. */
   private readonly expiries = new ExpirySchedule<Session>((s) => s.close(CloseCode.TOKEN_EXPIRED, 'token expired'));
 
+  /** What every session references: the transport, the scheduler, the limits and where its events go. */
+  private readonly shared: SessionShared;
+
   constructor(options: SessionManagerOptions) {
     this.o = options;
+    this.shared = {
+      transport: options.transport,
+      scheduler: this.scheduler,
+      limits: options.limits,
+      events: {
+        message: (session, data, isBinary) => this.onMessage(session, data, isBinary),
+        replay: (session, data, isBinary) => this.handle(session, data, isBinary),
+        closed: (session, code) => this.onClose(session, code)
+      }
+    };
   }
 
   /** Sessions waiting for their token to expire (a closed session is never among them). */
@@ -87,15 +100,7 @@ export class SessionManager {
   /** Takes an accepted connection: the first frame it gets is `accepted`. */
   accept(conn: Connection, init: SessionInit): Session {
     const { hub, audit } = this.o;
-    const session = new Session(conn, init, this.o.transport, this.scheduler, this.o.limits);
-    session.replay = (data, isBinary) => this.handle(session, data, isBinary);
-    conn.setHandler({
-      onMessage: (data, isBinary) => this.onMessage(session, data, isBinary),
-      onActivity: () => {
-        session.lastActivity = performance.now();
-      },
-      onClose: (code) => this.onClose(session, code)
-    });
+    const session = new Session(conn, init, this.shared);
     hub.add(session);
     this.counters.opened++;
     this.scheduleExpiry(session, init.identity);
@@ -268,7 +273,7 @@ export class SessionManager {
       bodyBytesSent: session.bytesOut,
       referer: init.referer,
       userAgent: init.userAgent,
-      durationMs: Number(process.hrtime.bigint() - session.startedAtNs) / 1e6
+      durationMs: performance.now() - session.startedAt
     });
     if (this.size === 0) for (const w of this.closeWaiters) w();
   }

@@ -1,4 +1,4 @@
-import type { Connection, PreparedFrame, Transport } from '../transport/transport.js';
+import type { Connection, ConnectionHandler, PreparedFrame, Transport } from '../transport/transport.js';
 import type { Codec } from '../protocol/codec.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Identity } from '../auth/grants.js';
@@ -7,6 +7,7 @@ import { CloseCode } from '../errors.js';
 import type { CorkScheduler, Corkable } from './cork-scheduler.js';
 import { RateLimiter } from './rate-limiter.js';
 import type { ChannelMember } from '../channels/member.js';
+import { ChannelSet } from '../channels/channel-set.js';
 
 /** Lifecycle of a session. */
 export type SessionState = 'open' | 'closing' | 'closed';
@@ -35,19 +36,41 @@ export interface SessionInit {
   referer: string | null;
 }
 
+/** Where a session's connection events go (the session manager): one object for all sessions. */
+export interface SessionEvents {
+  /** An inbound frame (its activity already noted). */
+  message(session: Session, data: Buffer, isBinary: boolean): void;
+  /** A frame deferred while the session was held, now handled (see `release`). */
+  replay(session: Session, data: Buffer, isBinary: boolean): void;
+  /** The connection closed (once). */
+  closed(session: Session, code: number): void;
+}
+
+/** What every session of one manager shares: one reference per session rather than one each. */
+export interface SessionShared {
+  transport: Transport;
+  scheduler: CorkScheduler;
+  limits: SessionLimits;
+  events: SessionEvents;
+}
+
 /**
  * One WebSocket session: its identity, codec, subscriptions, counters, rate limit and
- * outbound path. It knows nothing of channels or other sessions; the hub does.
+ * outbound path. It knows nothing of channels or other sessions; the hub does. It is
+ * its connection's handler and passes the events on to the shared `SessionEvents`, so a
+ * session costs no closures (#15, memory per session).
  */
-export class Session implements Corkable, ChannelMember {
+export class Session implements Corkable, ChannelMember, ConnectionHandler {
   readonly id: string;
   readonly codec: Codec;
   readonly protocol: ProtocolName;
   readonly init: SessionInit;
-  readonly connectedAt = new Date();
-  readonly startedAtNs = process.hrtime.bigint();
+  /** Wall-clock ms at accept (a number: a `Date` per session costs ~80 bytes more). */
+  readonly connectedAtMs = Date.now();
+  /** Performance-clock ms at accept, for the duration (monotonic, unlike the wall clock). */
+  readonly startedAt = performance.now();
   /** Channels this session is subscribed to. */
-  readonly channels = new Set<string>();
+  readonly channels = new ChannelSet();
   state: SessionState = 'open';
   bytesIn = 0;
   bytesOut = 0;
@@ -59,14 +82,12 @@ export class Session implements Corkable, ChannelMember {
   closeCode: number | null = null;
   /** The channel whose subscription the bus is confirming (see `hold`); null = none. */
   subscribing: string | null = null;
-  /** Handles a deferred inbound frame when the session is released (set by the session manager). */
-  replay: ((data: Buffer, isBinary: boolean) => void) | null = null;
   private corked = false;
   /** Outbound frames held while a subscription is confirmed; null = not holding. */
   private held: PreparedFrame[] | null = null;
   private heldBytes = 0;
-  /** Inbound frames that arrived while holding, handled in order on release. */
-  private inbox: Array<{ data: Buffer; isBinary: boolean }> = [];
+  /** Inbound frames that arrived while holding, handled in order on release; null = none yet. */
+  private inbox: Array<{ data: Buffer; isBinary: boolean }> | null = null;
   private inboxBytes = 0;
   private limiter: RateLimiter | null;
   /** Who the session is: from the upgrade's token, replaced by each accepted `refresh`. */
@@ -75,9 +96,7 @@ export class Session implements Corkable, ChannelMember {
   constructor(
     readonly conn: Connection,
     init: SessionInit,
-    private readonly transport: Transport,
-    private readonly scheduler: CorkScheduler,
-    private readonly limits: SessionLimits
+    private readonly shared: SessionShared
   ) {
     this.id = init.id;
     this.current = init.identity;
@@ -85,7 +104,26 @@ export class Session implements Corkable, ChannelMember {
     this.protocol = init.codec.name;
     this.init = init;
     // A holder of `publish` is a trusted publisher (an app backend): not rate-limited.
-    this.limiter = init.identity.grants.has('publish') ? null : new RateLimiter(limits.rateLimitPerSec, limits.rateLimitBurst);
+    this.limiter = init.identity.grants.has('publish') ? null : new RateLimiter(shared.limits.rateLimitPerSec, shared.limits.rateLimitBurst);
+    conn.setHandler(this);
+  }
+
+  /** When the session was accepted (wall clock). */
+  get connectedAt(): Date {
+    return new Date(this.connectedAtMs);
+  }
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.shared.events.message(this, data, isBinary);
+  }
+
+  /** Any inbound traffic, pongs included: the idle sweep reads it. */
+  onActivity(): void {
+    this.lastActivity = performance.now();
+  }
+
+  onClose(code: number): void {
+    this.shared.events.closed(this, code);
   }
 
   get identity(): Identity {
@@ -104,20 +142,20 @@ export class Session implements Corkable, ChannelMember {
     this.current = identity;
     const exempt = identity.grants.has('publish');
     if (exempt) this.limiter = null;
-    else this.limiter ??= new RateLimiter(this.limits.rateLimitPerSec, this.limits.rateLimitBurst);
+    else this.limiter ??= new RateLimiter(this.shared.limits.rateLimitPerSec, this.shared.limits.rateLimitBurst);
   }
 
   /** Takes a rate-limit token; false (and maybe a 1008 close) when over the limit. */
   admit(): boolean {
     if (this.limiter === null || this.limiter.take()) return true;
-    if (this.limiter.rejectedInRow >= this.limits.rateLimitMaxRejected) this.close(CloseCode.POLICY, 'rate limit exceeded');
+    if (this.limiter.rejectedInRow >= this.shared.limits.rateLimitMaxRejected) this.close(CloseCode.POLICY, 'rate limit exceeded');
     return false;
   }
 
   /** Encodes and sends one frame to this session alone. */
   send(frame: ServerFrame): void {
     if (this.state !== 'open') return;
-    this.write(this.transport.prepare(this.codec.encode(frame), this.codec.binary));
+    this.write(this.shared.transport.prepare(this.codec.encode(frame), this.codec.binary));
   }
 
   /**
@@ -135,12 +173,12 @@ export class Session implements Corkable, ChannelMember {
     if (!this.corked) {
       this.corked = true;
       this.conn.cork();
-      this.scheduler.schedule(this);
+      this.shared.scheduler.schedule(this);
     }
     this.conn.send(frame);
     this.bytesOut += frame.length;
     this.messagesOut++;
-    if (this.conn.bufferedAmount > this.limits.maxBufferedBytes) this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
+    if (this.conn.bufferedAmount > this.shared.limits.maxBufferedBytes) this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
   }
 
   /** Whether frames are held (a subscription is being confirmed). */
@@ -159,7 +197,7 @@ export class Session implements Corkable, ChannelMember {
 
   /** Keeps an inbound frame that arrived while holding, for `release`. */
   defer(data: Buffer, isBinary: boolean): void {
-    this.inbox.push({ data, isBinary });
+    (this.inbox ??= []).push({ data, isBinary });
     this.inboxBytes += data.length;
     this.checkHeld();
   }
@@ -175,15 +213,16 @@ export class Session implements Corkable, ChannelMember {
     this.heldBytes = 0;
     first();
     for (const frame of held) this.write(frame);
-    while (this.held === null && this.state === 'open' && this.inbox.length > 0) {
-      const m = this.inbox.shift()!;
+    const inbox = this.inbox;
+    while (inbox !== null && this.held === null && this.state === 'open' && inbox.length > 0) {
+      const m = inbox.shift()!;
       this.inboxBytes -= m.data.length;
-      this.replay?.(m.data, m.isBinary);
+      this.shared.events.replay(this, m.data, m.isBinary);
     }
   }
 
   private checkHeld(): void {
-    if (this.heldBytes + this.inboxBytes + this.conn.bufferedAmount > this.limits.maxBufferedBytes) {
+    if (this.heldBytes + this.inboxBytes + this.conn.bufferedAmount > this.shared.limits.maxBufferedBytes) {
       this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer');
     }
   }
@@ -193,7 +232,7 @@ export class Session implements Corkable, ChannelMember {
    * CorkScheduler.scheduleFirst): its answers reach it before the fan-out's frames go out.
    */
   expedite(): void {
-    if (this.corked) this.scheduler.scheduleFirst(this);
+    if (this.corked) this.shared.scheduler.scheduleFirst(this);
   }
 
   uncorkNow(): void {
@@ -208,7 +247,8 @@ export class Session implements Corkable, ChannelMember {
     this.state = 'closing';
     this.closeCode = code;
     this.held = null;
-    this.inbox = [];
+    this.inbox = null;
+    this.inboxBytes = 0;
     if (this.corked) this.uncorkNow();
     this.conn.close(code, reason);
   }

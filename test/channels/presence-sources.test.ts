@@ -1,4 +1,5 @@
 /** The presence sources at their bound, and the hub's member tracking for the Redis hash, without sockets. */
+import { ChannelSet } from '../../src/channels/channel-set.js';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodesCache } from '../../src/bus/redis-nodes-cache.js';
@@ -19,7 +20,7 @@ function member(id: string, channels: string[], state: 'open' | 'closed' = 'open
     userId: `u-${id}`,
     codec: jsonCodec,
     state,
-    channels: new Set(channels),
+    channels: ChannelSet.of(channels),
     subscribing: null,
     send: () => undefined,
     write: () => undefined,

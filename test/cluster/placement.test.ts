@@ -5,18 +5,21 @@ import { Placement, MAX_WAITING_SOCKETS } from '../../src/cluster/placement.js';
 import type { WorkerHandle } from '../../src/cluster/worker-handle.js';
 import { workerShare } from '../../src/cluster/shared-accept.js';
 
-/** A worker as placement sees it: state, load, and a child that records the handed-over connections. */
+/** A worker as placement sees it: state, load, and the connections handed over to it. */
 function worker(key: number, state: WorkerHandle['state'] = 'ready'): WorkerHandle & { conns: number[] } {
   const conns: number[] = [];
-  const child = {
-    connected: true,
-    send: (message: { conn: number }, _socket: Socket, cb: (err: Error | null) => void) => {
-      conns.push(message.conn);
-      cb(null);
-      return true;
+  const h = {
+    key,
+    state,
+    inflight: 0,
+    child: { connected: true },
+    conns,
+    handOver(conn: number, _socket: Socket): void {
+      conns.push(conn);
+      h.inflight++;
     }
   };
-  return { key, state, inflight: 0, child, conns } as unknown as WorkerHandle & { conns: number[] };
+  return h as unknown as WorkerHandle & { conns: number[] };
 }
 
 describe('Placement (which worker gets a connection)', () => {

@@ -1,3 +1,4 @@
+import { ChannelSet } from '../../src/channels/channel-set.js';
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -38,7 +39,7 @@ function hubWithMembers(bus: IpcBus): { hub: Hub; written: number } {
       id: `s${i}`,
       state: 'open',
       codec,
-      channels: new Set(['room']),
+      channels: ChannelSet.of(['room']),
       write: () => state.written++
     } as unknown as ChannelMember;
     hub.channels.set('room', (hub.channels.get('room') ?? new Set()).add(member));

@@ -103,7 +103,7 @@ describe('flood limits', () => {
   test('the handshake bucket refills at its rate, and the map of addresses stays bounded', () => {
     let now = 0;
     const a = new Admission({ maxConnections: 0, maxConnectionsPerIp: 0, handshakeRatePerIp: 2, handshakeBurstPerIp: 2, logger: pino({ level: 'silent' }), maxTrackedAddresses: 100, now: () => now });
-    const socket = (): Socket => ({ once: () => undefined }) as unknown as Socket;
+    const socket = (): Socket => ({ on: () => undefined }) as unknown as Socket;
     assert.equal(a.admitUpgrade(socket(), 'x'), null);
     assert.equal(a.admitUpgrade(socket(), 'x'), null);
     assert.equal(a.admitUpgrade(socket(), 'x')?.status, 429);
