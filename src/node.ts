@@ -294,7 +294,7 @@ export class ZenNode {
       const port = this.opts.port ?? c.port;
       await new Promise<void>((resolve, reject) => {
         this.server.once('error', reject);
-        this.server.listen(port, c.host, () => {
+        this.server.listen({ port, host: c.host, backlog: c.listenBacklog }, () => {
           this.server.off('error', reject);
           resolve();
         });

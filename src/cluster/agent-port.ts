@@ -31,7 +31,7 @@ export class AgentPort {
   }
 
   /** Opens the port for connections once every worker is ready: `agent` listens, `shared` gives the socket to each worker. */
-  async open(host: string, port: number, workers: Iterable<WorkerHandle>): Promise<AddressInfo> {
+  async open(host: string, port: number, backlog: number, workers: Iterable<WorkerHandle>): Promise<AddressInfo> {
     if (this.shared !== null) {
       for (const h of workers) this.share(h);
       return this.shared.address;
@@ -40,7 +40,7 @@ export class AgentPort {
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => {
+      server.listen({ port, host, backlog }, () => {
         server.off('error', reject);
         resolve();
       });

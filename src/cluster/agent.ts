@@ -198,7 +198,7 @@ export class Agent {
     try {
       this.boundPort = this.port.bindEarly(c.host, c.port);
       await this.supervisor.startAll();
-      address = await this.port.open(c.host, c.port, this.supervisor.workers());
+      address = await this.port.open(c.host, c.port, c.listenBacklog, this.supervisor.workers());
       if (c.metricsPort) this.metricsListener = await startMetricsListener(c.metricsHost, c.metricsPort, () => this.metrics.scrape());
       const controlPath = controlSocketPath(c);
       if (controlPath !== null) this.control = await startControlSocket(controlPath, async (query) => this.answer(query), this.logger);

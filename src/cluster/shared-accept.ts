@@ -23,6 +23,8 @@ export interface SharedAcceptOptions {
   accept: (socket: Socket) => void;
   /** Sends a connection, paused and unread, to the agent to place (this worker is at its share). */
   forward: (socket: Socket) => void;
+  /** The listen backlog (`--listen-backlog`): the last worker to listen sets it for the shared socket. */
+  backlog: number;
   /** Where a failure of the listener is reported. */
   onError: (err: Error) => void;
 }
@@ -56,7 +58,7 @@ export class SharedAccept {
     const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
     server.on('error', (err) => this.o.onError(err));
     this.server = server;
-    server.listen(handle as Parameters<Server['listen']>[0]);
+    server.listen(handle as Parameters<Server['listen']>[0], this.o.backlog);
   }
 
   /** The connection made its first request (or upgrade): a drain need not wait for it. */

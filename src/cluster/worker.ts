@@ -94,6 +94,7 @@ export async function runWorker(): Promise<void> {
     config.accept === 'shared'
       ? new SharedAccept({
           share: share ?? 0,
+          backlog: config.listenBacklog,
           open: () => node.admission.connections,
           accept: (socket) => node.acceptConnection(socket),
           forward: (socket) => link.forward(socket),

@@ -99,6 +99,12 @@ export interface Config {
   trustProxy: string | null;
   /** Largest HTTP API request body; `POST /api/broadcast` also takes no more than maxPayloadBytes. Default 1048576. */
   maxHttpBodyBytes: number;
+  /**
+   * Connections the kernel queues for `accept` on the public port (the listen backlog;
+   * Linux caps it at `net.core.somaxconn`). Beyond it a new connection's SYN is dropped
+   * and its client retries after a second or more. Default 4096.
+   */
+  listenBacklog: number;
   /** Open connections of a process; under an agent, also of all its workers together (0 = no cap). Default 50000. */
   maxConnections: number;
   /** WebSocket connections (open or in their handshake) per client address, per process (0 = no cap). Default 10000. */
@@ -245,6 +251,7 @@ export const OPTIONS: Record<keyof Config, OptionSpec> = {
     doc: 'proxies trusted in X-Forwarded-For: addresses, CIDRs, loopback, linklocal, uniquelocal (comma-separated) or a hop count; the flag alone = loopback'
   },
   maxHttpBodyBytes: { type: 'integer', default: 1048576, min: 1, max: 104857600, doc: 'largest HTTP API request body (the API takes no more than --max-payload-bytes either)' },
+  listenBacklog: { type: 'integer', default: 4096, min: 1, max: 65535, doc: 'connections the kernel queues for accept on the public port (capped at net.core.somaxconn); beyond it a SYN is dropped and the client retries after 1 s or more' },
   maxConnections: { type: 'integer', default: 50000, min: 0, max: 10000000, doc: 'open connections of a process, and of an agent with all its workers; over it 503 (0 = no cap)' },
   maxConnectionsPerIp: { type: 'integer', default: 10000, min: 0, max: 10000000, doc: 'WebSocket connections per client address (per process); over it 429 (0 = no cap)' },
   handshakeRatePerIp: { type: 'integer', default: 1000, min: 0, max: 10000000, doc: 'WebSocket handshakes/s per client address (per process); over it 429 (0 = no limit)' },
