@@ -25,7 +25,7 @@ export type ToScaleClient =
 
 /** Scale client → parent. */
 export type FromScaleClient =
-  | { ev: 'connected'; ok: number; failed: number; firstError?: string; ms: number }
+  | { ev: 'connected'; ok: number; failed: number; firstError?: string; ms: number; /** Each session's connect → subscribed (or accepted), ms, in completion order. */ latencies: number[] }
   | { ev: 'armed' }
   | { ev: 'delivered'; seq: number; count: number; lastAt: number }
   | { ev: 'counted'; complete: boolean; counts: number[]; lastAt: number[]; droppedByServer: number }
@@ -55,9 +55,11 @@ async function connectAll(message: Extract<ToScaleClient, { cmd: 'connect' }>): 
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
+  const latencies: number[] = [];
   const lane = async (): Promise<void> => {
     while (next < message.count) {
       next++;
+      const began = performance.now();
       try {
         let closed = false;
         const subscriber = await connectSubscriber({
@@ -89,6 +91,7 @@ async function connectAll(message: Extract<ToScaleClient, { cmd: 'connect' }>): 
           onUnexpected: () => {}
         });
         subscribers.push(subscriber);
+        latencies.push(Math.round((performance.now() - began) * 10) / 10);
         open++;
       } catch (err) {
         failed++;
@@ -97,7 +100,7 @@ async function connectAll(message: Extract<ToScaleClient, { cmd: 'connect' }>): 
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(message.concurrency, message.count)) }, lane));
-  send({ ev: 'connected', ok: subscribers.length, failed, ms: performance.now() - started, ...(firstError === undefined ? {} : { firstError }) });
+  send({ ev: 'connected', ok: subscribers.length, failed, ms: performance.now() - started, latencies, ...(firstError === undefined ? {} : { firstError }) });
 }
 
 function report(complete: boolean): void {

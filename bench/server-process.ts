@@ -3,10 +3,13 @@
  * it prints when ready, stop it. Every server the bench runs (zenconn, the reference
  * servers, anything a row needs beside them) goes through here.
  *
+ * `BENCH_SERVER_LOG=FILE` appends every server's whole output to FILE as well.
+ *
  * Each child gets its own process group, so stopping it also stops whatever it forked
  * (an agent's workers): SIGTERM to the group, then SIGKILL after `stopTimeoutMs`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import type { Target } from './client-protocols.js';
 
 /** What zenconn and both reference servers print when ready. */
@@ -77,7 +80,10 @@ export class ServerProcess {
     });
     let tail = '';
     let server: ServerProcess | undefined;
+    // BENCH_SERVER_LOG=FILE: every server's whole output is appended there too (to read a run's logs afterwards).
+    const logFile = process.env.BENCH_SERVER_LOG;
     const keep = (chunk: Buffer): void => {
+      if (logFile !== undefined) appendFileSync(logFile, chunk);
       tail = (tail + chunk.toString()).slice(-TAIL_BYTES);
       if (server !== undefined) server.tail = tail;
     };

@@ -75,6 +75,8 @@ export class Supervisor {
   private readonly slots: Array<WorkerHandle | null>;
   private readonly crashes: Array<{ consecutive: number; timer: NodeJS.Timeout | null }>;
   private nextKey = 1;
+  /** When the watchdog last looked (0: not yet). */
+  private lastWatchAt = 0;
   private reloading: Promise<void> | null = null;
   private startupFailure: ((err: Error) => void) | null = null;
 
@@ -147,10 +149,20 @@ export class Supervisor {
     await Promise.all([...this.handles.values()].map((h) => this.retire(h, deadline)));
   }
 
-  /** The watchdog: kills workers whose heartbeat stopped (a blocked event loop, a stopped process). */
-  watch(): void {
-    const now = Date.now();
+  /**
+   * The watchdog: kills workers whose heartbeat stopped (a blocked event loop, a stopped
+   * process). Silence counts only while the agent was looking: a tick that comes late
+   * means the agent's own loop was held up (a long turn, a stopped process, a starved
+   * machine), and what the workers sent meanwhile is still unread in the pipes (timers run
+   * before I/O), so the late part is not held against them. Without this, an agent held up
+   * for the timeout killed every worker at once (seen during the close of 100,000 sessions).
+   */
+  watch(now = Date.now()): void {
+    const interval = statsIntervalMs(this.config.workerHeartbeatTimeoutMs);
+    const late = this.lastWatchAt === 0 ? 0 : now - this.lastWatchAt - interval;
+    this.lastWatchAt = now;
     for (const h of this.handles.values()) {
+      if (late > interval) h.lastSeen = Math.min(now, h.lastSeen + late);
       const limit = h.state === 'starting' ? Math.max(STARTUP_SILENCE_MS, this.config.workerHeartbeatTimeoutMs) : this.config.workerHeartbeatTimeoutMs;
       if (h.killed || now - h.lastSeen <= limit) continue;
       h.killed = true;

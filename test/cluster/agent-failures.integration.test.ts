@@ -1,4 +1,5 @@
 import { test, describe } from 'node:test';
+import { readFileSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { TestClient } from '../helpers/client.js';
 import { makeToken } from '../helpers/tokens.js';
@@ -105,6 +106,31 @@ describe('zenconn agent: workers that die', () => {
       assert.match(agent.zen.stderr(), /worker heartbeat stopped; killing it/);
       const c = await TestClient.connect(agent.port);
       c.ws.terminate();
+    } finally {
+      await agent.cleanup();
+    }
+  });
+
+  test('an agent that was itself held up (SIGSTOP) longer than the heartbeat timeout kills no worker when it resumes', async () => {
+    const agent = await startAgent(['--workers', '2', '--worker-heartbeat-timeout-ms', '1000']);
+    try {
+      const before = (await agent.workers()).map((w) => w.pid).sort();
+      const pid = agent.zen.child.pid!;
+      process.kill(pid, 'SIGSTOP');
+      const stoppedAt = Date.now();
+      try {
+        await waitFor('the agent stopped', () => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.startsWith('T'));
+        // What is under test is a span of time: the agent misses 3 heartbeat timeouts' worth of its workers' reports.
+        await waitFor('three heartbeat timeouts to pass', () => Date.now() - stoppedAt > 3000, 10_000, 50);
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      // Its first watchdog tick comes before it reads the pipes; then two answers later, ticks have run.
+      await agent.workers();
+      await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready'), 5000);
+      assert.deepEqual((await agent.workers()).map((w) => w.pid).sort(), before);
+      assert.doesNotMatch(agent.zen.stderr(), /worker heartbeat stopped; killing it/);
+      assert.ok(before.every(alive));
     } finally {
       await agent.cleanup();
     }
