@@ -2,6 +2,10 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { Logger } from 'pino';
 import { SharedPort } from './shared-port.js';
 import { socketFromHandle } from './socket-handle.js';
+import { withTimeout } from '../timeout.js';
+
+/** How long `open` waits for the first worker to listen on the shared socket before it says so and goes on. */
+const FIRST_LISTEN_TIMEOUT_MS = 10_000;
 import type { WorkerHandle } from './worker-handle.js';
 
 /**
@@ -17,6 +21,9 @@ export class AgentPort {
   private server: Server | null = null;
   private shared: SharedPort | null = null;
 
+  /** Resolves `open`'s wait for the first worker to listen (`shared`). */
+  private onFirstListening: (() => void) | null = null;
+
   constructor(
     private readonly mode: 'agent' | 'shared',
     private readonly onConnection: (socket: Socket, from: WorkerHandle | null) => void,
@@ -30,10 +37,16 @@ export class AgentPort {
     return this.shared.address.port;
   }
 
-  /** Opens the port for connections once every worker is ready: `agent` listens, `shared` gives the socket to each worker. */
+  /**
+   * Opens the port for connections once every worker is ready: `agent` listens, `shared`
+   * gives the socket to each worker and resolves once one of them listens on it (until
+   * then the bound socket refuses connections), or after FIRST_LISTEN_TIMEOUT_MS.
+   */
   async open(host: string, port: number, backlog: number, workers: Iterable<WorkerHandle>): Promise<AddressInfo> {
     if (this.shared !== null) {
+      const listening = new Promise<void>((resolve) => (this.onFirstListening = resolve));
       for (const h of workers) this.share(h);
+      await withTimeout(listening, FIRST_LISTEN_TIMEOUT_MS, 'a worker listening on the shared port').catch((err: unknown) => this.logger.error({ err }, 'no worker listens on the shared port yet'));
       return this.shared.address;
     }
     const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket, null));
@@ -57,6 +70,12 @@ export class AgentPort {
     } catch (err) {
       this.logger.error({ err, slot: h.slot }, 'could not give the shared port to a worker');
     }
+  }
+
+  /** `shared`: a worker says it listens on the socket now. */
+  workerListening(): void {
+    this.onFirstListening?.();
+    this.onFirstListening = null;
   }
 
   /** `shared`: a connection worker `from` will not serve (at its share): its raw handle, unread, wrapped paused as this port's own listener would give it. */

@@ -355,6 +355,9 @@ export class Agent {
         h.serverId = item.serverId;
         this.registry.setServerId(h.key, item.serverId);
         return;
+      case 'listening':
+        this.port.workerListening();
+        return;
       case 'ready':
         if (h.state !== 'starting') return;
         h.markReady();

@@ -91,6 +91,8 @@ export type WorkerItem =
   | { t: 'hello'; serverId: string; pid: number }
   /** The node is listening (on its direct port, if any) and takes connections. */
   | { t: 'ready'; port: number | null }
+  /** `--accept shared`: it listens on the agent's socket now (sent once per `listen`). */
+  | { t: 'listening' }
   /** With `--bus`: a channel message for the other nodes (`payload` is a v8-serialized `BusMessage`); the workers got it directly. */
   | { t: 'publish'; channel: string; payload: Uint8Array }
   /** An event on a channel (not `*`) for the agent to sequence and route to every worker with members, this one included (agent-sequencer.ts). */

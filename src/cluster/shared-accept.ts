@@ -52,13 +52,13 @@ export class SharedAccept {
 
   constructor(private readonly o: SharedAcceptOptions) {}
 
-  /** Listens on the agent's shared handle (a second `listen` while listening is ignored). */
-  listen(handle: NativeHandle): void {
+  /** Listens on the agent's shared handle, then `onListening` (a second `listen` while listening is ignored). */
+  listen(handle: NativeHandle, onListening: () => void = () => undefined): void {
     if (this.server !== null) return;
     const server = createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
     server.on('error', (err) => this.o.onError(err));
     this.server = server;
-    server.listen(handle as Parameters<Server['listen']>[0], this.o.backlog);
+    server.listen(handle as Parameters<Server['listen']>[0], this.o.backlog, onListening);
   }
 
   /** The connection made its first request (or upgrade): a drain need not wait for it. */

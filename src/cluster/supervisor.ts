@@ -161,6 +161,7 @@ export class Supervisor {
     const interval = statsIntervalMs(this.config.workerHeartbeatTimeoutMs);
     const late = this.lastWatchAt === 0 ? 0 : now - this.lastWatchAt - interval;
     this.lastWatchAt = now;
+    if (late > interval) this.logger.warn({ lateMs: late }, "the agent's own event loop was held up; its workers' silence meanwhile is not counted");
     for (const h of this.handles.values()) {
       if (late > interval) h.lastSeen = Math.min(now, h.lastSeen + late);
       const limit = h.state === 'starting' ? Math.max(STARTUP_SILENCE_MS, this.config.workerHeartbeatTimeoutMs) : this.config.workerHeartbeatTimeoutMs;

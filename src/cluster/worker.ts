@@ -225,7 +225,7 @@ export async function runWorker(): Promise<void> {
   });
 
   link.onListen((handle) => {
-    if (started && !stopping) shared?.listen(handle);
+    if (started && !stopping) shared?.listen(handle, () => link.send({ t: 'listening' }));
   });
 
   // Every worker alive says what it has members of before this one takes a connection.

@@ -130,6 +130,7 @@ describe('zenconn agent: workers that die', () => {
       await agent.waitWorkers((w) => w.length === 2 && w.every((x) => x.state === 'ready'), 5000);
       assert.deepEqual((await agent.workers()).map((w) => w.pid).sort(), before);
       assert.doesNotMatch(agent.zen.stderr(), /worker heartbeat stopped; killing it/);
+      assert.match(agent.zen.stderr() + agent.zen.stdout(), /the agent's own event loop was held up/);
       assert.ok(before.every(alive));
     } finally {
       await agent.cleanup();
