@@ -3,10 +3,10 @@ import type { Logger } from 'pino';
 import { SharedPort } from './shared-port.js';
 import { socketFromHandle } from './socket-handle.js';
 import { withTimeout } from '../timeout.js';
+import type { WorkerHandle } from './worker-handle.js';
 
 /** How long `open` waits for the first worker to listen on the shared socket before it says so and goes on. */
 const FIRST_LISTEN_TIMEOUT_MS = 10_000;
-import type { WorkerHandle } from './worker-handle.js';
 
 /**
  * The agent's public port, in either `--accept` mode:
