@@ -203,7 +203,7 @@ async function runRow(row: string, sessions: number): Promise<ScaleRow> {
       const connectMs = performance.now() - started;
       const latencies = connected.flatMap((c) => c.latencies).sort((a, b) => a - b);
       const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-      process.stdout.write(`  ${row}: each session's connect → subscribed: median ${at(0.5).toFixed(0)} ms, p90 ${at(0.9).toFixed(0)}, p99 ${at(0.99).toFixed(0)}, max ${at(1).toFixed(0)} ms; ${latencies.filter((ms) => ms >= 1000).length} took 1 s or more\n`);
+      process.stdout.write(`  ${row}: each session's connect → ${values.subscribe === 'off' ? 'accepted' : 'subscribed'}: median ${at(0.5).toFixed(0)} ms, p90 ${at(0.9).toFixed(0)}, p99 ${at(0.99).toFixed(0)}, max ${at(1).toFixed(0)} ms; ${latencies.filter((ms) => ms >= 1000).length} took 1 s or more\n`);
       const failed = connected.reduce((n, c) => n + c.failed, 0);
       if (failed > 0) notes.push(`${failed} sessions failed: ${connected.find((c) => c.firstError)?.firstError}`);
       const ok = connected.reduce((n, c) => n + c.ok, 0);

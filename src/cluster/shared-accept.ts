@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { NativeHandle } from './shared-port.js';
+import { destroyOnError } from '../transport/transport.js';
 
 /** An accepted socket before its first request: its SharedAccept, for the one shared close listener (no closure per socket, #15). */
 const SHARED_ACCEPT = Symbol('zenconn.sharedAccept');
@@ -7,11 +8,6 @@ type Unsettled = Socket & { [SHARED_ACCEPT]?: SharedAccept };
 
 function onUnsettledClose(this: Unsettled): void {
   this[SHARED_ACCEPT]?.settled(this);
-}
-
-/** A socket's error listener until the HTTP server takes it over: drop the connection. */
-function destroyOnError(this: Socket): void {
-  this.destroy();
 }
 
 export interface SharedAcceptOptions {

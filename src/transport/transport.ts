@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
 
 /**
  * The socket engine seam. zenconn's protocol, channel and session code talk only to
@@ -70,4 +71,13 @@ export interface Transport {
   attach<T>(server: HttpServer | HttpsServer, options: TransportOptions<T>): void;
   /** Stop taking upgrades (existing connections stay). */
   detach(): void;
+}
+
+/**
+ * A socket's error listener until its owner takes it over: drop the connection. One shared
+ * function rather than a closure per socket (a closure would keep its scope alive as long
+ * as the socket, #15).
+ */
+export function destroyOnError(this: Duplex): void {
+  this.destroy();
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import * as wsModule from 'ws';
 import { WebSocketServer, WebSocket } from 'ws';
-import type { Connection, ConnectionHandler, PreparedFrame, Transport, TransportOptions } from './transport.js';
+import { destroyOnError, type Connection, type ConnectionHandler, type PreparedFrame, type Transport, type TransportOptions } from './transport.js';
 import { FrameRun } from './frame-run.js';
 
 /** A frame already laid out on the wire (header + payload), shared by every recipient. */
@@ -195,9 +195,4 @@ export class WsTransport implements Transport {
     this.wss = null;
     this.onUpgrade = null;
   }
-}
-
-/** A socket's error listener until ws takes it over: drop the connection. */
-function destroyOnError(this: Duplex): void {
-  this.destroy();
 }
